@@ -1,0 +1,365 @@
+//! A local stand-in for the parts of Microsoft Graph v1.0 and of the Entra ID
+//! token endpoints that the b2b-signup portal calls.
+//!
+//! # Why it exists
+//! Graph has no local emulator, and the portal's behaviour under Graph's
+//! quirks (paging by opaque nextLinks, `$batch` answers in any order, 429s
+//! with `Retry-After` inside a 200 batch, duplicate-membership 400s, a guest
+//! that already exists, signInActivity needing a P1 licence) is exactly what
+//! must be tested. The simulator reproduces those documented shapes, status
+//! codes and error bodies, so tests and the local dev loop run the portal's
+//! production code path with only its base URLs changed through settings.
+//!
+//! # Use
+//! In tests, start one per test on a random loopback port:
+//! ```no_run
+//! # async fn t() -> std::io::Result<()> {
+//! use graph_simulator::{Simulator, SimulatorConfig};
+//! let sim = Simulator::start(SimulatorConfig::default()).await?;
+//! let graph_base = sim.base_url(); // http://127.0.0.1:PORT/v1.0
+//! # Ok(()) }
+//! ```
+//! For the dev loop, run the binary: `graph-simulator --port 7300
+//! [--seed-guests N] [--latency-ms N]`, and drive it through `/_sim/...`.
+//!
+//! # What is served
+//! * Tokens: `POST /{tenant}/oauth2/v2.0/token` (client credentials),
+//!   `GET /msi/token` (App Service managed identity, `X-IDENTITY-HEADER`),
+//!   `GET /metadata/identity/oauth2/token` (IMDS, `Metadata: true`).
+//! * Graph under `/v1.0`: `POST /invitations`; `GET /users` (`$filter`,
+//!   `$select`, `$top`, `$count`, `$skiptoken`); `GET|PATCH|DELETE /users/{id}`;
+//!   `POST /users/{id}/checkMemberGroups`; `GET /users/{id}/memberOf`;
+//!   `GET /groups/{id}`; `GET /groups/{id}/members`;
+//!   `POST /groups/{id}/members/$ref`; `DELETE /groups/{id}/members/{uid}/$ref`;
+//!   `GET /servicePrincipals/{id}`; `GET|POST /servicePrincipals/{id}/appRoleAssignedTo`;
+//!   `GET /directory/deletedItems/microsoft.graph.user`;
+//!   `GET|DELETE /directory/deletedItems/{id}`; `POST /directory/deletedItems/{id}/restore`;
+//!   `POST /$batch`.
+//! * Admin (no auth): `GET /_sim/config`, `GET /_sim/state[?users=false]`,
+//!   `GET /_sim/users[?mail=]`, `GET /_sim/users/{id}`, `POST /_sim/users/{id}/redeem`,
+//!   `POST /_sim/users/{id}/signIn {"at"|"sentinel"}`, `POST /_sim/members`,
+//!   `POST /_sim/guests` (one guest, or `{"count":N,"createdDaysAgo":D}`),
+//!   `POST /_sim/groups {"displayName","refusesGuests"}`, `GET /_sim/groups/{id}/members`,
+//!   `POST /_sim/servicePrincipals {"displayName","appRoleIds"}`,
+//!   `GET /_sim/servicePrincipals/{id}/assignments`, `GET /_sim/invitations`,
+//!   `GET /_sim/deleted`, `GET|DELETE /_sim/calls`, `GET|POST|DELETE /_sim/faults`,
+//!   `PUT /_sim/latency {"ms"}`, `POST /_sim/tokens/expire`.
+
+mod admin;
+mod auth;
+mod batch;
+mod errors;
+mod faults;
+mod odata;
+mod routes;
+mod server;
+mod shared;
+mod state;
+mod throttle;
+mod types;
+mod util;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use time::OffsetDateTime;
+
+use crate::shared::Shared;
+use crate::state::{NewUser, SignIn};
+
+pub use crate::types::{
+    CallCounts, Fault, FaultRoute, InvitationRecord, SeedGuest, SimulatorConfig, UserSnapshot,
+    CLIENT_ID, CLIENT_SECRET, DEFAULT_TENANT_ID, IDENTITY_HEADER, SIGN_IN_SENTINEL, TENANT_DOMAIN,
+};
+
+/// A running simulator. Cheap to clone; all clones drive the same server.
+/// The server runs until the tokio runtime it was started on shuts down.
+#[derive(Debug, Clone)]
+pub struct Simulator {
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl Simulator {
+    /// Binds `127.0.0.1:0` and serves on the current tokio runtime.
+    pub async fn start(config: SimulatorConfig) -> std::io::Result<Simulator> {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
+        Self::start_on(listener, config).await
+    }
+
+    /// Serves on an already bound listener (the binary's fixed port).
+    pub async fn start_on(
+        listener: tokio::net::TcpListener,
+        config: SimulatorConfig,
+    ) -> std::io::Result<Simulator> {
+        let addr = listener.local_addr()?;
+        let shared = Arc::new(Shared::new(addr, config));
+        tokio::spawn(server::serve(listener, shared.clone()));
+        Ok(Simulator { shared })
+    }
+
+    /// Starts on a dedicated thread with its own runtime, and runs until the
+    /// process exits. For tests whose own runtime may block (waiting on a child
+    /// process, a blocking client): a simulator on the test's runtime would
+    /// stop answering while it is blocked. Callable from sync or async code.
+    pub fn start_detached(config: SimulatorConfig) -> std::io::Result<Simulator> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("graph-simulator".into())
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                        return;
+                    }
+                };
+                rt.block_on(async move {
+                    match Simulator::start(config).await {
+                        Ok(sim) => {
+                            let _ = tx.send(Ok(sim));
+                            std::future::pending::<()>().await;
+                        }
+                        Err(e) => {
+                            let _ = tx.send(Err(e));
+                        }
+                    }
+                });
+            })?;
+        rx.recv()
+            .map_err(|_| std::io::Error::other("the simulator thread ended before starting"))?
+    }
+
+    /// `http://127.0.0.1:PORT/v1.0`, the Graph base URL.
+    pub fn base_url(&self) -> String {
+        format!("{}/v1.0", self.authority_host())
+    }
+
+    /// `http://127.0.0.1:PORT`; the token endpoint is
+    /// `{authority_host}/{tenant}/oauth2/v2.0/token`.
+    pub fn authority_host(&self) -> String {
+        format!("http://{}", self.shared.addr)
+    }
+
+    /// The App Service managed identity endpoint (`IDENTITY_ENDPOINT`).
+    pub fn identity_endpoint(&self) -> String {
+        format!("{}/msi/token", self.authority_host())
+    }
+
+    /// The secret `IDENTITY_HEADER` value that endpoint demands.
+    pub fn identity_header(&self) -> String {
+        IDENTITY_HEADER.to_string()
+    }
+
+    /// The one registered app (client credentials); also the managed identity's client id.
+    pub fn client_id(&self) -> String {
+        CLIENT_ID.to_string()
+    }
+
+    pub fn client_secret(&self) -> String {
+        CLIENT_SECRET.to_string()
+    }
+
+    pub fn tenant_id(&self) -> String {
+        self.shared.tenant_id.clone()
+    }
+
+    /// A member user (the kind that can't be invited).
+    pub fn add_member(&self, mail: &str, display_name: &str) -> String {
+        self.shared.dir().insert_user(NewUser {
+            display_name: display_name.to_string(),
+            mail: mail.to_string(),
+            user_type: "Member",
+            created: OffsetDateTime::now_utc(),
+            creation_type: None,
+            external_user_state: None,
+            external_user_state_changed: None,
+            account_enabled: true,
+            sign_in: SignIn::default(),
+        })
+    }
+
+    /// A guest as if invited earlier; returns its object id.
+    pub fn add_guest(&self, g: SeedGuest) -> String {
+        let display_name = if g.display_name.is_empty() {
+            g.mail.split('@').next().unwrap_or_default().to_string()
+        } else {
+            g.display_name
+        };
+        let changed = g
+            .external_user_state
+            .as_ref()
+            .map(|_| g.state_changed.unwrap_or(g.created));
+        self.shared.dir().insert_user(NewUser {
+            display_name,
+            mail: g.mail,
+            user_type: "Guest",
+            created: g.created,
+            creation_type: Some("Invitation".into()),
+            external_user_state: g.external_user_state,
+            external_user_state_changed: changed,
+            account_enabled: g.account_enabled,
+            sign_in: SignIn {
+                last: g.last_sign_in,
+                last_non_interactive: g.last_sign_in,
+                last_successful: g.last_sign_in,
+            },
+        })
+    }
+
+    /// `n` pending guests created at `created`, mailed `seed-guest-<k>@seed.example`.
+    /// Takes one lock for the whole batch, so 100,000 guests seed in well under a second.
+    pub fn seed_guests(&self, n: usize, created: OffsetDateTime) {
+        let mut dir = self.shared.dir();
+        let base = dir.users.len() + dir.deleted.len();
+        for k in 0..n {
+            let ordinal = base + k + 1;
+            dir.insert_user(NewUser {
+                display_name: format!("Seed Guest {ordinal}"),
+                mail: format!("seed-guest-{ordinal}@seed.example"),
+                user_type: "Guest",
+                created,
+                creation_type: Some("Invitation".into()),
+                external_user_state: Some("PendingAcceptance".into()),
+                external_user_state_changed: Some(created),
+                account_enabled: true,
+                sign_in: SignIn::default(),
+            });
+        }
+    }
+
+    pub fn add_group(&self, display_name: &str) -> String {
+        self.shared.dir().add_group(display_name, false)
+    }
+
+    /// A group that answers 403 `Authorization_RequestDenied` when a guest is
+    /// added, like on-premises-synced groups.
+    pub fn add_group_refusing_guests(&self, display_name: &str) -> String {
+        self.shared.dir().add_group(display_name, true)
+    }
+
+    /// A resource service principal exposing `app_role_ids` (the all-zero
+    /// default-access role is always accepted as well).
+    pub fn add_service_principal(&self, display_name: &str, app_role_ids: &[uuid::Uuid]) -> String {
+        self.shared
+            .dir()
+            .add_service_principal(display_name, app_role_ids)
+    }
+
+    /// Every user, active and soft-deleted, in creation order.
+    pub fn users(&self) -> Vec<UserSnapshot> {
+        let dir = self.shared.dir();
+        let mut all: Vec<&state::User> = dir.users.values().chain(dir.deleted.values()).collect();
+        all.sort_by_key(|u| u.seq);
+        all.into_iter().map(state::User::snapshot).collect()
+    }
+
+    /// An active or soft-deleted user by object id.
+    pub fn user(&self, id: &str) -> Option<UserSnapshot> {
+        self.shared.dir().any_user(id).map(state::User::snapshot)
+    }
+
+    /// The active user with this mail (case-insensitive), guests first.
+    pub fn user_by_mail(&self, mail: &str) -> Option<UserSnapshot> {
+        let dir = self.shared.dir();
+        let mut found = dir.users_by_mail(mail);
+        found.sort_by_key(|u| (u.user_type != "Guest", u.seq));
+        found.first().map(|u| u.snapshot())
+    }
+
+    /// Member ids of a group, in the order they were added (empty if unknown).
+    pub fn group_members(&self, group_id: &str) -> Vec<String> {
+        self.shared
+            .dir()
+            .groups
+            .get(group_id)
+            .map(|g| g.members.clone())
+            .unwrap_or_default()
+    }
+
+    /// `(principalId, appRoleId)` of each assignment on the service principal.
+    pub fn app_role_assignments(&self, sp_id: &str) -> Vec<(String, String)> {
+        self.shared
+            .dir()
+            .service_principals
+            .get(sp_id)
+            .map(|sp| {
+                sp.assignments
+                    .iter()
+                    .map(|a| (a.principal_id.clone(), a.app_role_id.clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    pub fn invitations(&self) -> Vec<InvitationRecord> {
+        self.shared.dir().invitations.clone()
+    }
+
+    /// Ids of soft-deleted users (restorable).
+    pub fn deleted_users(&self) -> Vec<String> {
+        self.shared
+            .dir()
+            .deleted
+            .values()
+            .map(|u| u.id.clone())
+            .collect()
+    }
+
+    /// Marks a guest as having redeemed its invitation. False if unknown.
+    pub fn redeem(&self, id: &str) -> bool {
+        let mut dir = self.shared.dir();
+        match dir.user_mut(id) {
+            Some(u) => {
+                u.external_user_state = Some("Accepted".into());
+                u.external_user_state_changed = Some(OffsetDateTime::now_utc());
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Sets all three signInActivity timestamps (None = never signed in).
+    pub fn set_last_sign_in(&self, id: &str, at: Option<OffsetDateTime>) -> bool {
+        let mut dir = self.shared.dir();
+        match dir.user_mut(id) {
+            Some(u) => {
+                u.sign_in = SignIn {
+                    last: at,
+                    last_non_interactive: at,
+                    last_successful: at,
+                };
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub fn calls(&self) -> CallCounts {
+        self.shared.calls()
+    }
+
+    pub fn reset_calls(&self) {
+        self.shared.reset_calls();
+    }
+
+    /// Queues a fault; faults apply oldest first to the calls they match.
+    pub fn inject_fault(&self, f: Fault) {
+        self.shared.inject_fault(f);
+    }
+
+    pub fn clear_faults(&self) {
+        self.shared.clear_faults();
+    }
+
+    pub fn set_latency(&self, d: Duration) {
+        self.shared.set_latency(d);
+    }
+
+    /// Expires every token issued so far: the next Graph call with one answers 401.
+    pub fn expire_tokens(&self) {
+        auth::expire_all(&self.shared);
+    }
+}
