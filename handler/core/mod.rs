@@ -1,0 +1,15 @@
+//! The pure core of the portal: the rules, with no I/O.
+//!
+//! Everything here is plain data and functions — no clock, no network, no storage — so that
+//! the decisions that matter for security (who may become a guest, which policy applies, whether
+//! a link is genuine) are unit-tested exhaustively and the adapters around them stay thin.
+//!
+//! - [`email`]: email addresses and domains, parsed once into canonical values.
+//! - [`policy`]: per-domain admission policies, their validation and matching.
+//! - [`request`]: a sign-up request and the state machine of its only allowed changes.
+//! - [`token`]: signed, expiring, purpose-bound link tokens with key rotation.
+
+pub mod email;
+pub mod policy;
+pub mod request;
+pub mod token;

@@ -1,0 +1,24 @@
+//! b2b-signup: a self-service sign-up portal for Microsoft Entra ID B2B collaboration, run as
+//! an Azure Functions custom handler.
+//!
+//! How the code is laid out, from the inside out:
+//! - [`core`]: the rules, pure and exhaustively tested: email addresses and domains, policies,
+//!   the request state machine, signed link tokens, rate-limit windows.
+//! - [`views`]: pages and mails, rendered from values (HTML-escaped, Swedish and English).
+//! - [`adapters`]: the outside world behind small interfaces: Table Storage, Microsoft Graph,
+//!   SMTP, credentials.
+//! - [`store`]: the portal's records as table rows, keys chosen for the portal's queries.
+//! - [`functions`]: the three Azure Functions (`signup`, `approve`, `cleanup`), each a page of
+//!   orchestration over the above.
+//! - [`host`]: the custom-handler protocol the Functions host speaks.
+//! - [`cli`]: the admin's command line over the same code.
+
+pub mod adapters;
+pub mod cli;
+pub mod core;
+pub mod functions;
+pub mod host;
+pub mod settings;
+pub mod store;
+pub mod telemetry;
+pub mod views;
