@@ -1,0 +1,695 @@
+//! Microsoft Graph, as the portal uses it: invitations, group and app-role grants, reading and
+//! removing guests, and `$batch`.
+//!
+//! Graph throttles (429) and sometimes fails (5xx), per call and, inside a `$batch`, per
+//! sub-request. This client honours `Retry-After` and backs off with jitter, but only up to a
+//! caller-chosen patience: a partner waiting on a form should get "we are setting up your
+//! access" within seconds and leave the rest to the timer, while the timer itself can wait.
+//! Errors come back as [`GraphError`], which says whether retrying can help.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use azure_core::credentials::TokenCredential;
+use rand::Rng;
+use reqwest::Method;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+/// Graph's limit on sub-requests in one `$batch`.
+pub const BATCH_LIMIT: usize = 20;
+/// Graph's largest page of users.
+pub const PAGE_LIMIT: usize = 999;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GraphError {
+    /// 429 (or 503 with Retry-After) outlasted our patience; try again after this long.
+    Throttled {
+        retry_after: Duration,
+    },
+    /// 5xx, a timeout, a dropped connection, or no token: nothing was decided, retry later.
+    Unavailable(String),
+    /// A refusal that retrying will not change (403 guest invitations restricted, 400 bad
+    /// request, a group that refuses guests). `code` is Graph's error code.
+    Refused {
+        status: u16,
+        code: String,
+        message: String,
+    },
+    NotFound(String),
+}
+
+impl GraphError {
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            GraphError::Throttled { .. } | GraphError::Unavailable(_)
+        )
+    }
+}
+
+impl std::fmt::Display for GraphError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            GraphError::Throttled { retry_after } => write!(
+                f,
+                "Graph is throttling; retry after {} s",
+                retry_after.as_secs()
+            ),
+            GraphError::Unavailable(why) => write!(f, "Graph is unavailable: {why}"),
+            GraphError::Refused {
+                status,
+                code,
+                message,
+            } => write!(f, "Graph refused ({status} {code}): {message}"),
+            GraphError::NotFound(what) => write!(f, "Graph has no {what}"),
+        }
+    }
+}
+
+impl std::error::Error for GraphError {}
+
+/// What `POST /invitations` gave back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invitation {
+    pub user_id: String,
+    pub redeem_url: String,
+    pub status: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InvitationRequest {
+    pub invited_user_email_address: String,
+    pub invited_user_display_name: String,
+    pub invite_redirect_url: String,
+    /// Always false: Graph drops custom text when an app invites, so the portal sends its own
+    /// localized mail carrying the redeem URL.
+    pub send_invitation_message: bool,
+    pub invited_user_type: &'static str,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub invited_user_sponsors: Vec<Value>,
+}
+
+impl InvitationRequest {
+    pub fn new(email: &str, display_name: &str, redirect_url: &str, sponsors: &[String]) -> Self {
+        InvitationRequest {
+            invited_user_email_address: email.to_string(),
+            invited_user_display_name: display_name.to_string(),
+            invite_redirect_url: redirect_url.to_string(),
+            send_invitation_message: false,
+            invited_user_type: "Guest",
+            invited_user_sponsors: sponsors
+                .iter()
+                .take(5)
+                .map(|id| json!({ "id": id }))
+                .collect(),
+        }
+    }
+}
+
+/// One sub-request of a `$batch`, and its answer.
+#[derive(Debug, Clone)]
+pub struct BatchCall {
+    pub method: Method,
+    /// Relative to the version root, e.g. `/users/{id}`.
+    pub url: String,
+    pub body: Option<Value>,
+}
+
+#[derive(Debug, Clone)]
+pub struct BatchAnswer {
+    pub status: u16,
+    pub body: Value,
+}
+
+impl BatchAnswer {
+    pub fn error(&self) -> Option<GraphError> {
+        if (200..300).contains(&self.status) {
+            return None;
+        }
+        Some(error_from(self.status, None, &self.body))
+    }
+}
+
+/// A guest as the cleanup sees it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DirectoryUser {
+    pub id: String,
+    #[serde(default)]
+    pub mail: Option<String>,
+    #[serde(default)]
+    pub user_type: Option<String>,
+    #[serde(default)]
+    pub account_enabled: Option<bool>,
+    #[serde(default)]
+    pub created_date_time: Option<String>,
+    #[serde(default)]
+    pub external_user_state: Option<String>,
+    #[serde(default)]
+    pub external_user_state_change_date_time: Option<String>,
+    #[serde(default)]
+    pub sign_in_activity: Option<SignInActivity>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SignInActivity {
+    #[serde(default)]
+    pub last_sign_in_date_time: Option<String>,
+    #[serde(default)]
+    pub last_non_interactive_sign_in_date_time: Option<String>,
+    #[serde(default)]
+    pub last_successful_sign_in_date_time: Option<String>,
+}
+
+pub struct UserPage {
+    pub users: Vec<DirectoryUser>,
+    /// `@odata.nextLink`, to be followed verbatim.
+    pub next_link: Option<String>,
+}
+
+#[derive(Clone)]
+pub struct GraphClient {
+    http: reqwest::Client,
+    base: String,
+    scope: String,
+    credential: Arc<dyn TokenCredential>,
+    /// How long one call may spend waiting out throttling and transient failures.
+    patience: Duration,
+    calls: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl GraphClient {
+    pub fn new(
+        http: reqwest::Client,
+        base_url: &url::Url,
+        scope: &str,
+        credential: Arc<dyn TokenCredential>,
+    ) -> Self {
+        GraphClient {
+            http,
+            base: base_url.as_str().trim_end_matches('/').to_string(),
+            scope: scope.to_string(),
+            credential,
+            patience: Duration::from_secs(8),
+            calls: Arc::new(std::sync::atomic::AtomicU64::new(0)),
+        }
+    }
+
+    /// The same client, willing to wait longer (the timer) or shorter (a form).
+    pub fn with_patience(&self, patience: Duration) -> Self {
+        GraphClient {
+            patience,
+            ..self.clone()
+        }
+    }
+
+    /// HTTP calls made so far (benchmarks compare this with the floor).
+    pub fn calls_made(&self) -> u64 {
+        self.calls.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    async fn token(&self) -> Result<String, GraphError> {
+        let token = self
+            .credential
+            .get_token(&[self.scope.as_str()], None)
+            .await
+            .map_err(|e| GraphError::Unavailable(format!("no token for Graph: {e}")))?;
+        Ok(token.token.secret().to_string())
+    }
+
+    /// One call with retries: 429/503 honour Retry-After, 5xx and connection errors back off
+    /// exponentially with jitter, all within `patience`.
+    async fn call(
+        &self,
+        method: Method,
+        url: &str,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+    ) -> Result<(u16, Value), GraphError> {
+        let started = Instant::now();
+        let mut attempt: u32 = 0;
+        loop {
+            attempt += 1;
+            let outcome = self.call_once(method.clone(), url, body, headers).await;
+            let wait = match &outcome {
+                Ok((status, _, _)) if *status < 400 => return outcome.map(|(s, _, v)| (s, v)),
+                Ok((status, retry_after, value)) => {
+                    let retryable = *status == 429
+                        || *status == 503
+                        || *status == 502
+                        || *status == 504
+                        || *status == 500;
+                    if !retryable {
+                        return Err(error_from(*status, None, value));
+                    }
+                    retry_after.unwrap_or_else(|| backoff(attempt))
+                }
+                Err(_) => backoff(attempt),
+            };
+            if started.elapsed() + wait > self.patience {
+                return match outcome {
+                    Ok((429, retry_after, _)) | Ok((503, retry_after, _)) => {
+                        Err(GraphError::Throttled {
+                            retry_after: retry_after.unwrap_or(wait),
+                        })
+                    }
+                    Ok((status, _, value)) => Err(error_from(status, None, &value)),
+                    Err(e) => Err(e),
+                };
+            }
+            tracing::debug!(
+                attempt,
+                wait_ms = wait.as_millis() as u64,
+                "graph call will be retried"
+            );
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    async fn call_once(
+        &self,
+        method: Method,
+        url: &str,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+    ) -> Result<(u16, Option<Duration>, Value), GraphError> {
+        let token = self.token().await?;
+        let full = if url.starts_with("http://") || url.starts_with("https://") {
+            url.to_string()
+        } else {
+            format!("{}{}", self.base, url)
+        };
+        let mut req = self.http.request(method, &full).bearer_auth(token);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        if let Some(body) = body {
+            req = req.json(body);
+        }
+        self.calls
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| GraphError::Unavailable(describe(&e)))?;
+        let status = resp.status().as_u16();
+        let retry_after = retry_after(resp.headers());
+        let text = resp
+            .text()
+            .await
+            .map_err(|e| GraphError::Unavailable(describe(&e)))?;
+        let value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        Ok((status, retry_after, value))
+    }
+
+    pub async fn invite(&self, request: &InvitationRequest) -> Result<Invitation, GraphError> {
+        let body = serde_json::to_value(request).expect("invitation serializes");
+        let (_, value) = self
+            .call(Method::POST, "/invitations", Some(&body), &[])
+            .await?;
+        let user_id = value["invitedUser"]["id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let redeem_url = value["inviteRedeemUrl"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        if user_id.is_empty() || redeem_url.is_empty() {
+            return Err(GraphError::Unavailable(
+                "the invitation answer has no invitedUser.id or inviteRedeemUrl".into(),
+            ));
+        }
+        Ok(Invitation {
+            user_id,
+            redeem_url,
+            status: value["status"]
+                .as_str()
+                .unwrap_or("PendingAcceptance")
+                .to_string(),
+        })
+    }
+
+    /// The object id of the user whose mail (or UPN) is `address`, for sponsors.
+    pub async fn find_user_by_mail(&self, address: &str) -> Result<Option<String>, GraphError> {
+        let quoted = address.replace('\'', "''");
+        let url = format!(
+            "/users?$filter={}&$select=id&$top=1",
+            urlencode(&format!(
+                "mail eq '{quoted}' or userPrincipalName eq '{quoted}'"
+            ))
+        );
+        let (_, value) = match self.call(Method::GET, &url, None, &[]).await {
+            // Some tenants (and the simulator) do not take `or` here; fall back to mail alone.
+            Err(GraphError::Refused { status: 400, .. }) => {
+                let url = format!(
+                    "/users?$filter={}&$select=id&$top=1",
+                    urlencode(&format!("mail eq '{quoted}'"))
+                );
+                self.call(Method::GET, &url, None, &[]).await?
+            }
+            other => other?,
+        };
+        Ok(value["value"]
+            .get(0)
+            .and_then(|u| u["id"].as_str())
+            .map(str::to_string))
+    }
+
+    /// `POST /$batch` with at most 20 calls; sub-requests answered 429/5xx are sent again (in a
+    /// smaller batch) after their own Retry-After, within this client's patience. The answers
+    /// come back in the order of `calls`.
+    pub async fn batch(&self, calls: &[BatchCall]) -> Result<Vec<BatchAnswer>, GraphError> {
+        assert!(
+            calls.len() <= BATCH_LIMIT,
+            "a Graph batch holds at most {BATCH_LIMIT} calls"
+        );
+        let started = Instant::now();
+        let mut answers: Vec<Option<BatchAnswer>> = vec![None; calls.len()];
+        let mut pending: Vec<usize> = (0..calls.len()).collect();
+        let mut round = 0;
+        while !pending.is_empty() {
+            round += 1;
+            let requests: Vec<Value> = pending
+                .iter()
+                .map(|&i| {
+                    let c = &calls[i];
+                    let mut r =
+                        json!({ "id": i.to_string(), "method": c.method.as_str(), "url": c.url });
+                    if let Some(body) = &c.body {
+                        r["body"] = body.clone();
+                        r["headers"] = json!({ "Content-Type": "application/json" });
+                    }
+                    r
+                })
+                .collect();
+            let (_, value) = self
+                .call(
+                    Method::POST,
+                    "/$batch",
+                    Some(&json!({ "requests": requests })),
+                    &[],
+                )
+                .await?;
+            let mut wait = Duration::ZERO;
+            let mut again = Vec::new();
+            for resp in value["responses"].as_array().cloned().unwrap_or_default() {
+                let Some(i) = resp["id"]
+                    .as_str()
+                    .and_then(|s| s.parse::<usize>().ok())
+                    .filter(|i| *i < calls.len())
+                else {
+                    continue;
+                };
+                let status = resp["status"].as_u64().unwrap_or(500) as u16;
+                if matches!(status, 429 | 500 | 502 | 503 | 504) {
+                    let ra = resp["headers"]
+                        .as_object()
+                        .and_then(|h| {
+                            h.iter()
+                                .find(|(k, _)| k.eq_ignore_ascii_case("retry-after"))
+                        })
+                        .and_then(|(_, v)| {
+                            v.as_str()
+                                .and_then(|s| s.parse::<u64>().ok())
+                                .or(v.as_u64())
+                        })
+                        .map(Duration::from_secs)
+                        .unwrap_or_else(|| backoff(round));
+                    wait = wait.max(ra);
+                    again.push(i);
+                }
+                answers[i] = Some(BatchAnswer {
+                    status,
+                    body: resp["body"].clone(),
+                });
+            }
+            // A sub-request the batch did not answer at all is treated as failed transiently.
+            for &i in &pending {
+                if answers[i].is_none() {
+                    again.push(i);
+                }
+            }
+            again.sort_unstable();
+            again.dedup();
+            if again.is_empty() || started.elapsed() + wait > self.patience {
+                break;
+            }
+            tracing::debug!(
+                retrying = again.len(),
+                wait_ms = wait.as_millis() as u64,
+                "batch sub-requests will be retried"
+            );
+            tokio::time::sleep(wait).await;
+            pending = again;
+        }
+        Ok(answers
+            .into_iter()
+            .map(|a| {
+                a.unwrap_or(BatchAnswer {
+                    status: 503,
+                    body: json!({"error":{"code":"serviceNotAvailable","message":"no answer in the batch"}}),
+                })
+            })
+            .collect())
+    }
+
+    /// Grants a new guest its groups and app roles in as few calls as Graph allows. "Already
+    /// a member" and "already assigned" count as done: grants are retried, never doubled.
+    pub async fn grant(
+        &self,
+        user_id: &str,
+        groups: &[String],
+        app_roles: &[(String, String)],
+    ) -> Result<Vec<GrantOutcome>, GraphError> {
+        let mut calls = Vec::new();
+        let mut targets = Vec::new();
+        for g in groups {
+            calls.push(BatchCall {
+                method: Method::POST,
+                url: format!("/groups/{g}/members/$ref"),
+                body: Some(json!({ "@odata.id": format!("https://graph.microsoft.com/v1.0/directoryObjects/{user_id}") })),
+            });
+            targets.push(format!("group {g}"));
+        }
+        for (resource, role) in app_roles {
+            calls.push(BatchCall {
+                method: Method::POST,
+                url: format!("/servicePrincipals/{resource}/appRoleAssignedTo"),
+                body: Some(
+                    json!({ "principalId": user_id, "resourceId": resource, "appRoleId": role }),
+                ),
+            });
+            targets.push(format!("app role {role} of {resource}"));
+        }
+        let mut outcomes = Vec::new();
+        for (chunk, names) in calls.chunks(BATCH_LIMIT).zip(targets.chunks(BATCH_LIMIT)) {
+            let answers = self.batch(chunk).await?;
+            for (answer, target) in answers.into_iter().zip(names) {
+                let result = match answer.error() {
+                    None => Ok(()),
+                    Some(GraphError::Refused {
+                        status: 400,
+                        message,
+                        ..
+                    }) if message.contains("already exist") => Ok(()),
+                    Some(GraphError::Refused { status: 409, .. }) => Ok(()),
+                    Some(e) => Err(e),
+                };
+                outcomes.push(GrantOutcome {
+                    target: target.clone(),
+                    result,
+                });
+            }
+        }
+        Ok(outcomes)
+    }
+
+    /// One page of users. `url` is either a first-page query or a previous `@odata.nextLink`.
+    pub async fn users_page(&self, url: &str) -> Result<UserPage, GraphError> {
+        let (_, value) = self.call(Method::GET, url, None, &[]).await?;
+        let users = serde_json::from_value(value["value"].clone())
+            .map_err(|e| GraphError::Unavailable(format!("unexpected users page: {e}")))?;
+        Ok(UserPage {
+            users,
+            next_link: value["@odata.nextLink"].as_str().map(str::to_string),
+        })
+    }
+
+    pub async fn get_user(
+        &self,
+        id: &str,
+        select: &str,
+    ) -> Result<Option<DirectoryUser>, GraphError> {
+        match self
+            .call(
+                Method::GET,
+                &format!("/users/{id}?$select={select}"),
+                None,
+                &[],
+            )
+            .await
+        {
+            Ok((_, value)) => {
+                Ok(Some(serde_json::from_value(value).map_err(|e| {
+                    GraphError::Unavailable(format!("unexpected user: {e}"))
+                })?))
+            }
+            Err(GraphError::NotFound(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Which of `groups` the user is a (transitive) member of.
+    pub async fn member_groups(
+        &self,
+        user_id: &str,
+        groups: &[String],
+    ) -> Result<Vec<String>, GraphError> {
+        let (_, value) = self
+            .call(
+                Method::POST,
+                &format!("/users/{user_id}/checkMemberGroups"),
+                Some(&json!({ "groupIds": groups })),
+                &[],
+            )
+            .await?;
+        Ok(value["value"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    pub async fn set_account_enabled(
+        &self,
+        user_id: &str,
+        enabled: bool,
+    ) -> Result<(), GraphError> {
+        self.call(
+            Method::PATCH,
+            &format!("/users/{user_id}"),
+            Some(&json!({ "accountEnabled": enabled })),
+            &[],
+        )
+        .await
+        .map(|_| ())
+    }
+
+    pub async fn delete_user(&self, user_id: &str) -> Result<(), GraphError> {
+        match self
+            .call(Method::DELETE, &format!("/users/{user_id}"), None, &[])
+            .await
+        {
+            Ok(_) | Err(GraphError::NotFound(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct GrantOutcome {
+    pub target: String,
+    pub result: Result<(), GraphError>,
+}
+
+fn error_from(status: u16, retry_after: Option<Duration>, body: &Value) -> GraphError {
+    let code = body["error"]["code"].as_str().unwrap_or("").to_string();
+    let message = body["error"]["message"].as_str().unwrap_or("").to_string();
+    match status {
+        404 => GraphError::NotFound(if message.is_empty() { code } else { message }),
+        429 => GraphError::Throttled {
+            retry_after: retry_after.unwrap_or(Duration::from_secs(5)),
+        },
+        408 | 500..=599 => {
+            GraphError::Unavailable(format!("{status} {code} {message}").trim().to_string())
+        }
+        _ => GraphError::Refused {
+            status,
+            code,
+            message,
+        },
+    }
+}
+
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(Duration::from_secs)
+}
+
+/// 0.5 s, 1 s, 2 s, ... capped at 16 s, with up to 30 % jitter so instances do not retry in step.
+fn backoff(attempt: u32) -> Duration {
+    let base = 500u64.saturating_mul(1 << attempt.saturating_sub(1).min(5));
+    let jitter = rand::thread_rng().gen_range(0..=base * 3 / 10);
+    Duration::from_millis(base.min(16_000) + jitter)
+}
+
+fn describe(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        "timed out".into()
+    } else if e.is_connect() {
+        "could not connect".into()
+    } else {
+        "the connection failed".into()
+    }
+}
+
+fn urlencode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_say_whether_to_retry() {
+        let body = json!({"error":{"code":"Authorization_RequestDenied","message":"Insufficient privileges"}});
+        assert!(!error_from(403, None, &body).is_retryable());
+        assert!(error_from(503, None, &body).is_retryable());
+        assert!(error_from(429, Some(Duration::from_secs(3)), &body).is_retryable());
+        assert!(matches!(
+            error_from(404, None, &body),
+            GraphError::NotFound(_)
+        ));
+    }
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        assert!(
+            backoff(1) >= Duration::from_millis(500) && backoff(1) <= Duration::from_millis(650)
+        );
+        assert!(backoff(3) >= Duration::from_secs(2));
+        assert!(backoff(30) <= Duration::from_millis(16_000 + 4_800));
+    }
+
+    #[test]
+    fn invitations_never_ask_graph_to_mail() {
+        let r = InvitationRequest::new(
+            "a@b.example",
+            "A B",
+            "https://myapps.microsoft.com",
+            &vec!["s1".to_string(); 7],
+        );
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(v["sendInvitationMessage"], false);
+        assert_eq!(v["invitedUserType"], "Guest");
+        assert_eq!(v["invitedUserSponsors"].as_array().unwrap().len(), 5);
+    }
+}

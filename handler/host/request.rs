@@ -1,0 +1,204 @@
+//! The request as the functions see it, already read and size-checked, and the helpers that
+//! build answers. One shape for every function keeps status mapping in one place.
+
+use bytes::Bytes;
+use warp::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+
+pub type Response = warp::reply::Response;
+
+/// A call from the host (forwarded HTTP or an invocation), body fully read.
+#[derive(Debug, Clone)]
+pub struct HttpRequest {
+    pub method: Method,
+    /// The path as the host forwarded it, e.g. `/api/signup/verify`.
+    pub path: String,
+    pub query: Option<String>,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    /// `X-Azure-Functions-InvocationId`, or a fresh id when called outside the host.
+    pub invocation_id: String,
+}
+
+impl HttpRequest {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Query parameters, decoded. Repeated names keep the first value: a second `token=`
+    /// appended by a link rewriter must not replace the one we sent.
+    pub fn query_param(&self, name: &str) -> Option<String> {
+        let q = self.query.as_deref()?;
+        url::form_urlencoded::parse(q.as_bytes())
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+    }
+
+    /// The media type without parameters, lower-cased.
+    pub fn content_type(&self) -> Option<String> {
+        self.header("content-type").map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
+    }
+
+    /// The caller's IP as the Functions front end reports it. Azure's front ends append the
+    /// real client to `X-Forwarded-For`; the left-most entry can be forged by the client, so
+    /// we take the right-most one, which our own front end wrote. `X-Azure-ClientIP` (set by
+    /// Front Door / App Service) wins when present.
+    pub fn client_ip(&self) -> Option<String> {
+        if let Some(ip) = self.header("x-azure-clientip") {
+            return Some(strip_port(ip.trim()).to_string());
+        }
+        let forwarded = self.header("x-forwarded-for")?;
+        forwarded
+            .rsplit(',')
+            .map(str::trim)
+            .find(|s| !s.is_empty())
+            .map(|s| strip_port(s).to_string())
+    }
+}
+
+fn strip_port(ip: &str) -> &str {
+    // "1.2.3.4:5678" -> "1.2.3.4"; "[::1]:80" -> "::1"; a bare IPv6 address stays whole.
+    if let Some(rest) = ip.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    match ip.matches(':').count() {
+        1 => ip.split(':').next().unwrap_or(ip),
+        _ => ip,
+    }
+}
+
+/// Headers every page carries: no inline script, no framing, no sniffing, no referrer (token
+/// pages must not leak their URL to anything they link to), nothing cached.
+pub fn page_headers(headers: &mut HeaderMap) {
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+}
+
+pub fn html(status: StatusCode, body: String) -> Response {
+    let mut res = Response::new(body.into());
+    *res.status_mut() = status;
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    page_headers(res.headers_mut());
+    res
+}
+
+pub fn json(status: StatusCode, value: &serde_json::Value) -> Response {
+    let mut res = Response::new(value.to_string().into());
+    *res.status_mut() = status;
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json; charset=utf-8"),
+    );
+    res.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res.headers_mut().insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    res
+}
+
+pub fn plain(status: StatusCode, text: &str) -> Response {
+    let mut res = Response::new(text.to_string().into());
+    *res.status_mut() = status;
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    page_headers(res.headers_mut());
+    res
+}
+
+pub fn with_header(mut res: Response, name: header::HeaderName, value: &str) -> Response {
+    if let Ok(v) = HeaderValue::from_str(value) {
+        res.headers_mut().insert(name, v);
+    }
+    res
+}
+
+/// 405 with the `Allow` header HTTP asks for.
+pub fn method_not_allowed(allow: &str) -> Response {
+    with_header(
+        plain(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "This address does not accept that method.",
+        ),
+        header::ALLOW,
+        allow,
+    )
+}
+
+pub fn not_found() -> Response {
+    plain(StatusCode::NOT_FOUND, "Nothing here.")
+}
+
+/// A HEAD answer is the GET answer without its body; built this way no HEAD can ever reach
+/// code that changes state.
+pub fn strip_body(res: Response) -> Response {
+    let (parts, _) = res.into_parts();
+    Response::from_parts(parts, Default::default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_headers(pairs: &[(&'static str, &str)]) -> HttpRequest {
+        let mut headers = HeaderMap::new();
+        for (k, v) in pairs {
+            headers.insert(*k, HeaderValue::from_str(v).unwrap());
+        }
+        HttpRequest {
+            method: Method::GET,
+            path: "/api/signup".into(),
+            query: Some("token=a&token=b&lang=sv".into()),
+            headers,
+            body: Bytes::new(),
+            invocation_id: "x".into(),
+        }
+    }
+
+    #[test]
+    fn client_ip_takes_the_hop_our_front_end_wrote() {
+        let r = with_headers(&[("x-forwarded-for", "6.6.6.6, 203.0.113.7:51234")]);
+        assert_eq!(r.client_ip().as_deref(), Some("203.0.113.7"));
+        let r = with_headers(&[("x-forwarded-for", "2001:db8::1")]);
+        assert_eq!(r.client_ip().as_deref(), Some("2001:db8::1"));
+        let r = with_headers(&[
+            ("x-forwarded-for", "1.1.1.1"),
+            ("x-azure-clientip", "198.51.100.2"),
+        ]);
+        assert_eq!(r.client_ip().as_deref(), Some("198.51.100.2"));
+        assert_eq!(with_headers(&[]).client_ip(), None);
+    }
+
+    #[test]
+    fn first_query_value_wins() {
+        let r = with_headers(&[]);
+        assert_eq!(r.query_param("token").as_deref(), Some("a"));
+        assert_eq!(r.query_param("lang").as_deref(), Some("sv"));
+        assert_eq!(r.query_param("nope"), None);
+    }
+}

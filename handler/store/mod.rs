@@ -1,0 +1,26 @@
+//! The portal's records in Table Storage: one module per kind of record, each converting
+//! between domain values and [`Row`]s and choosing its keys for the queries the portal makes.
+//!
+//! | table     | PartitionKey            | RowKey                 | why                                              |
+//! |-----------|-------------------------|------------------------|--------------------------------------------------|
+//! | Policies  | `policy`                | policy key (domain)    | few rows, always read together (one query, cached) |
+//! | Requests  | request id              | `request`              | links carry the id: point reads, ETag per request |
+//! | Requests  | `open-<address hash>`   | `open`                 | one open request per address, claimed by insert  |
+//! | Guests    | `guest`                 | Graph user id          | the cleanup walks them all; point reads by id    |
+//! | Audit     | day `YYYY-MM-DD`        | time + random suffix   | "since" queries read whole days in order         |
+//! | Limits    | `<kind>-<key hash>`     | hour window number     | one counter per window, CAS-incremented          |
+//! | Jobs      | job name                | `lease` / `checkpoint` | the timer's lease and resumable progress         |
+
+pub mod audit;
+pub mod guests;
+pub mod limits;
+pub mod policies;
+pub mod requests;
+
+pub use crate::adapters::tables::{Row, StoreError, TableName, TableStore};
+
+/// SHA-256 of a value, hex: keys derived from personal data never hold the data itself.
+pub fn key_hash(value: &str) -> String {
+    use sha2::Digest;
+    hex::encode(&sha2::Sha256::digest(value.as_bytes())[..16])
+}
