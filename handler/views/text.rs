@@ -1,0 +1,416 @@
+//! Every sentence the portal shows or mails, in English and Swedish side by side.
+//!
+//! Keeping both languages in one table means a sentence can't be added in one language only
+//! (the struct wouldn't compile), and a translator reads each pair together. The Swedish is
+//! written as Swedish, not translated word for word.
+//!
+//! Sentences are plain text templates with named holes such as `{org}`. [`fill`] puts values in
+//! raw; the caller then escapes the whole result for HTML (`escape(&fill(..))`) or fills it with
+//! values already made single-line for a text mail. Templates never contain markup, so escaping
+//! the finished sentence is always right.
+
+use crate::core::policy::Language;
+
+macro_rules! texts {
+    ($($name:ident: $en:literal / $sv:literal,)*) => {
+        /// The portal's sentences in one language; see the module documentation.
+        pub(crate) struct Text {
+            $(pub $name: &'static str,)*
+        }
+
+        const EN: Text = Text { $($name: $en,)* };
+        const SV: Text = Text { $($name: $sv,)* };
+
+        /// Every template as (name, English, Swedish), for tests that check the table as a whole.
+        #[cfg(test)]
+        pub(crate) const ALL: &[(&str, &str, &str)] = &[$((stringify!($name), $en, $sv),)*];
+    };
+}
+
+texts! {
+    // The page frame.
+    nav_language: "Language" / "Språk",
+    logo_alt: "{org} logo" / "Logotyp för {org}",
+    footer: "Partner access to {org}" / "Partneråtkomst till {org}",
+    title_error: "Error: {title}" / "Fel: {title}",
+    back_to_form: "Go to the sign-up form" / "Gå till ansökningsformuläret",
+    close_page: "You can close this page." / "Du kan stänga den här sidan.",
+    contact_person: "If you think this is a mistake, contact your contact person at {org}."
+        / "Om du tror att det är fel, kontakta din kontaktperson på {org}.",
+    hour: "hour" / "timme",
+    hours: "hours" / "timmar",
+    minute: "minute" / "minut",
+    minutes: "minutes" / "minuter",
+
+    // The sign-up form.
+    signup_heading: "Request guest access to {org}" / "Ansök om gäståtkomst till {org}",
+    signup_intro: "If you work with {org} from another company, you can ask for a guest account here. First we send a link to your work email address, to confirm that it is yours."
+        / "Om du samarbetar med {org} från ett annat företag kan du ansöka om ett gästkonto här. Först skickar vi en länk till din e-postadress på jobbet, för att bekräfta att den är din.",
+    required: "(required)" / "(obligatoriskt)",
+    optional: "(optional)" / "(valfritt)",
+    error_hidden_prefix: "Error:" / "Fel:",
+    error_summary_heading: "There is a problem" / "Det finns ett problem",
+    label_email: "Work email address" / "E-postadress på jobbet",
+    hint_email: "The address you use at your company, like name@company.com"
+        / "Adressen du använder på ditt företag, till exempel namn@foretag.se",
+    label_first_name: "First name" / "Förnamn",
+    label_last_name: "Last name" / "Efternamn",
+    label_organisation: "Company or organisation" / "Företag eller organisation",
+    label_justification: "Why do you need access?" / "Varför behöver du åtkomst?",
+    hint_justification: "For example the project you work on and your contact person at {org}. At most {max} characters."
+        / "Till exempel vilket projekt du arbetar med och vem som är din kontaktperson på {org}. Högst {max} tecken.",
+    terms_heading: "Terms of use" / "Användarvillkor",
+    terms_link: "Read the terms of use" / "Läs användarvillkoren",
+    new_tab: "(opens in a new tab)" / "(öppnas i en ny flik)",
+    label_accept_terms: "I accept the terms of use" / "Jag godkänner användarvillkoren",
+    submit_signup: "Continue" / "Fortsätt",
+
+    // Validation messages. `{field}` is one of the `field_*` names, which start a sentence.
+    field_email: "Email address" / "E-postadressen",
+    field_first_name: "First name" / "Förnamnet",
+    field_last_name: "Last name" / "Efternamnet",
+    field_organisation: "Company or organisation" / "Företagsnamnet",
+    field_justification: "Justification" / "Motiveringen",
+    field_reason: "Reason" / "Skälet",
+    field_other: "This field" / "Fältet",
+    required_email: "Enter your work email address" / "Ange din e-postadress på jobbet",
+    required_first_name: "Enter your first name" / "Ange ditt förnamn",
+    required_last_name: "Enter your last name" / "Ange ditt efternamn",
+    required_organisation: "Enter the name of your company or organisation"
+        / "Ange namnet på ditt företag eller din organisation",
+    required_other: "{field} is required" / "{field} måste fyllas i",
+    too_long: "{field} must be {max} characters or fewer" / "{field} får vara högst {max} tecken",
+    invalid_email: "Enter a valid work email address, like name@company.com"
+        / "Ange en giltig e-postadress på jobbet, till exempel namn@foretag.se",
+    control_characters: "{field} contains hidden characters, such as line breaks. Type the text in again instead of pasting it."
+        / "{field} innehåller dolda tecken, till exempel radbrytningar. Skriv in texten igen i stället för att klistra in den.",
+    terms_not_accepted: "Accept the terms of use to continue"
+        / "Du måste godkänna användarvillkoren för att fortsätta",
+
+    // What happens after the form.
+    check_inbox_heading: "Check your inbox" / "Kontrollera din inkorg",
+    check_inbox_body: "If the address can be given access, we have sent a link to it. Check your inbox, and your spam or junk folder too."
+        / "Om adressen kan få åtkomst har vi skickat en länk till den. Titta i inkorgen, och även i skräpposten.",
+    check_inbox_valid: "The link is valid for {hours}. Open it to confirm your address."
+        / "Länken gäller i {hours}. Öppna den för att bekräfta din adress.",
+    confirm_heading: "Confirm your email address" / "Bekräfta din e-postadress",
+    confirm_body: "Select Confirm to show that the email address is yours and to send your request on to {org}."
+        / "Välj Bekräfta för att visa att e-postadressen är din och skicka din ansökan vidare till {org}.",
+    confirm_button: "Confirm" / "Bekräfta",
+    ready_heading: "Your access is ready" / "Din åtkomst är klar",
+    ready_body: "Accept the invitation to start using your access to {org}. You sign in on a Microsoft page, with your work account or with a one-time code sent to your email."
+        / "Acceptera inbjudan för att börja använda din åtkomst till {org}. Du loggar in på en sida från Microsoft, med ditt jobbkonto eller med en engångskod som skickas till din e-post.",
+    ready_button: "Accept the invitation" / "Acceptera inbjudan",
+    ready_mailed: "We have also emailed you the link, so you can accept the invitation later."
+        / "Vi har också mejlat länken till dig, så att du kan acceptera inbjudan senare.",
+    setup_heading: "We are setting up your access" / "Vi håller på att ordna din åtkomst",
+    setup_body: "Your request has been approved. Setting up your access is taking a little longer than usual. You will get an email with your invitation as soon as it is ready; you don't need to do anything else."
+        / "Din ansökan har godkänts. Det tar lite längre tid än vanligt att ordna åtkomsten. Du får ett mejl med din inbjudan så snart den är klar – du behöver inte göra något mer.",
+    awaiting_heading: "Thank you, your request has been sent for approval"
+        / "Tack! Din ansökan har skickats för godkännande",
+    awaiting_body: "Your email address is confirmed. Someone at {org} will now look at your request, and you will get an email when it has been decided."
+        / "Din e-postadress är bekräftad. Nu granskar någon på {org} din ansökan, och du får ett mejl när den har avgjorts.",
+    closed_heading: "We could not give access" / "Vi kunde inte ge åtkomst",
+    closed_body: "We could not give access for this address." / "Vi kunde inte ge åtkomst för den här adressen.",
+
+    // Links that can't be used, and other answers.
+    link_invalid_heading: "This link does not work" / "Länken fungerar inte",
+    link_invalid_body: "The link may be incomplete. Open it again from the email, or copy the whole address into your browser."
+        / "Länken kan vara ofullständig. Öppna den igen från mejlet, eller kopiera hela adressen till webbläsaren.",
+    link_expired_heading: "This link has expired" / "Länken har gått ut",
+    link_expired_body: "Links are only valid for a limited time. Fill in the form again to get a new link."
+        / "Länkar gäller bara en begränsad tid. Fyll i formuläret igen för att få en ny länk.",
+    link_used_heading: "This link has already been used" / "Länken har redan använts",
+    link_used_body: "Each link can only be used once. If you have already used it, check your email for the next step."
+        / "Varje länk kan bara användas en gång. Om du redan har använt den, titta i din e-post efter nästa steg.",
+    too_many_heading: "Too many attempts" / "För många försök",
+    too_many_body: "For security, the number of attempts is limited. Try again in {minutes}."
+        / "Av säkerhetsskäl är antalet försök begränsat. Försök igen om {minutes}.",
+    unavailable_heading: "The service is temporarily unavailable" / "Tjänsten är tillfälligt otillgänglig",
+    unavailable_body: "Nothing has been lost. Try again in a few minutes."
+        / "Inget har gått förlorat. Försök igen om några minuter.",
+    bad_request_heading: "Something was wrong with what was sent" / "Något var fel med det som skickades",
+    bad_request_body: "The page could not read the information it received. Go back to the form and try again."
+        / "Sidan kunde inte läsa uppgifterna den fick. Gå tillbaka till formuläret och försök igen.",
+    not_found_heading: "Page not found" / "Sidan hittades inte",
+    not_found_body: "Check that the address is correct. If you came from a link in an email, open it again from the email."
+        / "Kontrollera att adressen är rätt. Om du kom från en länk i ett mejl, öppna den igen därifrån.",
+    too_large_heading: "What you sent was too large" / "Det du skickade var för stort",
+    too_large_body: "Shorten the text and try again. The justification can be at most {max} characters."
+        / "Korta texten och försök igen. Motiveringen får vara högst {max} tecken.",
+    unsupported_heading: "The form was sent in a format we can't read"
+        / "Formuläret skickades i ett format som vi inte kan läsa",
+    unsupported_body: "Go back to the form and send it again from your web browser."
+        / "Gå tillbaka till formuläret och skicka det igen från din webbläsare.",
+
+    // Approvers' pages.
+    decide_heading: "Review a request for guest access" / "Granska en ansökan om gäståtkomst",
+    decide_intro: "A partner has asked for guest access to {org} and has confirmed that they control the email address below."
+        / "En partner har ansökt om gäståtkomst till {org} och har bekräftat att hen har tillgång till e-postadressen nedan.",
+    decide_note: "Opening this page does not decide anything; only the buttons do."
+        / "Inget avgörs av att sidan öppnas – bara knapparna gör det.",
+    stage: "This is step {stage} of {stages}." / "Det här är steg {stage} av {stages}.",
+    stage_one_by: "Approved in step 1 by {by}." / "Godkänd i steg 1 av {by}.",
+    fact_name: "Name" / "Namn",
+    fact_email: "Email address" / "E-postadress",
+    fact_organisation: "Company or organisation" / "Företag eller organisation",
+    fact_justification: "Justification" / "Motivering",
+    fact_no_justification: "None given" / "Ingen angiven",
+    fact_policy: "Policy" / "Regel",
+    fact_submitted: "Submitted" / "Inskickad",
+    fact_request_id: "Request ID" / "Ärende-id",
+    approve_heading: "Approve" / "Godkänn",
+    approve_final: "The person gets an invitation by email." / "Personen får en inbjudan via e-post.",
+    approve_forward: "The request goes on to the next step." / "Ansökan skickas vidare till nästa steg.",
+    approve_button: "Approve" / "Godkänn",
+    deny_heading: "Deny" / "Avslå",
+    label_reason: "Reason" / "Skäl",
+    hint_reason: "At most {max} characters. It is only shown to the requester if you tick the box below."
+        / "Högst {max} tecken. Skälet visas bara för den som ansökt om du kryssar i rutan nedan.",
+    label_share_reason: "Share the reason with the requester" / "Dela skälet med den som ansökt",
+    deny_button: "Deny" / "Avslå",
+    recorded_approved_heading: "Request approved" / "Ansökan godkänd",
+    recorded_approved_body: "You approved the request from {name} ({email}). They will get an invitation by email."
+        / "Du godkände ansökan från {name} ({email}). Personen får en inbjudan via e-post.",
+    recorded_forwarded_heading: "Request sent on to the next step"
+        / "Ansökan skickad vidare till nästa steg",
+    recorded_forwarded_body: "You approved the request from {name} ({email}). It has been sent on to the next approver, who makes the final decision."
+        / "Du godkände ansökan från {name} ({email}). Den har skickats vidare till nästa godkännare, som fattar det slutliga beslutet.",
+    recorded_denied_heading: "Request denied" / "Ansökan avslagen",
+    recorded_denied_body: "You denied the request from {name} ({email}). They will get an email saying that they could not be given access."
+        / "Du avslog ansökan från {name} ({email}). Personen får ett mejl om att åtkomst inte kunde ges.",
+    already_heading: "This request has already been decided" / "Ansökan är redan avgjord",
+    already_approved: "This request was already approved by {by} on {at}."
+        / "Ansökan godkändes redan av {by} den {at}.",
+    already_denied: "This request was already denied by {by} on {at}."
+        / "Ansökan avslogs redan av {by} den {at}.",
+    nothing_more: "You don't need to do anything more." / "Du behöver inte göra något mer.",
+    own_heading: "You can't decide on your own request" / "Du kan inte besluta om din egen ansökan",
+    own_body: "Another approver has to decide on it." / "En annan godkännare måste fatta beslutet.",
+    sign_in_heading: "Sign in as the approver" / "Logga in som godkännare",
+    sign_in_body: "This link was sent to a particular approver, and only that person can use it. Sign in with that account and open the link from the email again. If you are signed in with another account, sign out first."
+        / "Länken skickades till en viss godkännare och kan bara användas av den personen. Logga in med det kontot och öppna länken i mejlet igen. Om du är inloggad med ett annat konto, logga ut först.",
+
+    // Mails.
+    greeting: "Hi {name}," / "Hej {name}!",
+    greeting_no_name: "Hi," / "Hej!",
+    mail_footer: "This message was sent by {org}'s partner access portal. If you did not ask for it, you can ignore it."
+        / "Det här meddelandet skickades från partnerportalen hos {org}. Om du inte har bett om det kan du bortse från det.",
+    mail_link_fallback: "If the button does not work, copy this address into your browser:"
+        / "Om knappen inte fungerar, kopiera den här adressen till webbläsaren:",
+    verify_subject: "Confirm your email address for {org}" / "Bekräfta din e-postadress för {org}",
+    verify_body: "Someone, hopefully you, has asked for guest access to {org} with this email address. Confirm that the address is yours to continue."
+        / "Någon, förhoppningsvis du, har ansökt om gäståtkomst till {org} med den här e-postadressen. Bekräfta att adressen är din för att gå vidare.",
+    verify_valid: "The link is valid for {hours} and can be used once. If you did not ask for access, ignore this email and nothing will happen."
+        / "Länken gäller i {hours} och kan användas en gång. Om du inte har ansökt om åtkomst kan du bortse från mejlet, så händer ingenting.",
+    invite_subject: "Your access to {org} is ready" / "Din åtkomst till {org} är klar",
+    invite_body: "Your request has been approved and your access to {org} is ready."
+        / "Din ansökan har godkänts och din åtkomst till {org} är klar.",
+    invite_how: "The link takes you to a Microsoft sign-in page. Sign in with your work account, or with a one-time code that Microsoft sends to this address, and accept the invitation from {org}."
+        / "Länken leder till en inloggningssida från Microsoft. Logga in med ditt jobbkonto, eller med en engångskod som Microsoft skickar till den här adressen, och acceptera inbjudan från {org}.",
+    denied_subject: "Your request for access to {org}" / "Din ansökan om åtkomst till {org}",
+    denied_heading: "We could not give you access" / "Vi kunde inte ge dig åtkomst",
+    denied_body: "Your request for guest access to {org} has been reviewed, and we could not give you access."
+        / "Din ansökan om gäståtkomst till {org} har granskats, och vi kunde tyvärr inte ge dig åtkomst.",
+    denied_reason: "The reason given:" / "Angivet skäl:",
+    expired_subject: "Your request for access to {org} has expired"
+        / "Din ansökan om åtkomst till {org} har gått ut",
+    expired_body: "Your request for guest access to {org} was not decided in time, so it has been closed."
+        / "Din ansökan om gäståtkomst till {org} avgjordes inte i tid och har därför avslutats.",
+    expired_next: "If you still need access, you can send a new request or contact your contact person at {org}."
+        / "Om du fortfarande behöver åtkomst kan du skicka en ny ansökan eller kontakta din kontaktperson på {org}.",
+    approver_subject_request: "New request for guest access to {org}"
+        / "Ny ansökan om gäståtkomst till {org}",
+    approver_subject_reminder: "Reminder: a request for guest access to {org} is waiting for you"
+        / "Påminnelse: en ansökan om gäståtkomst till {org} väntar på dig",
+    approver_subject_escalation: "A request for guest access to {org} needs a decision"
+        / "En ansökan om gäståtkomst till {org} behöver ett beslut",
+    approver_body_request: "A partner has asked for guest access to {org} and has confirmed their email address. You are named as an approver for requests like this."
+        / "En partner har ansökt om gäståtkomst till {org} och har bekräftat sin e-postadress. Du är utsedd att besluta om sådana ansökningar.",
+    approver_body_reminder: "A request for guest access to {org} is still waiting for your decision."
+        / "En ansökan om gäståtkomst till {org} väntar fortfarande på ditt beslut.",
+    approver_body_escalation: "A request for guest access to {org} was not decided in time and has been passed on to you."
+        / "En ansökan om gäståtkomst till {org} avgjordes inte i tid och har lämnats över till dig.",
+    approver_action: "Review the request" / "Granska ansökan",
+    approver_note: "The link opens a page where you approve or deny the request; opening it decides nothing. Please don't forward this email: the link is meant for you."
+        / "Länken öppnar en sida där du godkänner eller avslår ansökan; att öppna den avgör ingenting. Vidarebefordra inte mejlet – länken är avsedd för dig.",
+    redeem_subject: "Reminder: accept your invitation to {org}"
+        / "Påminnelse: acceptera din inbjudan till {org}",
+    redeem_body: "You have an invitation to {org} that you have not accepted yet. Accept it before {date}, otherwise it will be removed."
+        / "Du har en inbjudan till {org} som du inte har accepterat ännu. Acceptera den före {date}, annars tas den bort.",
+    redeem_ignore: "If you no longer need access, you can ignore this email."
+        / "Om du inte längre behöver åtkomst kan du bortse från mejlet.",
+    removal_subject: "Your guest access to {org} will be removed"
+        / "Din gäståtkomst till {org} kommer att tas bort",
+    removal_period_over: "The period your guest access to {org} was given for has ended."
+        / "Perioden som din gäståtkomst till {org} gällde för har tagit slut.",
+    removal_inactive: "Your guest account at {org} has not been used for a long time."
+        / "Ditt gästkonto hos {org} har inte använts på länge.",
+    removal_when: "Your access will be removed on {date}." / "Din åtkomst tas bort den {date}.",
+    removal_contact: "If you still need access, contact your contact person at {org}."
+        / "Om du fortfarande behöver åtkomst, kontakta din kontaktperson på {org}.",
+}
+
+/// The sentences in `lang`.
+pub(crate) fn text(lang: Language) -> &'static Text {
+    match lang {
+        Language::En => &EN,
+        Language::Sv => &SV,
+    }
+}
+
+/// The holes a template may have. A hole not listed here is a typo; tests check every template.
+#[cfg(test)]
+pub(crate) const HOLES: &[&str] = &[
+    "org", "title", "max", "field", "hours", "minutes", "name", "email", "stage", "stages", "by",
+    "at", "date",
+];
+
+/// `template` with each `{hole}` replaced by its value, in one pass: a value that itself
+/// contains `{org}` is not filled again. A hole with no value is left as written.
+pub(crate) fn fill(template: &str, values: &[(&str, &str)]) -> String {
+    let mut out = String::with_capacity(template.len() + 32);
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        let hole = after
+            .find('}')
+            .map(|close| (&after[..close], &after[close + 1..]));
+        match hole.and_then(|(name, tail)| {
+            values
+                .iter()
+                .find(|(key, _)| *key == name)
+                .map(|(_, value)| (*value, tail))
+        }) {
+            Some((value, tail)) => {
+                out.push_str(value);
+                rest = tail;
+            }
+            None => {
+                out.push('{');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The holes in `template`, in order.
+#[cfg(test)]
+pub(crate) fn holes(template: &str) -> Vec<&str> {
+    let mut found = Vec::new();
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        let after = &rest[open + 1..];
+        match after.find('}') {
+            Some(close) => {
+                found.push(&after[..close]);
+                rest = &after[close + 1..];
+            }
+            None => break,
+        }
+    }
+    found
+}
+
+/// A whole number as people write it: `1,000` in English, `1 000` (no-break space) in Swedish.
+pub(crate) fn number(lang: Language, n: u64) -> String {
+    let digits = n.to_string();
+    let separator = match lang {
+        Language::En => ",",
+        Language::Sv => "\u{a0}",
+    };
+    // Numbers below 10 000 are written without a separator in Swedish.
+    if lang == Language::Sv && n < 10_000 {
+        return digits;
+    }
+    let mut out = String::new();
+    for (i, digit) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push_str(separator);
+        }
+        out.push(digit);
+    }
+    out
+}
+
+/// `1 hour`, `24 hours`, `1 timme`, `24 timmar`.
+pub(crate) fn hours(lang: Language, n: u64) -> String {
+    let t = text(lang);
+    let unit = if n == 1 { t.hour } else { t.hours };
+    format!("{} {unit}", number(lang, n))
+}
+
+/// `1 minute`, `15 minutes`, `1 minut`, `15 minuter`.
+pub(crate) fn minutes(lang: Language, n: u64) -> String {
+    let t = text(lang);
+    let unit = if n == 1 { t.minute } else { t.minutes };
+    format!("{} {unit}", number(lang, n))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_languages_have_the_same_holes_and_only_known_ones() {
+        for (name, en, sv) in ALL {
+            let mut en_holes = holes(en);
+            let mut sv_holes = holes(sv);
+            en_holes.sort_unstable();
+            sv_holes.sort_unstable();
+            assert_eq!(
+                en_holes, sv_holes,
+                "{name}: the languages use different holes"
+            );
+            for hole in en_holes {
+                assert!(HOLES.contains(&hole), "{name}: unknown hole {{{hole}}}");
+            }
+        }
+    }
+
+    #[test]
+    fn templates_are_plain_single_line_text_and_translated() {
+        for (name, en, sv) in ALL {
+            for template in [en, sv] {
+                assert!(!template.is_empty(), "{name} is empty");
+                assert!(
+                    !template.contains(['<', '>', '&', '\n', '\r']),
+                    "{name} must be plain single-line text: {template}"
+                );
+            }
+            assert_ne!(en, sv, "{name} is not translated");
+        }
+    }
+
+    #[test]
+    fn fill_replaces_holes_once_and_leaves_unknown_ones() {
+        assert_eq!(
+            fill(
+                "Hi {name}, welcome to {org}.",
+                &[("name", "{org}"), ("org", "Contoso")]
+            ),
+            "Hi {org}, welcome to Contoso."
+        );
+        assert_eq!(fill("{unknown} {", &[("org", "x")]), "{unknown} {");
+        assert_eq!(fill("no holes", &[]), "no holes");
+        assert_eq!(fill("{org}{org}", &[("org", "å")]), "åå");
+    }
+
+    #[test]
+    fn numbers_and_units_read_naturally() {
+        assert_eq!(number(Language::En, 1000), "1,000");
+        assert_eq!(number(Language::En, 999), "999");
+        assert_eq!(number(Language::En, 1_234_567), "1,234,567");
+        assert_eq!(number(Language::Sv, 1000), "1000");
+        assert_eq!(number(Language::Sv, 12_345), "12\u{a0}345");
+        assert_eq!(hours(Language::En, 1), "1 hour");
+        assert_eq!(hours(Language::En, 24), "24 hours");
+        assert_eq!(hours(Language::Sv, 1), "1 timme");
+        assert_eq!(hours(Language::Sv, 48), "48 timmar");
+        assert_eq!(minutes(Language::En, 1), "1 minute");
+        assert_eq!(minutes(Language::Sv, 15), "15 minuter");
+    }
+}
