@@ -1,0 +1,287 @@
+//! `function-approve`: approvers decide from their inbox, without signing in to a portal.
+//!
+//! `GET /api/approve?token=` shows the request and two buttons and changes nothing (Safe
+//! Links and other scanners fetch it freely; HEAD likewise). The decision is the `POST` from
+//! that page. The token names the request, the approver and the stage; the decision itself is
+//! recorded by [`super::approvals::decide`], where the first decision wins.
+
+use std::sync::Arc;
+
+use base64::Engine;
+use warp::http::{Method, StatusCode};
+
+use super::approvals::{self, DecideOutcome};
+use super::web::{self, brand, page};
+use super::Portal;
+use crate::core::email::EmailAddress;
+use crate::core::policy::Language;
+use crate::core::request::RequestStatus;
+use crate::core::token::{TokenClaims, TokenError, TokenPurpose};
+use crate::host::request::{self, HttpRequest, Response};
+use crate::store::requests;
+use crate::views::{self, LinkProblem};
+
+pub async fn handle(portal: &Arc<Portal>, req: HttpRequest) -> Response {
+    let route = req.path.trim_end_matches('/').to_string();
+    let head = req.method == Method::HEAD;
+    let res = match (route.as_str(), req.method.clone()) {
+        ("/api/approve", Method::GET | Method::HEAD) => show(portal, &req).await,
+        ("/api/approve", Method::POST) => submit(portal, &req).await,
+        ("/api/approve", _) => request::method_not_allowed("GET, HEAD, POST"),
+        _ => {
+            let lang = web::language(portal, &req, None);
+            web::error(portal, &req, lang, views::ErrorKind::NotFound)
+        }
+    };
+    if head {
+        request::strip_body(res)
+    } else {
+        res
+    }
+}
+
+fn lang(portal: &Portal, req: &HttpRequest) -> Language {
+    web::language(portal, req, None)
+}
+
+/// Checks the token and, when the hardening option is on, that the signed-in principal is the
+/// approver the token names.
+fn authorise(
+    portal: &Portal,
+    req: &HttpRequest,
+    token: Option<String>,
+) -> Result<(TokenClaims, EmailAddress), Box<Response>> {
+    let l = lang(portal, req);
+    let invalid = |problem| {
+        Err(Box::new(page(
+            StatusCode::BAD_REQUEST,
+            views::link_problem(&brand(portal), l, problem),
+        )))
+    };
+    let Some(token) = token else {
+        return invalid(LinkProblem::Invalid);
+    };
+    let claims = match portal.settings.portal.signing_keys.verify(
+        &token,
+        TokenPurpose::Decide,
+        portal.now().unix_timestamp(),
+    ) {
+        Ok(c) => c,
+        Err(TokenError::Expired { .. }) => return invalid(LinkProblem::Expired),
+        Err(_) => return invalid(LinkProblem::Invalid),
+    };
+    let Ok(approver) = EmailAddress::parse(&claims.subject) else {
+        return invalid(LinkProblem::Invalid);
+    };
+    if portal.settings.portal.approvers_must_sign_in {
+        let signed_in = principal_name(req);
+        let matches = signed_in
+            .as_deref()
+            .and_then(|n| EmailAddress::parse(n).ok())
+            .is_some_and(|p| p.identity_key() == approver.identity_key());
+        if !matches {
+            tracing::info!(
+                "approval refused: the signed-in principal is not the approver the link names"
+            );
+            return Err(Box::new(page(
+                StatusCode::FORBIDDEN,
+                views::sign_in_required(&brand(portal), l),
+            )));
+        }
+    }
+    Ok((claims, approver))
+}
+
+/// The signed-in user as App Service Authentication reports it. The platform strips these
+/// headers from incoming requests and sets them itself, so they can be trusted only when
+/// authentication is on, which is exactly when this is asked.
+fn principal_name(req: &HttpRequest) -> Option<String> {
+    if let Some(encoded) = req.header("x-ms-client-principal") {
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(encoded.trim())
+            .ok()?;
+        let v: serde_json::Value = serde_json::from_slice(&decoded).ok()?;
+        let claims = v["claims"].as_array()?;
+        for wanted in [
+            "preferred_username",
+            "email",
+            "upn",
+            "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/upn",
+        ] {
+            if let Some(c) = claims.iter().find(|c| c["typ"].as_str() == Some(wanted)) {
+                return c["val"].as_str().map(str::to_string);
+            }
+        }
+    }
+    req.header("x-ms-client-principal-name").map(str::to_string)
+}
+
+async fn show(portal: &Portal, req: &HttpRequest) -> Response {
+    let l = lang(portal, req);
+    let (claims, _approver) = match authorise(portal, req, req.query_param("token")) {
+        Ok(x) => x,
+        Err(res) => return *res,
+    };
+    let stored = match requests::get(&portal.store, &claims.request_id).await {
+        Ok(Some(s)) => s,
+        Ok(None) => {
+            return page(
+                StatusCode::BAD_REQUEST,
+                views::link_problem(&brand(portal), l, LinkProblem::Invalid),
+            )
+        }
+        Err(e) => return web::unavailable(portal, req, l, &e),
+    };
+    let r = &stored.request;
+    if r.status != RequestStatus::PendingApproval || r.stage != claims.stage {
+        return already_page(portal, l, r);
+    }
+    if r.applicant.email.identity_key() == claims.subject {
+        return page(
+            StatusCode::FORBIDDEN,
+            views::cannot_decide_own(&brand(portal), l),
+        );
+    }
+    let key = r.policy_key.clone().unwrap_or_default();
+    let stages = match portal.policies().await {
+        Ok(p) => p
+            .iter()
+            .find(|p| p.key() == key)
+            .map(approvals::stages)
+            .unwrap_or(1),
+        Err(e) => return web::unavailable(portal, req, l, &e),
+    };
+    let submitted = approvals::format_date(r.created_at);
+    let summary = approvals::summary(r, &key, &submitted, stages);
+    let token = req.query_param("token").unwrap_or_default();
+    page(
+        StatusCode::OK,
+        views::decision_form(&brand(portal), l, &summary, &token, &web::self_path(req)),
+    )
+}
+
+fn already_page(portal: &Portal, l: Language, r: &crate::core::request::SignupRequest) -> Response {
+    let (approved, by, at) = match (&r.decision, &r.stage_one_approved_by) {
+        (Some(d), _) => (d.approve, d.by.clone(), d.at),
+        // Stage 1 approved, stage 2 pending: a stage-1 link shows who moved it on.
+        (None, Some(by)) => (true, by.clone(), r.updated_at),
+        (None, None) => (false, r.status.as_str().to_string(), r.updated_at),
+    };
+    page(
+        StatusCode::OK,
+        views::already_decided(
+            &brand(portal),
+            l,
+            approved,
+            &by,
+            &approvals::format_date(at),
+        ),
+    )
+}
+
+async fn submit(portal: &Portal, req: &HttpRequest) -> Response {
+    let l = lang(portal, req);
+    if req.content_type().as_deref() != Some("application/x-www-form-urlencoded") {
+        return web::error(portal, req, l, views::ErrorKind::UnsupportedType);
+    }
+    let Ok(text) = std::str::from_utf8(&req.body) else {
+        return web::error(portal, req, l, views::ErrorKind::BadRequest);
+    };
+    let mut fields = std::collections::HashMap::new();
+    for (k, v) in url::form_urlencoded::parse(text.as_bytes()) {
+        fields
+            .entry(k.into_owned())
+            .or_insert_with(|| v.into_owned());
+    }
+    let (claims, approver) = match authorise(portal, req, fields.get("token").cloned()) {
+        Ok(x) => x,
+        Err(res) => return *res,
+    };
+    let approve = match fields.get("decision").map(String::as_str) {
+        Some("approve") => true,
+        Some("deny") => false,
+        _ => return web::error(portal, req, l, views::ErrorKind::BadRequest),
+    };
+    let reason = fields
+        .get("reason")
+        .map(|r| {
+            r.trim()
+                .chars()
+                .take(500)
+                .filter(|c| !c.is_control() || *c == '\n')
+                .collect::<String>()
+        })
+        .filter(|r| !r.is_empty());
+    let share = fields
+        .get("share_reason")
+        .is_some_and(|v| matches!(v.as_str(), "yes" | "on" | "true"));
+    let now = portal.now();
+    let outcome = approvals::decide(
+        portal,
+        &portal.graph,
+        &claims.request_id,
+        &approver,
+        Some(claims.stage),
+        approve,
+        reason,
+        share,
+        approver.as_str(),
+        now,
+    )
+    .await;
+    let outcome = match outcome {
+        Ok(o) => o,
+        Err(e) => return web::unavailable(portal, req, l, &e),
+    };
+    let stored = match requests::get(&portal.store, &claims.request_id).await {
+        Ok(s) => s,
+        Err(e) => return web::unavailable(portal, req, l, &e),
+    };
+    match (outcome, stored) {
+        (DecideOutcome::Recorded { approved, .. }, Some(s)) => {
+            let key = s.request.policy_key.clone().unwrap_or_default();
+            let submitted = approvals::format_date(s.request.created_at);
+            // The summary shows the stage that was decided, so a stage-1 yes reads as
+            // "sent on to the second stage".
+            let mut shown = s.request.clone();
+            shown.stage = claims.stage;
+            let summary = approvals::summary(
+                &shown,
+                &key,
+                &submitted,
+                if s.request.stage == 2 || claims.stage == 2 {
+                    2
+                } else {
+                    1
+                },
+            );
+            page(
+                StatusCode::OK,
+                views::decision_recorded(&brand(portal), l, approved, &summary),
+            )
+        }
+        (DecideOutcome::AlreadyDecided { approved, by, at }, _) => page(
+            StatusCode::CONFLICT,
+            views::already_decided(
+                &brand(portal),
+                l,
+                approved,
+                &by,
+                &approvals::format_date(at),
+            ),
+        ),
+        (DecideOutcome::OwnRequest, _) => page(
+            StatusCode::FORBIDDEN,
+            views::cannot_decide_own(&brand(portal), l),
+        ),
+        (DecideOutcome::StageMoved, Some(s)) => already_page(portal, l, &s.request),
+        (DecideOutcome::NotAnApprover, _) => page(
+            StatusCode::FORBIDDEN,
+            views::link_problem(&brand(portal), l, LinkProblem::Invalid),
+        ),
+        _ => page(
+            StatusCode::BAD_REQUEST,
+            views::link_problem(&brand(portal), l, LinkProblem::Invalid),
+        ),
+    }
+}

@@ -1,0 +1,76 @@
+//! The three Azure Functions and what they share.
+//!
+//! [`Portal`] holds the settings and the adapters. It is built after the port is bound and
+//! does no I/O when built: tables are created, tokens fetched and SMTP connections opened on
+//! first use, so the host's readiness probe is answered within milliseconds of start.
+
+pub mod access;
+pub mod approvals;
+pub mod approve;
+pub mod cleanup;
+pub mod signup;
+pub mod web;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use time::OffsetDateTime;
+use tokio::sync::Mutex;
+
+use crate::adapters::graph::GraphClient;
+use crate::adapters::mail::Mailer;
+use crate::adapters::tables::{StoreError, TableStore};
+use crate::core::policy::Policy;
+use crate::settings::{Settings, StorageAuth};
+
+pub struct Portal {
+    pub settings: Settings,
+    pub store: TableStore,
+    pub graph: GraphClient,
+    pub mailer: Mailer,
+    policy_cache: Mutex<Option<(Instant, Arc<Vec<Policy>>)>>,
+}
+
+impl Portal {
+    pub fn new(settings: Settings) -> Result<Self, String> {
+        let http = crate::adapters::http_client();
+        let credential = crate::adapters::identity::credential(&settings.graph.credential)?;
+        let table_token = matches!(settings.storage.auth, StorageAuth::ManagedIdentity)
+            .then(|| credential.clone());
+        let store = TableStore::new(&settings.storage, http.clone(), table_token)?;
+        let graph = GraphClient::new(
+            http,
+            &settings.graph.base_url,
+            &settings.graph.scope,
+            credential,
+        );
+        let mailer = Mailer::new(&settings.mail)?;
+        Ok(Portal {
+            settings,
+            store,
+            graph,
+            mailer,
+            policy_cache: Mutex::new(None),
+        })
+    }
+
+    /// The one clock of the portal's HTTP paths. (The timer takes its time from the host's
+    /// invocation, so tests and a replayed invocation see a consistent "now".)
+    pub fn now(&self) -> OffsetDateTime {
+        OffsetDateTime::now_utc()
+    }
+
+    /// All policies, cached for `PORTAL_POLICY_CACHE_SECONDS` so a burst of sign-ups costs one
+    /// table query, not one each. Changes by the CLI take effect within that time.
+    pub async fn policies(&self) -> Result<Arc<Vec<Policy>>, StoreError> {
+        let mut cache = self.policy_cache.lock().await;
+        if let Some((at, policies)) = cache.as_ref() {
+            if at.elapsed() < self.settings.portal.policy_cache {
+                return Ok(policies.clone());
+            }
+        }
+        let policies = Arc::new(crate::store::policies::all(&self.store).await?);
+        *cache = Some((Instant::now(), policies.clone()));
+        Ok(policies)
+    }
+}
