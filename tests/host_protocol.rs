@@ -1,0 +1,191 @@
+//! The handler speaks the custom-handler protocol as the Functions host expects: it answers
+//! readiness at once, takes forwarded HTTP at `/api/<route>`, takes chunked timer invocations
+//! at `/<function>` and answers them in the host's shape, and refuses to start on bad settings
+//! with one clear line.
+
+mod common;
+
+use common::Platform;
+use reqwest::Method;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn answers_the_readiness_probe_and_forwarded_requests() {
+    let platform = Platform::start().await;
+    let handler = platform.start_handler().await;
+
+    let ready = handler.http.get(handler.url("/")).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+
+    let form = handler
+        .forward(Method::GET, "/api/signup")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(form.status(), 200);
+    assert_eq!(form.headers()["content-type"], "text/html; charset=utf-8");
+    assert!(form.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .contains("frame-ancestors 'none'"));
+    let body = form.text().await.unwrap();
+    assert!(body.contains("name=\"email\""), "{body}");
+
+    // The host forwards HEAD too; it answers like GET without a body.
+    let head = handler
+        .forward(Method::HEAD, "/api/signup")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), 200);
+    assert!(head.text().await.unwrap().is_empty());
+
+    let unknown = handler
+        .forward(Method::GET, "/api/nothing-here")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 404);
+    let wrong = handler
+        .forward(Method::DELETE, "/api/signup")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 405);
+    assert!(wrong.headers()["allow"].to_str().unwrap().contains("POST"));
+
+    // Every line logged inside a call carries the host's invocation id.
+    let id = "3f2a9c1e-0000-4000-8000-00000000abcd";
+    let resp = handler
+        .http
+        .get(handler.url("/api/signup"))
+        .header("X-Azure-Functions-InvocationId", id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let logs = handler.logs();
+    let line = logs
+        .lines()
+        .find(|l| l.contains("\"handled\"") && l.contains(id));
+    assert!(
+        line.is_some(),
+        "no log line with the invocation id:\n{logs}"
+    );
+    let parsed: serde_json::Value = serde_json::from_str(line.unwrap()).expect("JSON log lines");
+    assert_eq!(parsed["span"]["invocation_id"], id);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn takes_a_chunked_timer_invocation_and_answers_in_the_host_shape() {
+    let platform = Platform::start().await;
+    let handler = platform.start_handler().await;
+    let (status, body) = handler.invoke_cleanup("2026-11-28T10:00:00Z").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["Outputs"].is_object(), "{body}");
+    assert!(body["ReturnValue"].is_null(), "{body}");
+    let logs = body["Logs"].as_array().expect("Logs is a list");
+    assert!(
+        logs.iter()
+            .any(|l| l.as_str().unwrap().starts_with("cleanup")),
+        "{body}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn malformed_timer_invocations_are_refused_without_effect() {
+    let platform = Platform::start().await;
+    let handler = platform.start_handler().await;
+    for bad in ["not json", "{\"Data\":{}}", "{\"Data\":{\"timer\":42}}"] {
+        let resp = handler
+            .http
+            .post(handler.url("/function-cleanup"))
+            .header("Content-Type", "application/json")
+            .body(bad)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 400, "{bad}");
+    }
+    let get = handler
+        .http
+        .get(handler.url("/function-cleanup"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(get.status(), 405);
+    // An endless chunked body is cut off at the limit instead of being buffered.
+    let big = futures::stream::iter((0..200).map(|_| Ok::<_, std::io::Error>(vec![b' '; 1024])));
+    let resp = handler
+        .http
+        .post(handler.url("/function-cleanup"))
+        .body(reqwest::Body::wrap_stream(big))
+        .send()
+        .await;
+    if let Ok(resp) = resp {
+        assert_eq!(resp.status(), 413);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_settings_stop_start_up_with_one_line_naming_the_setting() {
+    let mut platform = Platform::start().await;
+    platform.set(
+        "FUNCTIONS_CUSTOMHANDLER_PORT",
+        &common::free_port().to_string(),
+    );
+    for (name, value, expect) in [
+        (
+            "PORTAL_SIGNING_KEYS",
+            "",
+            "setting PORTAL_SIGNING_KEYS: expected",
+        ),
+        (
+            "PORTAL_PUBLIC_URL",
+            "not a url",
+            "setting PORTAL_PUBLIC_URL: expected",
+        ),
+        ("SMTP_URL", "mail.example.com", "setting SMTP_URL: expected"),
+        (
+            "GRAPH_CREDENTIAL",
+            "password",
+            "setting GRAPH_CREDENTIAL: expected",
+        ),
+        (
+            "PORTAL_STORAGE",
+            "AccountName=x",
+            "setting PORTAL_STORAGE: expected",
+        ),
+    ] {
+        let saved = platform.env.get(name).cloned();
+        platform.set(name, value);
+        let out = platform.cli(&["serve"]);
+        let stderr = out.stderr.trim();
+        assert_eq!(out.code, 2, "{name}: {stderr}");
+        assert!(
+            stderr.starts_with(&format!("handler: {expect}")),
+            "{name}: {stderr}"
+        );
+        assert_eq!(
+            stderr.lines().count(),
+            1,
+            "one line, no backtrace: {stderr}"
+        );
+        assert!(!stderr.contains("panicked"));
+        match saved {
+            Some(v) => platform.set(name, &v),
+            None => {
+                platform.env.remove(name);
+            }
+        }
+    }
+    // The port comes from the host; without it the handler says which setting is missing.
+    platform.env.remove("FUNCTIONS_CUSTOMHANDLER_PORT");
+    let out = platform.cli(&["serve"]);
+    assert_eq!(out.code, 2);
+    assert!(
+        out.stderr.contains("FUNCTIONS_CUSTOMHANDLER_PORT"),
+        "{}",
+        out.stderr
+    );
+}
