@@ -4,6 +4,8 @@
 //! Personal data stays out: addresses are logged as `EmailAddress::masked()`, names and tokens
 //! never.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::{fmt, prelude::*, EnvFilter};
 
 use crate::settings::LogFormat;
