@@ -32,6 +32,8 @@ pub fn init(format: LogFormat) {
                 fmt::layer()
                     .compact()
                     .with_target(false)
+                    // Colours only on a terminal: a log file gets plain lines.
+                    .with_ansi(std::io::stderr().is_terminal())
                     .with_writer(std::io::stderr),
             )
             .try_init(),

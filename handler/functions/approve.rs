@@ -49,9 +49,9 @@ fn lang(portal: &Portal, req: &HttpRequest) -> Language {
 fn authorise(
     portal: &Portal,
     req: &HttpRequest,
+    l: Language,
     token: Option<String>,
 ) -> Result<(TokenClaims, EmailAddress), Box<Response>> {
-    let l = lang(portal, req);
     let invalid = |problem| {
         Err(Box::new(page(
             StatusCode::BAD_REQUEST,
@@ -118,7 +118,7 @@ fn principal_name(req: &HttpRequest) -> Option<String> {
 
 async fn show(portal: &Portal, req: &HttpRequest) -> Response {
     let l = lang(portal, req);
-    let (claims, _approver) = match authorise(portal, req, req.query_param("token")) {
+    let (claims, _approver) = match authorise(portal, req, l, req.query_param("token")) {
         Ok(x) => x,
         Err(res) => return *res,
     };
@@ -193,7 +193,9 @@ async fn submit(portal: &Portal, req: &HttpRequest) -> Response {
             .entry(k.into_owned())
             .or_insert_with(|| v.into_owned());
     }
-    let (claims, approver) = match authorise(portal, req, fields.get("token").cloned()) {
+    // The page's own language field keeps the approver's choice across the POST.
+    let l = web::language(portal, req, fields.get("lang").map(String::as_str));
+    let (claims, approver) = match authorise(portal, req, l, fields.get("token").cloned()) {
         Ok(x) => x,
         Err(res) => return *res,
     };

@@ -441,19 +441,22 @@ pub async fn send_verification(
     }
 }
 
+/// A field of a posted form (first value wins), or of a JSON body.
+fn posted_field(req: &HttpRequest, name: &str) -> Option<String> {
+    let text = std::str::from_utf8(&req.body).ok()?;
+    if req.content_type().as_deref() == Some("application/json") {
+        return serde_json::from_str::<serde_json::Value>(text)
+            .ok()
+            .and_then(|v| v[name].as_str().map(str::to_string));
+    }
+    url::form_urlencoded::parse(text.as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
 fn token_from_query_or_form(req: &HttpRequest) -> Option<String> {
     if req.method == Method::POST {
-        if let Ok(text) = std::str::from_utf8(&req.body) {
-            if req.content_type().as_deref() == Some("application/json") {
-                return serde_json::from_str::<serde_json::Value>(text)
-                    .ok()
-                    .and_then(|v| v["token"].as_str().map(str::to_string));
-            }
-            return url::form_urlencoded::parse(text.as_bytes())
-                .find(|(k, _)| k == "token")
-                .map(|(_, v)| v.into_owned());
-        }
-        return None;
+        return posted_field(req, "token");
     }
     req.query_param("token")
 }
@@ -495,7 +498,13 @@ fn show_confirm(portal: &Portal, req: &HttpRequest) -> Response {
 }
 
 async fn verify(portal: &Portal, req: &HttpRequest) -> Response {
-    let lang_hint = web::language(portal, req, None);
+    // A language chosen on the page (its switch, or the form's own field) wins over the
+    // language the partner signed up in.
+    let chosen = req
+        .query_param("lang")
+        .or_else(|| posted_field(req, "lang"))
+        .and_then(|l| l.parse::<Language>().ok());
+    let lang_hint = chosen.unwrap_or_else(|| web::language(portal, req, None));
     if !matches!(
         req.content_type().as_deref(),
         Some("application/x-www-form-urlencoded") | Some("application/json")
@@ -517,11 +526,8 @@ async fn verify(portal: &Portal, req: &HttpRequest) -> Response {
         Ok(c) => c,
         Err(e) => return link_problem(portal, lang_hint, &e),
     };
-    match verified(portal, &claims, now).await {
-        Ok((lang, res)) => {
-            let _ = lang;
-            res
-        }
+    match verified(portal, &claims, chosen, now).await {
+        Ok(res) => res,
         Err(e) => web::unavailable(portal, req, lang_hint, &e),
     }
 }
@@ -529,29 +535,24 @@ async fn verify(portal: &Portal, req: &HttpRequest) -> Response {
 async fn verified(
     portal: &Portal,
     claims: &TokenClaims,
+    chosen: Option<Language>,
     now: OffsetDateTime,
-) -> Result<(Language, Response), StoreError> {
+) -> Result<Response, StoreError> {
     let brand = brand(portal);
     let Some(stored) = requests::get(&portal.store, &claims.request_id).await? else {
-        return Ok((
-            Language::En,
-            page(
-                StatusCode::BAD_REQUEST,
-                views::link_problem(&brand, Language::En, LinkProblem::Invalid),
-            ),
+        return Ok(page(
+            StatusCode::BAD_REQUEST,
+            views::link_problem(&brand, chosen.unwrap_or_default(), LinkProblem::Invalid),
         ));
     };
     let mut request = stored.request;
-    let lang = request.applicant.language;
+    let lang = chosen.unwrap_or(request.applicant.language);
     // The token names the address it was sent to; a token for another request's address is
     // a forgery or a bug, never a reason to act.
     if request.applicant.email.identity_key() != claims.subject {
-        return Ok((
-            lang,
-            page(
-                StatusCode::BAD_REQUEST,
-                views::link_problem(&brand, lang, LinkProblem::Invalid),
-            ),
+        return Ok(page(
+            StatusCode::BAD_REQUEST,
+            views::link_problem(&brand, lang, LinkProblem::Invalid),
         ));
     }
     let policies = portal.policies().await?;
@@ -563,12 +564,9 @@ async fn verified(
     let next = match request.verify(admitted.as_ref().map(|(k, a)| (k.as_str(), *a)), now) {
         Ok(next) => next,
         Err(_) => {
-            return Ok((
-                lang,
-                page(
-                    StatusCode::CONFLICT,
-                    views::link_problem(&brand, lang, LinkProblem::AlreadyUsed),
-                ),
+            return Ok(page(
+                StatusCode::CONFLICT,
+                views::link_problem(&brand, lang, LinkProblem::AlreadyUsed),
             ));
         }
     };
@@ -576,12 +574,9 @@ async fn verified(
     match requests::save(&portal.store, &request, &stored.etag).await {
         Ok(_) => {}
         Err(StoreError::Changed) => {
-            return Ok((
-                lang,
-                page(
-                    StatusCode::CONFLICT,
-                    views::link_problem(&brand, lang, LinkProblem::AlreadyUsed),
-                ),
+            return Ok(page(
+                StatusCode::CONFLICT,
+                views::link_problem(&brand, lang, LinkProblem::AlreadyUsed),
             ));
         }
         Err(e) => return Err(e),
@@ -616,7 +611,7 @@ async fn verified(
             page(StatusCode::OK, views::request_closed(&brand, lang))
         }
     };
-    Ok((lang, res))
+    Ok(res)
 }
 
 async fn logo(portal: &Portal) -> Response {
