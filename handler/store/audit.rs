@@ -55,9 +55,14 @@ fn day(at: OffsetDateTime) -> String {
 
 /// Appends an entry. Also logged, so the invocation's log tells the same story.
 pub async fn record(store: &TableStore, entry: AuditEntry) -> Result<(), StoreError> {
+    // Approvers act under their address; the log gets the masked form like every address.
+    let actor = match crate::core::email::EmailAddress::parse(entry.actor.rsplit(' ').next().unwrap_or("")) {
+        Ok(address) => entry.actor.replace(address.as_str(), &address.masked()),
+        Err(_) => entry.actor.clone(),
+    };
     tracing::info!(
         audit = %entry.action,
-        actor = %entry.actor,
+        actor = %actor,
         request_id = entry.request_id.as_deref().unwrap_or(""),
         user_id = entry.user_id.as_deref().unwrap_or(""),
         detail = %entry.detail,

@@ -225,7 +225,9 @@ impl Platform {
     }
 
     pub fn address(&self, local: &str) -> String {
-        format!("{local}@{}", self.partner_domain)
+        let address = format!("{local}@{}", self.partner_domain);
+        personal(&address);
+        address
     }
 
     /// The portal's tables, for inspecting what the handler wrote.
@@ -293,6 +295,7 @@ impl Platform {
 
     /// All mails delivered to `address` so far, oldest first.
     pub fn mails_to(&self, address: &str) -> Vec<Mail> {
+        personal(address);
         read_mails(&services().maildir)
             .into_iter()
             .filter(|m| m.to.eq_ignore_ascii_case(address))
@@ -329,6 +332,31 @@ impl Drop for Handler {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // Every test doubles as a check that no personal data reaches the logs: each address,
+        // name and token the test used is looked for in everything the handler wrote.
+        if !std::thread::panicking() {
+            let logs = self.logs();
+            let leaked: Vec<String> = PERSONAL
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|p| logs.contains(p.as_str()))
+                .cloned()
+                .collect();
+            assert!(leaked.is_empty(), "personal data in the handler's log: {leaked:?}\n{logs}");
+        }
+    }
+}
+
+static PERSONAL: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// Registers a value that must never appear in a log (addresses, names, tokens).
+pub fn personal(value: &str) {
+    if value.len() >= 6 {
+        let mut all = PERSONAL.lock().unwrap();
+        if !all.iter().any(|v| v == value) {
+            all.push(value.to_string());
+        }
     }
 }
 
@@ -518,6 +546,8 @@ pub async fn submit_form(handler: &Handler, fields: &[(&str, &str)]) -> reqwest:
 }
 
 pub fn partner_fields<'a>(email: &'a str, first: &'a str) -> Vec<(&'a str, &'a str)> {
+    personal(email);
+    personal("Lovelace");
     vec![
         ("email", email),
         ("first_name", first),
@@ -529,12 +559,14 @@ pub fn partner_fields<'a>(email: &'a str, first: &'a str) -> Vec<(&'a str, &'a s
 
 /// The `token` query value of a link.
 pub fn token_of(link: &str) -> String {
-    url::Url::parse(link)
+    let token = url::Url::parse(link)
         .unwrap()
         .query_pairs()
         .find(|(k, _)| k == "token")
         .map(|(_, v)| v.into_owned())
-        .expect("the link has a token")
+        .expect("the link has a token");
+    personal(&token);
+    token
 }
 
 /// The path and query of a mailed link, to send to the handler as the host would forward it.
