@@ -21,6 +21,9 @@ use crate::functions::Portal;
 pub const MAX_FORM_BODY: usize = 16 * 1024;
 /// Timer invocations carry schedule metadata only.
 pub const MAX_INVOCATION_BODY: usize = 64 * 1024;
+/// The host forwards whole requests at loopback speed; a body that trickles in for longer is
+/// a stuck or hostile client, and holding its task open helps nobody.
+pub const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Binds the port first (the host polls it from the moment it starts us) and serves until the
 /// process ends. Everything slow is behind [`Portal`]'s lazy adapters.
@@ -93,16 +96,20 @@ where
         } else {
             MAX_INVOCATION_BODY
         };
-        let body = match read_limited(body, limit).await {
-            Ok(b) => b,
-            Err(BodyError::TooLarge) => {
+        let body = match tokio::time::timeout(BODY_TIMEOUT, read_limited(body, limit)).await {
+            Err(_) => {
+                tracing::info!(%path, "body not received in time");
+                return request::plain(StatusCode::REQUEST_TIMEOUT, "The request body did not arrive in time.");
+            }
+            Ok(Ok(b)) => b,
+            Ok(Err(BodyError::TooLarge)) => {
                 tracing::info!(%path, limit, "body over the limit");
                 return request::plain(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     "The request is larger than this address accepts.",
                 );
             }
-            Err(BodyError::Broken) => {
+            Ok(Err(BodyError::Broken)) => {
                 return request::plain(
                     StatusCode::BAD_REQUEST,
                     "The request body could not be read.",

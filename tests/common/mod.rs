@@ -343,7 +343,10 @@ impl Drop for Handler {
                 .filter(|p| logs.contains(p.as_str()))
                 .cloned()
                 .collect();
-            assert!(leaked.is_empty(), "personal data in the handler's log: {leaked:?}\n{logs}");
+            assert!(
+                leaked.is_empty(),
+                "personal data in the handler's log: {leaked:?}\n{logs}"
+            );
         }
     }
 }
