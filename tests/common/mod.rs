@@ -631,3 +631,127 @@ pub async fn requests_for(
 pub fn signing_keys() -> b2b_signup::core::token::SigningKeys {
     b2b_signup::core::token::SigningKeys::parse(TEST_SIGNING_KEYS).unwrap()
 }
+
+// --- stand-ins a test can break ---------------------------------------------------------
+
+/// A TCP proxy in front of the test's Azurite that the test can cut: while cut, it resets
+/// every open connection and refuses new ones, which is what an outage of Table Storage looks
+/// like to the portal. (Killing Azurite itself would lose its unsaved data, which real Table
+/// Storage never does with an acknowledged write.)
+pub struct StorageOutage {
+    pub port: u16,
+    up: tokio::sync::watch::Sender<bool>,
+}
+
+impl StorageOutage {
+    pub fn start() -> StorageOutage {
+        let target = services().table_port;
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        listener.set_nonblocking(true).unwrap();
+        let (up, watch) = tokio::sync::watch::channel(true);
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                loop {
+                    let Ok((mut client, _)) = listener.accept().await else { return };
+                    if !*watch.borrow() {
+                        drop(client);
+                        continue;
+                    }
+                    let mut watch = watch.clone();
+                    tokio::spawn(async move {
+                        let Ok(mut server) = tokio::net::TcpStream::connect(("127.0.0.1", target)).await else { return };
+                        tokio::select! {
+                            _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                            _ = async { while watch.changed().await.is_ok() { if !*watch.borrow() { break; } } } => {
+                                let _ = client.set_linger(Some(Duration::ZERO));
+                            }
+                        }
+                    });
+                }
+            });
+        });
+        StorageOutage { port, up }
+    }
+
+    pub fn cut(&self) {
+        self.up.send_replace(false);
+    }
+
+    pub fn restore(&self) {
+        self.up.send_replace(true);
+    }
+
+    pub fn connection_string(&self) -> String {
+        format!(
+            "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={};TableEndpoint=http://127.0.0.1:{}/devstoreaccount1",
+            b2b_signup::settings::DEV_ACCOUNT_KEY,
+            self.port
+        )
+    }
+}
+
+/// A real SMTP server that fails: `TempFail` defers every message (451), `PermFail` refuses
+/// every recipient (550).
+pub struct FaultySmtp {
+    pub port: u16,
+    child: Child,
+}
+
+impl FaultySmtp {
+    pub fn start(kind: &str) -> FaultySmtp {
+        let port = free_port();
+        let mut cmd = Command::new("python3");
+        cmd.args([
+            "-m",
+            "aiosmtpd",
+            "-n",
+            "-l",
+            &format!("127.0.0.1:{port}"),
+            "-c",
+            &format!("smtp_faults.{kind}"),
+        ])
+        .env("PYTHONPATH", repo_root().join("tests/platform"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+        die_with_parent(&mut cmd);
+        let mut child = cmd.spawn().expect("aiosmtpd starts");
+        wait_for_port(port, "the faulty SMTP server", &mut child);
+        FaultySmtp { port, child }
+    }
+
+    pub fn url(&self) -> String {
+        format!("smtp://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for FaultySmtp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Platform {
+    /// The same portal (same tables, same Graph) with some settings changed: a second
+    /// instance, e.g. one whose SMTP server is down.
+    pub fn with(&self, changes: &[(&str, &str)]) -> Platform {
+        let mut env = self.env.clone();
+        for (k, v) in changes {
+            env.insert(k.to_string(), v.to_string());
+        }
+        Platform {
+            sim: self.sim.clone(),
+            env,
+            table_prefix: self.table_prefix.clone(),
+            partner_domain: self.partner_domain.clone(),
+        }
+    }
+}
+
+pub fn rfc3339(t: time::OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap()
+}
