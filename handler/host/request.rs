@@ -52,7 +52,14 @@ impl HttpRequest {
         if let Some(ip) = self.header("x-azure-clientip") {
             return Some(strip_port(ip.trim()).to_string());
         }
-        let forwarded = self.header("x-forwarded-for")?;
+        // Repeated header fields form one comma-separated list (RFC 9110 §5.3).
+        let forwarded = self
+            .headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect::<Vec<_>>()
+            .join(",");
         forwarded
             .rsplit(',')
             .map(str::trim)
@@ -184,6 +191,9 @@ mod tests {
     fn client_ip_takes_the_hop_our_front_end_wrote() {
         let r = with_headers(&[("x-forwarded-for", "6.6.6.6, 203.0.113.7:51234")]);
         assert_eq!(r.client_ip().as_deref(), Some("203.0.113.7"));
+        let mut r = with_headers(&[("x-forwarded-for", "6.6.6.6")]);
+        r.headers.append("x-forwarded-for", HeaderValue::from_static("192.0.2.4"));
+        assert_eq!(r.client_ip().as_deref(), Some("192.0.2.4"), "the last field's last hop");
         let r = with_headers(&[("x-forwarded-for", "2001:db8::1")]);
         assert_eq!(r.client_ip().as_deref(), Some("2001:db8::1"));
         let r = with_headers(&[

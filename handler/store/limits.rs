@@ -1,11 +1,19 @@
-//! Rate limits that hold across scaled-out instances: one counter row per key and hour,
+//! Rate limits that hold across scaled-out instances: counter rows per key and hour,
 //! incremented with compare-and-swap, so two instances can never both take the last slot.
+//!
+//! A per-address or per-IP counter sees little concurrency, so it is one row and exact. A
+//! per-domain counter is hot under a burst (every partner of one company shares it): it is
+//! spread over a few shard rows, read together in one query and incremented one at a time, so
+//! concurrent sign-ups rarely collide. Under heavy concurrency the domain limit may be overshot
+//! by about the number of requests in flight; it is a flood guard, not an exact quota.
 
 use std::time::Duration;
 
+use rand::Rng;
 use time::OffsetDateTime;
 
 use super::{key_hash, Row, StoreError, TableName, TableStore};
+use crate::adapters::tables::odata_cmp;
 
 /// What is being limited. The key is hashed: the table holds no IPs or addresses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -21,6 +29,13 @@ impl LimitKind {
             LimitKind::ClientIp => "ip",
             LimitKind::Address => "addr",
             LimitKind::Domain => "dom",
+        }
+    }
+
+    fn shards(self) -> u32 {
+        match self {
+            LimitKind::Domain => 32,
+            _ => 1,
         }
     }
 }
@@ -43,34 +58,76 @@ pub async fn hit(
         return Ok(Some(wait));
     }
     let pk = format!("{}-{}", kind.prefix(), key_hash(key));
-    let rk = window.to_string();
-    // A handful of tries: a lost race means someone else counted, so re-read and count again.
-    for _ in 0..8 {
-        match store.get(TableName::Limits, &pk, &rk).await? {
+    // A lost race means someone else counted: read again and count again, with a little
+    // jitter so the racers spread out.
+    for attempt in 0..16u32 {
+        if attempt > 0 {
+            let ms = rand::thread_rng().gen_range(1..=(5 * attempt as u64).min(50));
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+        }
+        let shards = read_window(store, kind, &pk, window).await?;
+        let total: u32 = shards.iter().map(|(_, count, _)| count).sum();
+        if total >= limit {
+            return Ok(Some(wait));
+        }
+        let shard = rand::thread_rng().gen_range(0..kind.shards());
+        let rk = shard_key(window, shard);
+        let outcome = match shards.iter().find(|(k, _, _)| *k == rk) {
             None => {
                 let mut row = Row::new(&pk, &rk);
                 row.set("Count", 1u32);
-                match store.insert(TableName::Limits, &row).await {
-                    Ok(_) => return Ok(None),
-                    Err(StoreError::AlreadyExists) => continue,
-                    Err(e) => return Err(e),
-                }
+                store.insert(TableName::Limits, &row).await.map(|_| ())
             }
-            Some(mut row) => {
-                let count = store.decode(TableName::Limits, &row, |r| r.u32("Count"))?;
-                if count >= limit {
-                    return Ok(Some(wait));
-                }
-                let etag = row.etag.clone().unwrap_or_default();
+            Some((_, count, etag)) => {
+                let mut row = Row::new(&pk, &rk);
                 row.set("Count", count + 1);
-                match store.replace(TableName::Limits, &row, &etag).await {
-                    Ok(_) => return Ok(None),
-                    Err(StoreError::Changed) => continue,
-                    Err(e) => return Err(e),
-                }
+                store
+                    .replace(TableName::Limits, &row, etag)
+                    .await
+                    .map(|_| ())
             }
+        };
+        match outcome {
+            Ok(()) => return Ok(None),
+            Err(StoreError::AlreadyExists | StoreError::Changed) => continue,
+            Err(e) => return Err(e),
         }
     }
-    // Heavy contention on one key is itself a sign of abuse: refuse rather than spin.
+    // Contention this heavy on one key is itself a sign of a flood: refuse rather than spin.
     Ok(Some(wait))
+}
+
+fn shard_key(window: i64, shard: u32) -> String {
+    format!("{window}-{shard}")
+}
+
+/// The window's shard rows: (row key, count, etag). One point read for a single-shard
+/// counter, one partition range query for a sharded one.
+async fn read_window(
+    store: &TableStore,
+    kind: LimitKind,
+    pk: &str,
+    window: i64,
+) -> Result<Vec<(String, u32, String)>, StoreError> {
+    let rows = if kind.shards() == 1 {
+        store
+            .get(TableName::Limits, pk, &shard_key(window, 0))
+            .await?
+            .into_iter()
+            .collect()
+    } else {
+        let filter = format!(
+            "{} and {} and {}",
+            crate::adapters::tables::odata_eq("PartitionKey", pk),
+            odata_cmp("RowKey", "ge", &format!("{window}-")),
+            odata_cmp("RowKey", "lt", &format!("{window}.")),
+        );
+        store.query(TableName::Limits, Some(filter)).await?
+    };
+    rows.iter()
+        .map(|r| {
+            let count = store.decode(TableName::Limits, r, |r| r.u32("Count"))?;
+            Ok((r.row_key.clone(), count, r.etag.clone().unwrap_or_default()))
+        })
+        .collect()
 }
