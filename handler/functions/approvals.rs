@@ -399,16 +399,7 @@ pub async fn sweep(
                 if dry_run {
                     continue;
                 }
-                request.expire(now).ok();
-                if save_or_skip(portal, &request, &etag).await? {
-                    requests::release_address(&portal.store, &request.applicant.email).await?;
-                    audit::record(
-                        &portal.store,
-                        AuditEntry::new(now, "timer", "request.expired")
-                            .request(&request.id)
-                            .detail("not verified in time"),
-                    )
-                    .await?;
+                if expire(portal, request, &etag, now, "not verified in time").await? {
                     out.expired += 1;
                 }
             }
@@ -419,19 +410,8 @@ pub async fn sweep(
                         "expire request {} (its policy is gone)",
                         request.id
                     ));
-                    if !dry_run {
-                        request.expire(now).ok();
-                        if save_or_skip(portal, &request, &etag).await? {
-                            audit::record(
-                                &portal.store,
-                                AuditEntry::new(now, "timer", "request.expired")
-                                    .request(&request.id)
-                                    .detail("policy removed"),
-                            )
-                            .await?;
-                            tell_outcome(portal, &request.id, now, true).await?;
-                            out.expired += 1;
-                        }
+                    if !dry_run && expire(portal, request, &etag, now, "policy removed").await? {
+                        out.expired += 1;
                     }
                     continue;
                 };
@@ -444,16 +424,7 @@ pub async fn sweep(
                     if dry_run {
                         continue;
                     }
-                    request.expire(now).ok();
-                    if save_or_skip(portal, &request, &etag).await? {
-                        audit::record(
-                            &portal.store,
-                            AuditEntry::new(now, "timer", "request.expired")
-                                .request(&request.id)
-                                .detail("approval window over"),
-                        )
-                        .await?;
-                        tell_outcome(portal, &request.id, now, true).await?;
+                    if expire(portal, request, &etag, now, "approval window over").await? {
                         out.expired += 1;
                     }
                 } else if let Some(days) = policy
@@ -551,6 +522,34 @@ pub async fn sweep(
         }
     }
     Ok(out)
+}
+
+/// Closes an open request the timer found too old: recorded, the address freed, and a
+/// requester who had proved the mailbox told. False when someone else changed it first.
+async fn expire(
+    portal: &Portal,
+    mut request: SignupRequest,
+    etag: &str,
+    now: OffsetDateTime,
+    why: &str,
+) -> Result<bool, StoreError> {
+    if request.expire(now).is_err() || !save_or_skip(portal, &request, etag).await? {
+        return Ok(false);
+    }
+    audit::record(
+        &portal.store,
+        AuditEntry::new(now, "timer", "request.expired")
+            .request(&request.id)
+            .detail(why),
+    )
+    .await?;
+    // An unverified address gets no mail: nobody proved it wanted one.
+    if request.verified_at.is_some() {
+        tell_outcome(portal, &request.id, now, true).await?;
+    } else {
+        requests::release_address(&portal.store, &request.applicant.email).await?;
+    }
+    Ok(true)
 }
 
 async fn save_or_skip(
