@@ -302,6 +302,11 @@ impl Platform {
             .collect()
     }
 
+    /// Every mail in the shared maildir (filter by your own addresses).
+    pub fn mails_to_any(&self) -> Vec<Mail> {
+        read_mails(&services().maildir)
+    }
+
     /// Waits until `address` has at least `n` mails.
     pub async fn wait_for_mails(&self, address: &str, n: usize) -> Vec<Mail> {
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -651,7 +656,10 @@ impl StorageOutage {
         listener.set_nonblocking(true).unwrap();
         let (up, watch) = tokio::sync::watch::channel(true);
         std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
             rt.block_on(async move {
                 let listener = tokio::net::TcpListener::from_std(listener).unwrap();
                 loop {
