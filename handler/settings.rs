@@ -308,6 +308,9 @@ pub enum GraphCredential {
     /// The Function App's managed identity (App Service protocol: IDENTITY_ENDPOINT and
     /// IDENTITY_HEADER, set by the platform). `client_id` selects a user-assigned identity.
     ManagedIdentity { client_id: Option<String> },
+    /// The admin's own `az login` session: for the command line on an admin's machine
+    /// (Table Data Contributor on the account, and Graph permissions through the CLI's app).
+    AzureCli,
     ClientSecret {
         tenant_id: String,
         client_id: String,
@@ -323,6 +326,7 @@ impl fmt::Debug for GraphCredential {
                 .debug_struct("ManagedIdentity")
                 .field("client_id", client_id)
                 .finish(),
+            GraphCredential::AzureCli => f.write_str("AzureCli"),
             GraphCredential::ClientSecret {
                 tenant_id,
                 client_id,
@@ -355,6 +359,7 @@ impl GraphSettings {
                     .get("GRAPH_MANAGED_IDENTITY_CLIENT_ID")
                     .map(str::to_string),
             },
+            "azure_cli" => GraphCredential::AzureCli,
             "client_secret" => GraphCredential::ClientSecret {
                 tenant_id: required(env, "GRAPH_TENANT_ID", "the directory (tenant) id")?
                     .to_string(),
@@ -370,7 +375,7 @@ impl GraphSettings {
             other => {
                 return Err(invalid(
                     "GRAPH_CREDENTIAL",
-                    format!("managed_identity or client_secret, got {other:?}"),
+                    format!("managed_identity, client_secret or azure_cli, got {other:?}"),
                 ))
             }
         };
@@ -575,6 +580,134 @@ impl PortalSettings {
 }
 
 // ---------------------------------------------------------------------------------------------
+// The cleanup timer
+
+/// What the cleanup may do and how fast (see `crate::core::cleanup` for the lifecycle).
+#[derive(Clone, Debug)]
+pub struct CleanupSettings {
+    /// The lifecycle's waiting times: `CLEANUP_UNREDEEMED_REMINDER_DAYS` (14),
+    /// `CLEANUP_UNREDEEMED_REMOVE_DAYS` (14), `CLEANUP_INACTIVE_DAYS` (0 = off),
+    /// `CLEANUP_WARNING_DAYS` (7), `CLEANUP_GRACE_DAYS` (14).
+    pub rules: crate::core::cleanup::Rules,
+    /// `CLEANUP_SCOPE`: `portal` (default, only guests this portal created) or `all_guests`.
+    pub scope: crate::core::cleanup::Scope,
+    /// `CLEANUP_EXCLUSION_GROUP_ID`: members of this group are never touched.
+    pub exclusion_group_id: Option<String>,
+    /// `CLEANUP_MAX_REMOVALS` (50): more planned removals (disable + delete) in one run stop
+    /// the run before any removal.
+    pub max_removals: u32,
+    /// `CLEANUP_MAX_REMOVAL_PERCENT` (10): likewise, as a share of the guests in scope.
+    pub max_removal_percent: u32,
+    /// `CLEANUP_DRY_RUN` (false): report the plan, change nothing.
+    pub dry_run: bool,
+    /// `CLEANUP_TIME_BUDGET_SECONDS` (480): a run checkpoints and stops after this long, well
+    /// inside the Functions host's 10-minute limit; the next run resumes.
+    pub time_budget: Duration,
+    /// `CLEANUP_RETENTION_DAYS` (90): personal data of closed requests is purged after this.
+    pub retention_days: u32,
+    /// `CLEANUP_CONCURRENCY` (4): `$batch` calls in flight at once. Graph's write quota, not
+    /// this, should bound the rate; more than a few only earns more 429s.
+    pub concurrency: usize,
+}
+
+impl CleanupSettings {
+    pub fn from_env(env: &Environment) -> Result<Self, SettingError> {
+        use crate::core::cleanup::{Rules, Scope};
+        let d = Rules::default();
+        let days = |name: &'static str, default: u32| {
+            let v: u32 = parse_number(env, name, default, "a whole number of days")?;
+            if v > 3650 {
+                return Err(invalid(name, format!("at most 3650 days, got {v}")));
+            }
+            Ok(v)
+        };
+        let rules = Rules {
+            unredeemed_reminder_days: days(
+                "CLEANUP_UNREDEEMED_REMINDER_DAYS",
+                d.unredeemed_reminder_days,
+            )?,
+            unredeemed_remove_days: days(
+                "CLEANUP_UNREDEEMED_REMOVE_DAYS",
+                d.unredeemed_remove_days,
+            )?,
+            inactive_days: days("CLEANUP_INACTIVE_DAYS", d.inactive_days)?,
+            warning_days: days("CLEANUP_WARNING_DAYS", d.warning_days)?,
+            grace_days: days("CLEANUP_GRACE_DAYS", d.grace_days)?,
+        };
+        let scope = match env.get("CLEANUP_SCOPE").unwrap_or("portal") {
+            "portal" => Scope::Portal,
+            "all_guests" => Scope::AllGuests,
+            other => {
+                return Err(invalid(
+                    "CLEANUP_SCOPE",
+                    format!("portal or all_guests, got {other:?}"),
+                ))
+            }
+        };
+        // The id goes into a Graph URL path: only a GUID is accepted.
+        let exclusion_group_id = match env.get("CLEANUP_EXCLUSION_GROUP_ID") {
+            None => None,
+            Some(v) => Some(
+                uuid::Uuid::parse_str(v)
+                    .map_err(|_| {
+                        invalid(
+                            "CLEANUP_EXCLUSION_GROUP_ID",
+                            format!("a group object id (GUID), got {v:?}"),
+                        )
+                    })?
+                    .hyphenated()
+                    .to_string(),
+            ),
+        };
+        let max_removal_percent: u32 = parse_number(
+            env,
+            "CLEANUP_MAX_REMOVAL_PERCENT",
+            10,
+            "a percentage from 0 to 100",
+        )?;
+        if max_removal_percent > 100 {
+            return Err(invalid(
+                "CLEANUP_MAX_REMOVAL_PERCENT",
+                format!("a percentage from 0 to 100, got {max_removal_percent}"),
+            ));
+        }
+        let concurrency: usize = parse_number(
+            env,
+            "CLEANUP_CONCURRENCY",
+            4,
+            "a number of batches from 1 to 16",
+        )?;
+        if !(1..=16).contains(&concurrency) {
+            return Err(invalid(
+                "CLEANUP_CONCURRENCY",
+                format!("a number of batches from 1 to 16, got {concurrency}"),
+            ));
+        }
+        Ok(CleanupSettings {
+            rules,
+            scope,
+            exclusion_group_id,
+            max_removals: parse_number(
+                env,
+                "CLEANUP_MAX_REMOVALS",
+                50,
+                "a number of guests per run",
+            )?,
+            max_removal_percent,
+            dry_run: parse_bool(env, "CLEANUP_DRY_RUN", false)?,
+            time_budget: Duration::from_secs(parse_number(
+                env,
+                "CLEANUP_TIME_BUDGET_SECONDS",
+                480,
+                "a number of seconds (under the host's 600-second limit)",
+            )?),
+            retention_days: days("CLEANUP_RETENTION_DAYS", 90)?,
+            concurrency,
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Logging and the host
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -627,6 +760,7 @@ pub struct Settings {
     pub graph: GraphSettings,
     pub mail: MailSettings,
     pub portal: PortalSettings,
+    pub cleanup: CleanupSettings,
 }
 
 impl Settings {
@@ -636,6 +770,7 @@ impl Settings {
             graph: GraphSettings::from_env(env)?,
             mail: MailSettings::from_env(env)?,
             portal: PortalSettings::from_env(env)?,
+            cleanup: CleanupSettings::from_env(env)?,
         })
     }
 }
@@ -766,6 +901,45 @@ mod tests {
         assert_eq!(
             handler_port(&env).unwrap_err().name,
             "FUNCTIONS_CUSTOMHANDLER_PORT"
+        );
+    }
+
+    #[test]
+    fn cleanup_defaults_are_the_documented_ones() {
+        let c = CleanupSettings::from_env(&Environment::default()).unwrap();
+        assert_eq!(c.rules, crate::core::cleanup::Rules::default());
+        assert_eq!(c.scope, crate::core::cleanup::Scope::Portal);
+        assert_eq!((c.max_removals, c.max_removal_percent), (50, 10));
+        assert_eq!(c.time_budget, Duration::from_secs(480));
+        assert_eq!(c.retention_days, 90);
+        assert!(!c.dry_run && c.exclusion_group_id.is_none());
+    }
+
+    #[test]
+    fn cleanup_settings_are_checked() {
+        for (name, value) in [
+            ("CLEANUP_SCOPE", "everyone"),
+            ("CLEANUP_EXCLUSION_GROUP_ID", "../users"),
+            ("CLEANUP_MAX_REMOVAL_PERCENT", "150"),
+            ("CLEANUP_INACTIVE_DAYS", "-1"),
+            ("CLEANUP_DRY_RUN", "maybe"),
+            ("CLEANUP_CONCURRENCY", "0"),
+        ] {
+            let env = Environment::from_pairs([(name, value)]);
+            assert_eq!(CleanupSettings::from_env(&env).unwrap_err().name, name);
+        }
+        let env = Environment::from_pairs([
+            ("CLEANUP_SCOPE", "all_guests"),
+            (
+                "CLEANUP_EXCLUSION_GROUP_ID",
+                "0F0E0D0C-0B0A-0908-0706-050403020100",
+            ),
+        ]);
+        let c = CleanupSettings::from_env(&env).unwrap();
+        assert_eq!(c.scope, crate::core::cleanup::Scope::AllGuests);
+        assert_eq!(
+            c.exclusion_group_id.as_deref(),
+            Some("0f0e0d0c-0b0a-0908-0706-050403020100")
         );
     }
 

@@ -212,10 +212,12 @@ impl GraphClient {
     }
 
     async fn token(&self) -> Result<String, GraphError> {
-        let token = self
-            .credential
-            .get_token(&[self.scope.as_str()], None)
+        // The credential caches tokens; a fetch that hangs must not outlast the caller.
+        let scopes = [self.scope.as_str()];
+        let fetch = self.credential.get_token(&scopes, None);
+        let token = tokio::time::timeout(self.patience, fetch)
             .await
+            .map_err(|_| GraphError::Unavailable("no token for Graph: timed out".into()))?
             .map_err(|e| GraphError::Unavailable(format!("no token for Graph: {e}")))?;
         Ok(token.token.secret().to_string())
     }
@@ -282,7 +284,13 @@ impl GraphClient {
         } else {
             format!("{}{}", self.base, url)
         };
-        let mut req = self.http.request(method, &full).bearer_auth(token);
+        // One call never outlasts the caller's patience: a hung Graph must not hold a partner's
+        // form for the client's full 30 s.
+        let mut req = self
+            .http
+            .request(method, &full)
+            .bearer_auth(token)
+            .timeout(self.patience.clamp(Duration::from_secs(2), Duration::from_secs(30)));
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
@@ -594,6 +602,94 @@ impl GraphClient {
             Ok(_) | Err(GraphError::NotFound(_)) => Ok(()),
             Err(e) => Err(e),
         }
+    }
+}
+
+/// What the cleanup does to a guest in the directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Removal {
+    /// `PATCH /users/{id}` `{"accountEnabled": false}`.
+    Disable,
+    /// `DELETE /users/{id}`: a soft delete, restorable for 30 days.
+    Delete,
+}
+
+/// The properties the cleanup reads, and no more (`$select` also halves the cost of a page
+/// in Graph's resource units). `mail` is there for guests outside the portal's records (scope
+/// `all_guests`), who are mailed at that address.
+const CLEANUP_SELECT: &str =
+    "id,userType,accountEnabled,createdDateTime,externalUserState,externalUserStateChangeDateTime,mail";
+
+impl GraphClient {
+    /// The first page of every guest, in pages of 999. `signInActivity` is selected only when
+    /// asked for: it needs AuditLog.Read.All and Entra ID P1, and Graph answers 403 without.
+    /// (Filtering on signInActivity cannot be combined with userType, so inactivity is judged
+    /// on our side.)
+    pub fn guests_url(with_sign_in: bool) -> String {
+        let select = if with_sign_in {
+            format!("{CLEANUP_SELECT},signInActivity")
+        } else {
+            CLEANUP_SELECT.to_string()
+        };
+        format!(
+            "/users?$filter={}&$select={select}&$top={PAGE_LIMIT}",
+            urlencode("userType eq 'Guest'")
+        )
+    }
+
+    /// Object ids of a group's direct members, every page (one listing per run, however many
+    /// guests are checked against it).
+    pub async fn group_member_ids(
+        &self,
+        group_id: &str,
+    ) -> Result<std::collections::HashSet<String>, GraphError> {
+        let mut ids = std::collections::HashSet::new();
+        let mut url = format!("/groups/{group_id}/members?$select=id&$top={PAGE_LIMIT}");
+        loop {
+            let (_, value) = self.call(Method::GET, &url, None, &[]).await?;
+            for member in value["value"].as_array().into_iter().flatten() {
+                if let Some(id) = member["id"].as_str() {
+                    ids.insert(id.to_string());
+                }
+            }
+            match value["@odata.nextLink"].as_str() {
+                Some(next) => url = next.to_string(),
+                None => return Ok(ids),
+            }
+        }
+    }
+
+    /// Disables or deletes up to 20 users in one `$batch`. Each answer is the user's: a user
+    /// already gone counts as deleted; disabling a user that is gone is [`GraphError::NotFound`].
+    pub async fn remove(
+        &self,
+        items: &[(String, Removal)],
+    ) -> Result<Vec<Result<(), GraphError>>, GraphError> {
+        let calls: Vec<BatchCall> = items
+            .iter()
+            .map(|(id, removal)| match removal {
+                Removal::Disable => BatchCall {
+                    method: Method::PATCH,
+                    url: format!("/users/{id}"),
+                    body: Some(json!({ "accountEnabled": false })),
+                },
+                Removal::Delete => BatchCall {
+                    method: Method::DELETE,
+                    url: format!("/users/{id}"),
+                    body: None,
+                },
+            })
+            .collect();
+        let answers = self.batch(&calls).await?;
+        Ok(answers
+            .iter()
+            .zip(items)
+            .map(|(answer, (_, removal))| match (answer.error(), removal) {
+                (None, _) => Ok(()),
+                (Some(GraphError::NotFound(_)), Removal::Delete) => Ok(()),
+                (Some(e), _) => Err(e),
+            })
+            .collect())
     }
 }
 

@@ -8,8 +8,12 @@ use crate::store::guests;
 
 #[derive(Subcommand, Debug)]
 pub enum GuestsCommand {
-    /// List the guests this portal created.
+    /// List the guests this portal created and where each is in its lifecycle
+    /// (active, warned, disabled, deleted), since when and why.
     List {
+        /// Only guests in this state: active, warned, disabled or deleted.
+        #[arg(long)]
+        state: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -28,8 +32,18 @@ pub async fn guests(
     store: &crate::adapters::tables::TableStore,
     cmd: GuestsCommand,
 ) -> Result<(), CliError> {
-    let GuestsCommand::List { json } = cmd;
+    let GuestsCommand::List { state, json } = cmd;
+    let state = match state.as_deref().map(str::parse::<guests::GuestState>) {
+        None => None,
+        Some(Ok(s)) => Some(s),
+        Some(Err(_)) => {
+            return Err(CliError::usage(
+                "--state takes active, warned, disabled or deleted",
+            ))
+        }
+    };
     let mut all = guests::all(store).await?;
+    all.retain(|(g, _)| state.is_none_or(|s| g.state == s));
     all.sort_by_key(|(g, _)| g.invited_at);
     if json {
         let v: Vec<serde_json::Value> = all
@@ -40,6 +54,8 @@ pub async fn guests(
                     "invited_at": crate::adapters::tables::format_time(g.invited_at),
                     "access_ends_at": g.access_ends_at.map(crate::adapters::tables::format_time),
                     "state": g.state.as_str(), "removal_reason": g.removal_reason,
+                    "state_changed_at": crate::adapters::tables::format_time(g.state_changed_at),
+                    "reminder_sent_at": g.reminder_sent_at.map(crate::adapters::tables::format_time),
                 })
             })
             .collect();
@@ -50,19 +66,20 @@ pub async fn guests(
         println!("no guests created by this portal yet");
         return Ok(());
     }
+    let day = |t| crate::adapters::tables::format_time(t)[..10].to_string();
     println!(
-        "{:<38} {:<9} {:<11} {:<11} {:<24} ADDRESS",
-        "USER ID", "STATE", "INVITED", "ACCESS END", "POLICY"
+        "{:<38} {:<9} {:<11} {:<14} {:<11} {:<11} {:<24} ADDRESS",
+        "USER ID", "STATE", "SINCE", "WHY", "INVITED", "ACCESS END", "POLICY"
     );
     for (g, _) in &all {
         println!(
-            "{:<38} {:<9} {:<11} {:<11} {:<24} {}",
+            "{:<38} {:<9} {:<11} {:<14} {:<11} {:<11} {:<24} {}",
             g.user_id,
             g.state.as_str(),
-            &crate::adapters::tables::format_time(g.invited_at)[..10],
-            g.access_ends_at
-                .map(|t| crate::adapters::tables::format_time(t)[..10].to_string())
-                .unwrap_or("-".into()),
+            day(g.state_changed_at),
+            g.removal_reason.as_deref().unwrap_or("-"),
+            day(g.invited_at),
+            g.access_ends_at.map(day).unwrap_or("-".into()),
             g.policy_key.as_deref().unwrap_or("-"),
             g.email
         );
@@ -73,7 +90,9 @@ pub async fn guests(
 pub async fn cleanup(portal: &Portal, cmd: CleanupCommand) -> Result<(), CliError> {
     let CleanupCommand::Run { dry_run } = cmd;
     let mut logs = Vec::new();
-    let result = crate::functions::cleanup::run(portal, portal.now(), dry_run, &mut logs).await;
+    let result =
+        crate::functions::cleanup::run_as(portal, portal.now(), dry_run, "operator", &mut logs)
+            .await;
     for line in &logs {
         println!("{line}");
     }

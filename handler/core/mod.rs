@@ -8,7 +8,9 @@
 //! - [`policy`]: per-domain admission policies, their validation and matching.
 //! - [`request`]: a sign-up request and the state machine of its only allowed changes.
 //! - [`token`]: signed, expiring, purpose-bound link tokens with key rotation.
+//! - [`cleanup`]: the guest lifecycle the cleanup timer follows, and its per-run cap.
 
+pub mod cleanup;
 pub mod email;
 pub mod policy;
 pub mod request;

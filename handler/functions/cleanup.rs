@@ -1,17 +1,74 @@
 //! `function-cleanup`: the timer. The host posts the invocation as JSON; the answer carries the
-//! run's summary in `Logs`, which the host writes to its log (Application Insights).
+//! run's story in `Logs`, which the host writes to its log (Application Insights).
 //!
 //! The time the run acts on is the host's `Metadata.sys.UtcNow` (falling back to the clock):
-//! one consistent "now" for the whole run.
+//! one consistent "now" for the whole run. Leases and the time budget use the real clock,
+//! since two overlapping invocations may carry the same UtcNow.
+//!
+//! One run, under a lease in the Jobs table so two overlapping runs never both act:
+//! 1. Requests: expiry, approver reminders and escalation, retries of failed setups
+//!    (`approvals::sweep`), then purging the personal data of requests closed longer than
+//!    `CLEANUP_RETENTION_DAYS`.
+//! 2. Guests, in two phases that survive the Functions time limit:
+//!    - *listing*: every guest, 999 a page, decided one by one by `core::cleanup::decide`; each
+//!      page's plan is saved as a row and the nextLink as a checkpoint;
+//!    - *acting*: once the whole plan is known and passed the per-run cap, carried out in
+//!      waves of `$batch` calls (20 writes each), the position checkpointed after each wave.
+//!
+//!    A run that reaches `CLEANUP_TIME_BUDGET_SECONDS` stops between two pages or two waves
+//!    and the next run resumes there. Each guest's row is updated with a compare-and-swap on
+//!    the ETag it had when planned, so a wave repeated after a crash finds its work done.
+//!
+//! A dry run (`CLEANUP_DRY_RUN`, `handler cleanup run --dry-run`) reads and reports, and
+//! writes nothing anywhere: no lease, no checkpoint, no Graph write, no mail.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::time::{Duration as StdDuration, Instant};
 
-use time::OffsetDateTime;
+use futures::stream::{self, StreamExt};
+use time::{Duration, OffsetDateTime};
 use warp::http::StatusCode;
 
 use super::Portal;
+use crate::adapters::graph::{DirectoryUser, GraphClient, GraphError, Removal, BATCH_LIMIT};
+use crate::adapters::mail::OutgoingMail;
+use crate::adapters::tables::{format_time, StoreError};
+use crate::core::cleanup::{
+    check_cap, decide, graph_time, Action, Activity, Case, DirectoryFacts, Reason, Redemption,
+    SkipWhy, Stage, Tracked,
+};
+use crate::core::email::EmailAddress;
+use crate::core::policy::Language;
 use crate::host::invocation::{InvocationRequest, InvocationResponse};
 use crate::host::request::{self, HttpRequest, Response};
+use crate::store::audit::{self, AuditEntry};
+use crate::store::guests::{self, Guest, GuestState};
+use crate::store::jobs::{self, Checkpoint, Lease, LeaseOutcome, Phase, PlannedAction, Tally};
+use crate::store::requests;
+use crate::views::{self, RemovalReason};
+
+/// The job's name: the PartitionKey of its lease, checkpoint and plan.
+const JOB: &str = "cleanup";
+/// Long enough to outlive a slow Graph call, short enough that a run that died frees the job
+/// well before the next timer tick (every 15 minutes by default).
+const LEASE_TTL: Duration = Duration::minutes(5);
+const RENEW_EVERY: StdDuration = StdDuration::from_secs(60);
+/// A plan older than this (host time) is thrown away and made again: the directory moved on.
+const STALE_PLAN: Duration = Duration::days(1);
+/// The timer waits out throttling; its time budget leaves room for one more call this long
+/// under the host's 10-minute limit.
+const GRAPH_PATIENCE: StdDuration = StdDuration::from_secs(60);
+/// The host's log is not a bulk channel: past this many per-action lines in `Logs`, the rest
+/// are counted (every one is in the audit trail and the handler's own log).
+const MAX_ACTION_LINES: usize = 1000;
+/// Guest-row updates and audit entries in flight at once.
+const TABLE_CONCURRENCY: usize = 16;
+/// Mails in flight at once: a large warning wave must not look like a spam burst.
+const MAIL_CONCURRENCY: usize = 4;
+/// Where an unredeemed guest without a recorded redeem link (one the portal did not invite)
+/// is sent: My Apps redeems a pending invitation on sign-in.
+const FALLBACK_REDEEM_URL: &str = "https://myapps.microsoft.com";
 
 pub async fn invoke(portal: &Arc<Portal>, req: HttpRequest) -> Response {
     let invocation: InvocationRequest = match serde_json::from_slice(&req.body) {
@@ -66,22 +123,89 @@ pub async fn invoke(portal: &Arc<Portal>, req: HttpRequest) -> Response {
     )
 }
 
-/// One pass of every job. Shared with `handler cleanup run`.
+/// One pass of every job, as the timer runs it. `dry_run` (or `CLEANUP_DRY_RUN`) only
+/// reports. Returns the summary line.
 pub async fn run(
     portal: &Portal,
     now: OffsetDateTime,
     dry_run: bool,
     logs: &mut Vec<String>,
 ) -> Result<String, String> {
-    let graph = portal
-        .graph
-        .with_patience(std::time::Duration::from_secs(60));
-    let requests = super::approvals::sweep(portal, &graph, now, dry_run, logs)
+    run_as(portal, now, dry_run, "timer", logs).await
+}
+
+/// [`run`], with the audit trail naming `actor` (`operator` from the command line).
+pub async fn run_as(
+    portal: &Portal,
+    now: OffsetDateTime,
+    dry_run: bool,
+    actor: &str,
+    logs: &mut Vec<String>,
+) -> Result<String, String> {
+    let dry_run = dry_run || portal.settings.cleanup.dry_run;
+    let started = Instant::now();
+    let graph = portal.graph.with_patience(GRAPH_PATIENCE);
+    let title = if dry_run {
+        "cleanup (dry run)"
+    } else {
+        "cleanup"
+    };
+
+    // A dry run writes nothing, so it cannot double-act and takes no lease.
+    let lease = if dry_run {
+        None
+    } else {
+        let owner = uuid::Uuid::new_v4().simple().to_string();
+        match jobs::take_lease(
+            &portal.store,
+            JOB,
+            &owner,
+            OffsetDateTime::now_utc(),
+            LEASE_TTL,
+        )
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| format!("taking the cleanup lease: {e}"))?
+        {
+            LeaseOutcome::Taken(lease) => Some(lease),
+            LeaseOutcome::Held { until, .. } => {
+                logs.push(format!(
+                    "another cleanup run holds the lease until {}; this run does nothing",
+                    format_time(until)
+                ));
+                return Ok(format!("{title}: skipped, another run is in progress"));
+            }
+        }
+    };
+
+    let mut run = Run {
+        portal,
+        graph,
+        now,
+        dry_run,
+        actor: actor.to_string(),
+        started,
+        units: 0,
+        lease,
+        renewed: Instant::now(),
+        logs,
+        action_lines: 0,
+    };
+    let result = run.all_jobs().await;
+    if let Some(lease) = run.lease.take() {
+        if let Err(e) = jobs::release_lease(&portal.store, &lease).await {
+            // It expires by itself within LEASE_TTL.
+            tracing::warn!(error = %e, "could not release the cleanup lease");
+        }
+    }
+    let (requests, purged, guests) = result?;
+    if run.action_lines > MAX_ACTION_LINES {
+        run.logs.push(format!(
+            "... and {} more actions (see the audit trail)",
+            run.action_lines - MAX_ACTION_LINES
+        ));
+    }
     Ok(format!(
-        "cleanup{}: requests expired {}, reminded {}, escalated {}, retried {} ({} completed, {} gave up), outcome mails re-sent {}",
-        if dry_run { " (dry run)" } else { "" },
+        "{title}: requests expired {}, reminded {}, escalated {}, retried {} ({} completed, {} gave up), outcome mails re-sent {}, purged {purged}; {}",
         requests.expired,
         requests.reminded,
         requests.escalated,
@@ -89,5 +213,1134 @@ pub async fn run(
         requests.completed,
         requests.gave_up,
         requests.mails_resent,
+        guests.summary(dry_run),
     ))
+}
+
+/// What the guest job did in one run, for the summary line.
+#[derive(Debug, Default, Clone)]
+struct GuestReport {
+    tally: Tally,
+    reminded: u32,
+    warned: u32,
+    disabled: u32,
+    deleted: u32,
+    restored: u32,
+    skipped: u32,
+    gone: u32,
+    already_done: u32,
+    failed: u32,
+    /// Why the job stopped early, if it did (cap, paused by the time budget).
+    stopped: Option<String>,
+    /// The inactivity rule is on but sign-in activity could not be read.
+    inactivity_skipped: bool,
+}
+
+impl GuestReport {
+    fn summary(&self, dry_run: bool) -> String {
+        let t = &self.tally;
+        let verb = if dry_run { "would be " } else { "" };
+        let mut s = format!(
+            "guests listed {} (in scope {}, outside the portal's scope {}, excluded and due {}, not guests {}); {verb}reminded {}, {verb}warned {}, {verb}disabled {}, {verb}deleted {}, {verb}restored {}, skipped {}",
+            t.listed, t.in_scope, t.out_of_scope, t.excluded, t.not_guest,
+            self.reminded, self.warned, self.disabled, self.deleted, self.restored, self.skipped,
+        );
+        if self.gone > 0 {
+            s.push_str(&format!(", already gone {}", self.gone));
+        }
+        if self.already_done > 0 {
+            s.push_str(&format!(", done by an earlier run {}", self.already_done));
+        }
+        if self.failed > 0 {
+            s.push_str(&format!(", failed {} (retried next run)", self.failed));
+        }
+        if self.inactivity_skipped {
+            s.push_str("; inactivity rule not applied (no sign-in activity)");
+        }
+        if let Some(why) = &self.stopped {
+            s.push_str(&format!("; {why}"));
+        }
+        s
+    }
+
+    fn count(&mut self, kind: Kind) {
+        match kind {
+            Kind::Reminded => self.reminded += 1,
+            Kind::Warned => self.warned += 1,
+            Kind::Disabled => self.disabled += 1,
+            Kind::Deleted => self.deleted += 1,
+            Kind::Restored => self.restored += 1,
+            Kind::Skipped => self.skipped += 1,
+            Kind::Gone => self.gone += 1,
+            Kind::AlreadyDone => self.already_done += 1,
+            Kind::Failed => self.failed += 1,
+        }
+    }
+}
+
+/// The outcome of one plan entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Reminded,
+    Warned,
+    Disabled,
+    Deleted,
+    Restored,
+    Skipped,
+    Gone,
+    AlreadyDone,
+    Failed,
+}
+
+struct Outcome {
+    kind: Kind,
+    line: String,
+}
+
+impl Outcome {
+    fn new(kind: Kind, line: impl Into<String>) -> Self {
+        Outcome {
+            kind,
+            line: line.into(),
+        }
+    }
+}
+
+/// Where the listing stands at the end of a run's share of it.
+enum Listing {
+    Complete(Vec<PlannedAction>, Checkpoint),
+    Paused,
+}
+
+struct Run<'a> {
+    portal: &'a Portal,
+    graph: GraphClient,
+    now: OffsetDateTime,
+    dry_run: bool,
+    actor: String,
+    started: Instant,
+    /// Pages listed and waves acted in this run: at least one happens whatever the budget,
+    /// so every run makes progress.
+    units: u32,
+    lease: Option<Lease>,
+    renewed: Instant,
+    logs: &'a mut Vec<String>,
+    action_lines: usize,
+}
+
+/// What the per-entry work needs, shared by the futures of one wave.
+#[derive(Clone, Copy)]
+struct Ctx<'a> {
+    portal: &'a Portal,
+    now: OffsetDateTime,
+    actor: &'a str,
+}
+
+impl Run<'_> {
+    async fn all_jobs(
+        &mut self,
+    ) -> Result<(super::approvals::RequestSweep, u32, GuestReport), String> {
+        let requests =
+            super::approvals::sweep(self.portal, &self.graph, self.now, self.dry_run, self.logs)
+                .await
+                .map_err(|e| format!("requests: {e}"))?;
+        let purged = self
+            .purge_requests()
+            .await
+            .map_err(|e| format!("purging closed requests: {e}"))?;
+        let guests = self.guests().await?;
+        Ok((requests, purged, guests))
+    }
+
+    fn tell(&mut self, line: String) {
+        self.action_lines += 1;
+        if self.action_lines <= MAX_ACTION_LINES {
+            self.logs.push(line);
+        }
+    }
+
+    fn inactivity_skipped(&self, checkpoint: &Checkpoint) -> bool {
+        self.portal.settings.cleanup.rules.inactive_days > 0 && !checkpoint.sign_in_read
+    }
+
+    fn over_budget(&self) -> bool {
+        self.units > 0 && self.started.elapsed() >= self.portal.settings.cleanup.time_budget
+    }
+
+    /// Renews the lease once a minute; a lost lease stops the run before its next write.
+    async fn keep_lease(&mut self) -> Result<(), String> {
+        let Some(lease) = self.lease.as_mut() else {
+            return Ok(());
+        };
+        if self.renewed.elapsed() < RENEW_EVERY {
+            return Ok(());
+        }
+        match jobs::renew_lease(
+            &self.portal.store,
+            lease,
+            OffsetDateTime::now_utc(),
+            LEASE_TTL,
+        )
+        .await
+        {
+            Ok(true) => {
+                self.renewed = Instant::now();
+                Ok(())
+            }
+            Ok(false) => {
+                self.lease = None;
+                Err(
+                    "the lease expired and another run took it; stopping before acting further"
+                        .into(),
+                )
+            }
+            Err(e) => Err(format!("renewing the cleanup lease: {e}")),
+        }
+    }
+
+    // --- requests ------------------------------------------------------------------------
+
+    /// Closed requests hold names and addresses; after the retention period their rows go.
+    /// The audit trail keeps the ids (and masked addresses), not the personal data.
+    async fn purge_requests(&mut self) -> Result<u32, StoreError> {
+        let days = self.portal.settings.cleanup.retention_days;
+        let retention = Duration::days(i64::from(days));
+        let mut purged = 0;
+        for r in requests::closed_before(&self.portal.store, self.now - retention).await? {
+            if !r.is_purgeable(self.now, retention) {
+                continue;
+            }
+            if self.dry_run {
+                self.tell(format!(
+                    "would purge request {} (closed {} days ago or more)",
+                    r.id, days
+                ));
+                purged += 1;
+                continue;
+            }
+            requests::delete(&self.portal.store, &r.id).await?;
+            audit::record(
+                &self.portal.store,
+                AuditEntry::new(self.now, self.actor.as_str(), "request.purged")
+                    .request(&r.id)
+                    .detail(format!(
+                        "{}, closed as {}; personal data removed after {days} days",
+                        r.applicant.email.masked(),
+                        r.status
+                    )),
+            )
+            .await?;
+            self.tell(format!("purged request {} ({})", r.id, r.status));
+            purged += 1;
+        }
+        Ok(purged)
+    }
+
+    // --- guests --------------------------------------------------------------------------
+
+    async fn guests(&mut self) -> Result<GuestReport, String> {
+        let store = &self.portal.store;
+        let mut report = GuestReport::default();
+        let saved = if self.dry_run {
+            None
+        } else {
+            jobs::checkpoint(store, JOB)
+                .await
+                .map_err(|e| format!("reading the checkpoint: {e}"))?
+        };
+        let saved = match saved {
+            Some(c) if (self.now - c.planned_at).abs() > STALE_PLAN => {
+                self.logs.push(format!(
+                    "a checkpoint from {} is more than a day old; planning again",
+                    format_time(c.planned_at)
+                ));
+                jobs::clear(store, JOB)
+                    .await
+                    .map_err(|e| format!("clearing the checkpoint: {e}"))?;
+                None
+            }
+            other => other,
+        };
+
+        let (plan, mut checkpoint) = match saved {
+            Some(c) if c.phase == Phase::Acting => {
+                let loading = Instant::now();
+                let plan = jobs::load_plan(store, JOB)
+                    .await
+                    .map_err(|e| format!("reading the plan: {e}"))?;
+                self.logs.push(format!(
+                    "resuming the plan of {}: {} of {} actions already done (plan read in {} ms)",
+                    format_time(c.planned_at),
+                    c.acted,
+                    plan.len(),
+                    loading.elapsed().as_millis()
+                ));
+                (plan, c)
+            }
+            listing => match self.list_and_plan(listing, &mut report).await? {
+                Listing::Paused => return Ok(report),
+                Listing::Complete(plan, checkpoint) => {
+                    report.tally = checkpoint.tally;
+                    report.inactivity_skipped = self.inactivity_skipped(&checkpoint);
+                    // The cap is checked once, on the whole plan, before the first removal.
+                    if let Err(cap) = check_cap(
+                        checkpoint.tally.removals as usize,
+                        checkpoint.tally.in_scope as usize,
+                        self.portal.settings.cleanup.max_removals,
+                        self.portal.settings.cleanup.max_removal_percent,
+                    ) {
+                        return self.stop_at_cap(cap, &plan, report).await;
+                    }
+                    if self.dry_run {
+                        self.report_plan(&plan, &mut report);
+                        return Ok(report);
+                    }
+                    let checkpoint = Checkpoint {
+                        phase: Phase::Acting,
+                        acted: 0,
+                        next_link: None,
+                        ..checkpoint
+                    };
+                    jobs::save_checkpoint(store, JOB, &checkpoint)
+                        .await
+                        .map_err(|e| format!("saving the checkpoint: {e}"))?;
+                    (plan, checkpoint)
+                }
+            },
+        };
+        report.tally = checkpoint.tally;
+        report.inactivity_skipped = self.inactivity_skipped(&checkpoint);
+        self.act(&plan, &mut checkpoint, &mut report).await?;
+        Ok(report)
+    }
+
+    /// Lists every guest (or the rest, after a checkpoint) and decides each. Saves each
+    /// page's plan and the nextLink as it goes, unless this is a dry run.
+    async fn list_and_plan(
+        &mut self,
+        saved: Option<Checkpoint>,
+        report: &mut GuestReport,
+    ) -> Result<Listing, String> {
+        let settings = &self.portal.settings;
+        let rules = settings.cleanup.rules;
+        let want_sign_in = rules.inactive_days > 0 && settings.graph.sign_in_activity;
+        if rules.inactive_days > 0 && !settings.graph.sign_in_activity {
+            self.logs.push(
+                "the inactivity rule is skipped: GRAPH_SIGN_IN_ACTIVITY=false (sign-in activity needs AuditLog.Read.All and Entra ID P1)".into(),
+            );
+        }
+        let resumed = saved.is_some();
+        let mut checkpoint = saved.unwrap_or(Checkpoint {
+            phase: Phase::Listing,
+            planned_at: self.now,
+            next_link: None,
+            pages: 0,
+            sign_in_read: want_sign_in,
+            acted: 0,
+            tally: Tally::default(),
+        });
+        if resumed {
+            self.logs.push(format!(
+                "resuming the listing of {} after {} pages",
+                format_time(checkpoint.planned_at),
+                checkpoint.pages
+            ));
+        } else if !self.dry_run {
+            // Plan rows of an earlier plan whose clearing was cut short must never be read
+            // as part of this one.
+            jobs::clear(&self.portal.store, JOB)
+                .await
+                .map_err(|e| format!("clearing an old plan: {e}"))?;
+        }
+
+        // Once per run: the portal's records and the exclusion group.
+        let tracked: HashMap<String, (Guest, String)> = guests::all(&self.portal.store)
+            .await
+            .map_err(|e| format!("reading the guests table: {e}"))?
+            .into_iter()
+            .map(|(g, etag)| (g.user_id.clone(), (g, etag)))
+            .collect();
+        let excluded = match &settings.cleanup.exclusion_group_id {
+            None => HashSet::new(),
+            // Not knowing who is excluded means not acting at all.
+            Some(group) => self
+                .graph
+                .group_member_ids(group)
+                .await
+                .map_err(|e| format!("listing the exclusion group {group}: {e}"))?,
+        };
+
+        let mut url = checkpoint
+            .next_link
+            .clone()
+            .unwrap_or_else(|| GraphClient::guests_url(checkpoint.sign_in_read));
+        let mut plan = Vec::new();
+        loop {
+            if self.over_budget() {
+                return self.pause_listing(checkpoint, report).await;
+            }
+            self.keep_lease().await?;
+            let page = match self.graph.users_page(&url).await {
+                Err(GraphError::Refused { status: 403, .. })
+                    if checkpoint.sign_in_read && checkpoint.pages == 0 =>
+                {
+                    self.logs.push(
+                        "signInActivity is not readable (403: it needs AuditLog.Read.All and an Entra ID P1 tenant): the inactivity rule is skipped this run; the other rules still apply".into(),
+                    );
+                    checkpoint.sign_in_read = false;
+                    url = GraphClient::guests_url(false);
+                    continue;
+                }
+                Err(e) => return Err(format!("listing guests: {e}")),
+                Ok(page) => page,
+            };
+            self.units += 1;
+            let entries = self.plan_page(&page.users, &tracked, &excluded, &mut checkpoint);
+            // A page with nothing to do leaves no row (most pages, on most days).
+            if !self.dry_run && !entries.is_empty() {
+                jobs::save_plan_chunk(&self.portal.store, JOB, checkpoint.pages, &entries)
+                    .await
+                    .map_err(|e| format!("saving the plan: {e}"))?;
+            }
+            checkpoint.pages += 1;
+            plan.extend(entries);
+            match page.next_link {
+                Some(next) => {
+                    url = next.clone();
+                    checkpoint.next_link = Some(next);
+                    if !self.dry_run {
+                        jobs::save_checkpoint(&self.portal.store, JOB, &checkpoint)
+                            .await
+                            .map_err(|e| format!("saving the checkpoint: {e}"))?;
+                    }
+                }
+                None => break,
+            }
+        }
+        if resumed {
+            // Earlier runs' pages are in the table; this run's too.
+            plan = jobs::load_plan(&self.portal.store, JOB)
+                .await
+                .map_err(|e| format!("reading the plan: {e}"))?;
+        }
+        Ok(Listing::Complete(plan, checkpoint))
+    }
+
+    async fn pause_listing(
+        &mut self,
+        checkpoint: Checkpoint,
+        report: &mut GuestReport,
+    ) -> Result<Listing, String> {
+        if !self.dry_run {
+            jobs::save_checkpoint(&self.portal.store, JOB, &checkpoint)
+                .await
+                .map_err(|e| format!("saving the checkpoint: {e}"))?;
+        }
+        report.tally = checkpoint.tally;
+        report.inactivity_skipped = self.inactivity_skipped(&checkpoint);
+        report.stopped = Some(format!(
+            "paused after {} listing pages (time budget of {} s); the next run resumes the listing",
+            checkpoint.pages,
+            self.portal.settings.cleanup.time_budget.as_secs()
+        ));
+        Ok(Listing::Paused)
+    }
+
+    fn plan_page(
+        &self,
+        users: &[DirectoryUser],
+        tracked: &HashMap<String, (Guest, String)>,
+        excluded: &HashSet<String>,
+        checkpoint: &mut Checkpoint,
+    ) -> Vec<PlannedAction> {
+        let cleanup = &self.portal.settings.cleanup;
+        let mut entries = Vec::new();
+        for u in users {
+            let facts = facts_of(u, checkpoint.sign_in_read);
+            let row = tracked.get(&u.id);
+            let record = row.map(|(g, _)| tracked_of(g));
+            let is_excluded = excluded.contains(&u.id);
+            let action = decide(
+                Case {
+                    user: &facts,
+                    tracked: record.as_ref(),
+                    excluded: is_excluded,
+                },
+                cleanup.scope,
+                &cleanup.rules,
+                self.now,
+            );
+            let t = &mut checkpoint.tally;
+            t.listed += 1;
+            match action {
+                Action::Skip(SkipWhy::OutOfScope) => {
+                    t.out_of_scope += 1;
+                    continue;
+                }
+                Action::Skip(SkipWhy::NotGuest) => t.not_guest += 1,
+                Action::Skip(SkipWhy::Excluded) => t.excluded += 1,
+                _ => {}
+            }
+            if facts.is_guest && !is_excluded {
+                t.in_scope += 1;
+            }
+            if action == Action::Nothing {
+                continue;
+            }
+            t.planned += 1;
+            if action.is_removal() {
+                t.removals += 1;
+            }
+            entries.push(PlannedAction {
+                action,
+                user_id: u.id.clone(),
+                etag: row.map(|(_, etag)| etag.clone()),
+                untracked: row.is_none().then(|| jobs::Untracked {
+                    mail: u.mail.clone().filter(|m| !m.is_empty()),
+                    created: graph_time(u.created_date_time.as_deref()),
+                }),
+            });
+        }
+        entries
+    }
+
+    /// The cap refused the plan: nothing is removed, warned or mailed this run, and the log
+    /// says what to change. The plan is dropped; the next run plans again.
+    async fn stop_at_cap(
+        &mut self,
+        cap: crate::core::cleanup::CapExceeded,
+        plan: &[PlannedAction],
+        mut report: GuestReport,
+    ) -> Result<GuestReport, String> {
+        let line = format!("cleanup stopped before any change to guests: {cap}");
+        tracing::warn!(%line);
+        if self.dry_run {
+            self.logs
+                .push(format!("a real run would stop here: {line}"));
+            self.report_plan(plan, &mut report);
+        } else {
+            self.logs.push(line);
+            audit::record(
+                &self.portal.store,
+                AuditEntry::new(self.now, self.actor.as_str(), "cleanup.stopped")
+                    .detail(cap.to_string()),
+            )
+            .await
+            .map_err(|e| format!("recording the stop: {e}"))?;
+            jobs::clear(&self.portal.store, JOB)
+                .await
+                .map_err(|e| format!("clearing the plan: {e}"))?;
+            report = GuestReport {
+                tally: report.tally,
+                inactivity_skipped: report.inactivity_skipped,
+                ..GuestReport::default()
+            };
+        }
+        report.stopped = Some(format!("stopped by the cap: {cap}"));
+        Ok(report)
+    }
+
+    /// A dry run's account: what each entry would do.
+    fn report_plan(&mut self, plan: &[PlannedAction], report: &mut GuestReport) {
+        let cleanup = &self.portal.settings.cleanup;
+        for p in plan {
+            let id = &p.user_id;
+            let (kind, line) = match p.action {
+                Action::Nothing => continue,
+                Action::RedeemReminder => (
+                    Kind::Reminded,
+                    format!(
+                        "would remind guest {id} to redeem the invitation (disabled {} days later unless redeemed)",
+                        cleanup.rules.unredeemed_remove_days
+                    ),
+                ),
+                Action::Warn(r) => (
+                    Kind::Warned,
+                    format!(
+                        "would warn guest {id}: {} (disabled {} days later)",
+                        r.describe(),
+                        cleanup.rules.warning_days
+                    ),
+                ),
+                Action::Disable(r) => (
+                    Kind::Disabled,
+                    format!("would disable guest {id}: {}", r.describe()),
+                ),
+                Action::Delete(r) => (
+                    Kind::Deleted,
+                    format!("would delete guest {id} (soft delete): {}", r.describe()),
+                ),
+                Action::Restore(w) => (
+                    Kind::Restored,
+                    format!("would restore guest {id} to active: {}", w.describe()),
+                ),
+                Action::Skip(w) => (
+                    Kind::Skipped,
+                    format!("would skip guest {id}: {}", w.describe()),
+                ),
+            };
+            report.count(kind);
+            self.tell(line);
+        }
+    }
+
+    /// Carries out the plan from where the checkpoint says, a wave at a time.
+    async fn act(
+        &mut self,
+        plan: &[PlannedAction],
+        checkpoint: &mut Checkpoint,
+        report: &mut GuestReport,
+    ) -> Result<(), String> {
+        let wave_size = self.portal.settings.cleanup.concurrency * BATCH_LIMIT;
+        let mut next = (checkpoint.acted as usize).min(plan.len());
+        while next < plan.len() {
+            if self.over_budget() {
+                report.stopped = Some(format!(
+                    "paused after {next} of {} actions (time budget of {} s); the next run resumes",
+                    plan.len(),
+                    self.portal.settings.cleanup.time_budget.as_secs()
+                ));
+                return Ok(());
+            }
+            self.keep_lease().await?;
+            let end = (next + wave_size).min(plan.len());
+            let ctx = Ctx {
+                portal: self.portal,
+                now: self.now,
+                actor: &self.actor,
+            };
+            let (outcomes, failure) = wave(ctx, &self.graph, &plan[next..end]).await;
+            for o in outcomes {
+                report.count(o.kind);
+                self.tell(o.line);
+            }
+            if let Some(e) = failure {
+                // A whole $batch failed (Graph down, or refusing): stop. The position saved
+                // after the last complete wave is where the next run resumes; what this wave
+                // did already is recorded and will be found done.
+                return Err(format!("acting on guests: {e}"));
+            }
+            self.units += 1;
+            next = end;
+            checkpoint.acted = next as u32;
+            jobs::save_checkpoint(&self.portal.store, JOB, checkpoint)
+                .await
+                .map_err(|e| format!("saving the checkpoint: {e}"))?;
+        }
+        jobs::clear(&self.portal.store, JOB)
+            .await
+            .map_err(|e| format!("clearing the finished plan: {e}"))
+    }
+}
+
+type BoxedOutcome<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = Outcome> + Send + 'a>>;
+
+/// One wave: its removals as concurrent `$batch` calls of 20, then every row update, mail and
+/// audit entry with bounded concurrency. A batch that failed as a whole is returned after the
+/// rest of the wave has been recorded.
+async fn wave(
+    ctx: Ctx<'_>,
+    graph: &GraphClient,
+    entries: &[PlannedAction],
+) -> (Vec<Outcome>, Option<GraphError>) {
+    let removals: Vec<&PlannedAction> = entries.iter().filter(|p| p.action.is_removal()).collect();
+    let batches = removals.chunks(BATCH_LIMIT).map(|chunk| {
+        let items: Vec<(String, Removal)> = chunk
+            .iter()
+            .map(|p| {
+                let removal = match p.action {
+                    Action::Delete(_) => Removal::Delete,
+                    _ => Removal::Disable,
+                };
+                (p.user_id.clone(), removal)
+            })
+            .collect();
+        async move { graph.remove(&items).await }
+    });
+    let answers = futures::future::join_all(batches).await;
+    let mut results = Vec::with_capacity(removals.len());
+    let mut failure = None;
+    for (chunk, answer) in removals.chunks(BATCH_LIMIT).zip(answers) {
+        match answer {
+            Ok(answer) => results.extend(chunk.iter().copied().zip(answer)),
+            Err(e) => failure = Some(e),
+        }
+    }
+    // Graph first, then the row: a row that says "disabled" while the account is enabled
+    // would read as "an admin enabled it again" and restore the guest.
+    // (The futures are boxed before they are streamed: rustc cannot yet prove a stream of
+    // borrowing async-fn futures `Send` for every lifetime, which warp's server requires.)
+    let recorded: Vec<BoxedOutcome<'_>> = results
+        .into_iter()
+        .map(|(p, result)| Box::pin(after_removal(ctx, p, result)) as BoxedOutcome<'_>)
+        .collect();
+    let mut outcomes: Vec<Outcome> = stream::iter(recorded)
+        .buffer_unordered(TABLE_CONCURRENCY)
+        .collect()
+        .await;
+    let others: Vec<BoxedOutcome<'_>> = entries
+        .iter()
+        .filter(|p| !p.action.is_removal())
+        .map(|p| Box::pin(act_without_graph(ctx, p)) as BoxedOutcome<'_>)
+        .collect();
+    let others: Vec<Outcome> = stream::iter(others)
+        .buffer_unordered(MAIL_CONCURRENCY)
+        .collect()
+        .await;
+    outcomes.extend(others);
+    (outcomes, failure)
+}
+
+fn masked(email: &str) -> String {
+    EmailAddress::parse(email)
+        .map(|e| e.masked())
+        .unwrap_or_else(|_| "(no address)".into())
+}
+
+fn day(t: OffsetDateTime) -> String {
+    format_time(t)[..10].to_string()
+}
+
+/// How a row write went.
+enum Written {
+    Done,
+    /// The row already shows this step: an earlier, interrupted run did it.
+    AlreadyDone,
+    /// Someone changed the row since the plan: the next run decides again.
+    Changed,
+}
+
+/// Moves a guest's row to `state` (compare-and-swap on the planned ETag), or makes the row of
+/// a guest the portal had none for.
+async fn advance(
+    ctx: Ctx<'_>,
+    p: &PlannedAction,
+    state: GuestState,
+    reason: Reason,
+    reminder: Option<OffsetDateTime>,
+) -> Result<Written, StoreError> {
+    let store = &ctx.portal.store;
+    if let Some(u) = &p.untracked {
+        let guest = Guest {
+            user_id: p.user_id.clone(),
+            email: u.mail.clone().unwrap_or_default(),
+            request_id: None,
+            policy_key: None,
+            invited_at: u.created.unwrap_or(ctx.now),
+            access_ends_at: None,
+            redeem_url: None,
+            language: ctx
+                .portal
+                .settings
+                .portal
+                .default_language
+                .as_str()
+                .to_string(),
+            first_name: String::new(),
+            state,
+            state_changed_at: ctx.now,
+            removal_reason: Some(reason.as_str().to_string()),
+            reminder_sent_at: reminder,
+        };
+        return match store
+            .insert(crate::store::TableName::Guests, &guests::to_row(&guest))
+            .await
+        {
+            Ok(_) => Ok(Written::Done),
+            Err(StoreError::AlreadyExists) => already_or_changed(ctx, p, state).await,
+            Err(e) => Err(e),
+        };
+    }
+    let etag = p.etag.as_deref().unwrap_or("*");
+    match guests::advance(
+        store,
+        &p.user_id,
+        etag,
+        state,
+        ctx.now,
+        reason.as_str(),
+        reminder,
+    )
+    .await
+    {
+        Ok(_) => Ok(Written::Done),
+        Err(StoreError::Changed) => already_or_changed(ctx, p, state).await,
+        Err(e) => Err(e),
+    }
+}
+
+async fn already_or_changed(
+    ctx: Ctx<'_>,
+    p: &PlannedAction,
+    state: GuestState,
+) -> Result<Written, StoreError> {
+    Ok(match guests::get(&ctx.portal.store, &p.user_id).await? {
+        Some((g, _)) if g.state == state => Written::AlreadyDone,
+        _ => Written::Changed,
+    })
+}
+
+async fn audit_guest(
+    ctx: Ctx<'_>,
+    action: &str,
+    user_id: &str,
+    detail: String,
+) -> Result<(), StoreError> {
+    audit::record(
+        &ctx.portal.store,
+        AuditEntry::new(ctx.now, ctx.actor, action)
+            .user(user_id)
+            .detail(detail),
+    )
+    .await
+}
+
+/// Records a disable or delete that Graph answered.
+async fn after_removal(ctx: Ctx<'_>, p: &PlannedAction, result: Result<(), GraphError>) -> Outcome {
+    let id = &p.user_id;
+    let (reason, disable) = match p.action {
+        Action::Disable(r) => (r, true),
+        Action::Delete(r) => (r, false),
+        _ => unreachable!("only removals reach after_removal"),
+    };
+    let verb = if disable { "disable" } else { "delete" };
+    let (state, kind, audit_action, detail, line) = match result {
+        Ok(()) if disable => (
+            GuestState::Disabled,
+            Kind::Disabled,
+            "guest.disabled",
+            format!("{}; deleted after the grace period", reason.describe()),
+            format!("disabled guest {id}: {}", reason.describe()),
+        ),
+        Ok(()) => (
+            GuestState::Deleted,
+            Kind::Deleted,
+            "guest.deleted",
+            format!("{}; soft delete, restorable for 30 days", reason.describe()),
+            format!(
+                "deleted guest {id} (soft delete, restorable for 30 days): {}",
+                reason.describe()
+            ),
+        ),
+        Err(GraphError::NotFound(_)) => (
+            GuestState::Deleted,
+            Kind::Gone,
+            "guest.gone",
+            "no longer in the directory".to_string(),
+            format!("guest {id} is no longer in the directory"),
+        ),
+        Err(e) => {
+            return Outcome::new(
+                Kind::Failed,
+                format!("could not {verb} guest {id}: {e}; the next run tries again"),
+            )
+        }
+    };
+    let recorded = async {
+        let written = advance(ctx, p, state, reason, None).await?;
+        if matches!(written, Written::Done) {
+            audit_guest(ctx, audit_action, id, detail).await?;
+        }
+        Ok::<_, StoreError>(written)
+    }
+    .await;
+    match recorded {
+        Ok(Written::Done) => Outcome::new(kind, line),
+        Ok(Written::AlreadyDone) => Outcome::new(
+            Kind::AlreadyDone,
+            format!("guest {id}: {verb} was already recorded by an earlier run"),
+        ),
+        Ok(Written::Changed) => Outcome::new(
+            kind,
+            format!("{line} (its record changed meanwhile; the next run looks again)"),
+        ),
+        Err(e) => Outcome::new(
+            Kind::Failed,
+            format!("{line}, but recording it failed: {e}; the next run records it"),
+        ),
+    }
+}
+
+/// Reminders, warnings, restores and skips: mail and records, no Graph write.
+async fn act_without_graph(ctx: Ctx<'_>, p: &PlannedAction) -> Outcome {
+    let result = match p.action {
+        Action::RedeemReminder => mail_and_advance(ctx, p, None).await,
+        Action::Warn(reason) => mail_and_advance(ctx, p, Some(reason)).await,
+        Action::Restore(why) => restore(ctx, p, why).await,
+        Action::Skip(why) => audit_guest(ctx, "guest.skipped", &p.user_id, why.describe().into())
+            .await
+            .map(|()| {
+                Outcome::new(
+                    Kind::Skipped,
+                    format!("skipped guest {}: {}", p.user_id, why.describe()),
+                )
+            }),
+        // Removals go through `$batch` in `wave`; `Nothing` is never planned.
+        _ => Ok(Outcome::new(
+            Kind::Skipped,
+            format!("guest {}: nothing to do", p.user_id),
+        )),
+    };
+    result.unwrap_or_else(|e| {
+        Outcome::new(
+            Kind::Failed,
+            format!("guest {}: {e}; the next run tries again", p.user_id),
+        )
+    })
+}
+
+/// What a mail needs to know about the guest: the row (tracked) or the listing (untracked).
+struct Recipient {
+    email: String,
+    first_name: String,
+    language: Language,
+    redeem_url: Option<String>,
+    etag: Option<String>,
+}
+
+/// The reminder (`reason` None) or a removal warning. The row moves on only once the mail
+/// is sent: a failed mail is retried by the next run, and no one is removed unwarned.
+async fn mail_and_advance(
+    ctx: Ctx<'_>,
+    p: &PlannedAction,
+    reason: Option<Reason>,
+) -> Result<Outcome, StoreError> {
+    let id = &p.user_id;
+    let settings = &ctx.portal.settings;
+    let target = GuestState::Warned;
+    let recipient = match &p.untracked {
+        Some(u) => Recipient {
+            email: u.mail.clone().unwrap_or_default(),
+            first_name: String::new(),
+            language: settings.portal.default_language,
+            redeem_url: None,
+            etag: None,
+        },
+        None => match guests::get(&ctx.portal.store, id).await? {
+            None => {
+                return Ok(Outcome::new(
+                    Kind::Skipped,
+                    format!("guest {id}: its record is gone; the next run decides again"),
+                ))
+            }
+            Some((g, etag)) => {
+                if p.etag.as_deref().is_some_and(|planned| planned != etag) {
+                    let kind = if g.state == target {
+                        Kind::AlreadyDone
+                    } else {
+                        Kind::Skipped
+                    };
+                    return Ok(Outcome::new(
+                        kind,
+                        format!("guest {id}: its record changed since the plan (now {}); not mailed again", g.state.as_str()),
+                    ));
+                }
+                Recipient {
+                    language: g
+                        .language
+                        .parse()
+                        .unwrap_or(settings.portal.default_language),
+                    email: g.email,
+                    first_name: g.first_name,
+                    redeem_url: g.redeem_url,
+                    etag: Some(etag),
+                }
+            }
+        },
+    };
+    if recipient.email.is_empty() {
+        audit_guest(ctx, "guest.skipped", id, "no mail address to warn".into()).await?;
+        return Ok(Outcome::new(
+            Kind::Skipped,
+            format!("skipped guest {id}: no mail address to warn, so it is not removed"),
+        ));
+    }
+    let brand = super::web::brand(ctx.portal);
+    let rules = &settings.cleanup.rules;
+    let (mail, disable_on, audit_action, kind, what) = match reason {
+        None => {
+            let on = ctx.now + Duration::days(i64::from(rules.unredeemed_remove_days));
+            let url = recipient
+                .redeem_url
+                .as_deref()
+                .filter(|u| !u.is_empty())
+                .unwrap_or(FALLBACK_REDEEM_URL);
+            (
+                views::redeem_reminder_mail(
+                    &brand,
+                    recipient.language,
+                    &recipient.first_name,
+                    url,
+                    &day(on),
+                ),
+                on,
+                "guest.reminded",
+                Kind::Reminded,
+                "reminded to redeem the invitation".to_string(),
+            )
+        }
+        Some(r) => {
+            let on = ctx.now + Duration::days(i64::from(rules.warning_days));
+            let why = match r {
+                Reason::Inactive => RemovalReason::Inactive,
+                _ => RemovalReason::AccessPeriodOver,
+            };
+            (
+                views::removal_warning_mail(
+                    &brand,
+                    recipient.language,
+                    &recipient.first_name,
+                    &day(on),
+                    why,
+                ),
+                on,
+                "guest.warned",
+                Kind::Warned,
+                format!("warned: {}", r.describe()),
+            )
+        }
+    };
+    let address = masked(&recipient.email);
+    if let Err(e) = ctx
+        .portal
+        .mailer
+        .send(&OutgoingMail {
+            to: recipient.email.clone(),
+            subject: mail.subject,
+            text: mail.text,
+            html: mail.html,
+        })
+        .await
+    {
+        return Ok(Outcome::new(
+            Kind::Failed,
+            format!("could not mail guest {id} ({address}): {e}; the next run tries again"),
+        ));
+    }
+    let step = PlannedAction {
+        etag: recipient.etag.or_else(|| p.etag.clone()),
+        ..p.clone()
+    };
+    let reason = reason.unwrap_or(Reason::Unredeemed);
+    let reminder = (reason == Reason::Unredeemed).then_some(ctx.now);
+    let written = advance(ctx, &step, target, reason, reminder).await?;
+    let detail = format!(
+        "{address}; {what}; disabled on {} unless resolved",
+        day(disable_on)
+    );
+    let line = format!(
+        "guest {id} ({address}) {what}; disabled on {} unless resolved",
+        day(disable_on)
+    );
+    Ok(match written {
+        Written::Done => {
+            audit_guest(ctx, audit_action, id, detail).await?;
+            Outcome::new(kind, line)
+        }
+        Written::AlreadyDone => Outcome::new(Kind::AlreadyDone, line),
+        Written::Changed => Outcome::new(
+            kind,
+            format!("{line} (its record changed meanwhile; the next run looks again)"),
+        ),
+    })
+}
+
+/// Back to active: the reason for removal went away (or an admin decided). Only the record
+/// changes; the clocks of the rules start again from now.
+async fn restore(
+    ctx: Ctx<'_>,
+    p: &PlannedAction,
+    why: crate::core::cleanup::RestoreWhy,
+) -> Result<Outcome, StoreError> {
+    let id = &p.user_id;
+    let Some((mut g, etag)) = guests::get(&ctx.portal.store, id).await? else {
+        return Ok(Outcome::new(
+            Kind::Skipped,
+            format!("guest {id}: its record is gone; nothing to restore"),
+        ));
+    };
+    if p.etag.as_deref().is_some_and(|planned| planned != etag) {
+        let kind = if g.state == GuestState::Active {
+            Kind::AlreadyDone
+        } else {
+            Kind::Skipped
+        };
+        return Ok(Outcome::new(
+            kind,
+            format!("guest {id}: its record changed since the plan; the next run decides again"),
+        ));
+    }
+    let was = g.state;
+    g.state = GuestState::Active;
+    g.state_changed_at = ctx.now;
+    g.removal_reason = None;
+    g.reminder_sent_at = None;
+    match guests::save(&ctx.portal.store, &g, &etag).await {
+        Ok(_) => {}
+        Err(StoreError::Changed) => {
+            return Ok(Outcome::new(
+                Kind::Skipped,
+                format!("guest {id}: its record changed meanwhile; the next run decides again"),
+            ))
+        }
+        Err(e) => return Err(e),
+    }
+    audit_guest(
+        ctx,
+        "guest.restored",
+        id,
+        format!("{} -> active: {}", was.as_str(), why.describe()),
+    )
+    .await?;
+    Ok(Outcome::new(
+        Kind::Restored,
+        format!(
+            "guest {id} back to active (was {}): {}",
+            was.as_str(),
+            why.describe()
+        ),
+    ))
+}
+
+/// What the rules need from a listed user.
+fn facts_of(u: &DirectoryUser, sign_in_read: bool) -> DirectoryFacts {
+    let activity = if !sign_in_read {
+        Activity::NotRead
+    } else {
+        match &u.sign_in_activity {
+            None => Activity::Never,
+            Some(s) => Activity::most_recent(&[
+                graph_time(s.last_sign_in_date_time.as_deref()),
+                graph_time(s.last_non_interactive_sign_in_date_time.as_deref()),
+                graph_time(s.last_successful_sign_in_date_time.as_deref()),
+            ]),
+        }
+    };
+    DirectoryFacts {
+        is_guest: u.user_type.as_deref() == Some("Guest"),
+        // Absent means the property was not returned: assume enabled, the state in which
+        // nothing is restored on a guess.
+        account_enabled: u.account_enabled.unwrap_or(true),
+        created: graph_time(u.created_date_time.as_deref()),
+        redemption: Redemption::from_graph(u.external_user_state.as_deref()),
+        redemption_changed: graph_time(u.external_user_state_change_date_time.as_deref()),
+        activity,
+    }
+}
+
+/// What the rules need from the portal's record.
+fn tracked_of(g: &Guest) -> Tracked {
+    Tracked {
+        stage: match g.state {
+            GuestState::Active => Stage::Active,
+            GuestState::Warned => Stage::Warned,
+            GuestState::Disabled => Stage::Disabled,
+            GuestState::Deleted => Stage::Deleted,
+        },
+        since: g.state_changed_at,
+        reason: g.removal_reason.as_deref().and_then(Reason::parse),
+        invited_at: g.invited_at,
+        access_ends_at: g.access_ends_at,
+        reminder_sent_at: g.reminder_sent_at,
+    }
 }

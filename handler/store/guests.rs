@@ -124,6 +124,26 @@ pub async fn save(store: &TableStore, guest: &Guest, etag: &str) -> Result<Strin
     store.replace(TableName::Guests, &to_row(guest), etag).await
 }
 
+/// The cleanup's step forward for one guest: merges only the lifecycle properties, and only
+/// if the row is unchanged since `etag` was read (so a resumed run sees what it already did,
+/// and the rest of the row is never rewritten from a stale copy). Returns the new ETag.
+pub async fn advance(
+    store: &TableStore,
+    user_id: &str,
+    etag: &str,
+    state: GuestState,
+    at: OffsetDateTime,
+    reason: &str,
+    reminder_sent_at: Option<OffsetDateTime>,
+) -> Result<String, StoreError> {
+    let mut row = Row::new(PARTITION, user_id);
+    row.set("State", state.as_str())
+        .set("StateChangedAt", format_time(at))
+        .set("RemovalReason", reason)
+        .set_time("ReminderSentAt", reminder_sent_at);
+    store.merge(TableName::Guests, &row, etag).await
+}
+
 pub async fn all(store: &TableStore) -> Result<Vec<(Guest, String)>, StoreError> {
     let rows = store.partition(TableName::Guests, PARTITION).await?;
     rows.into_iter()

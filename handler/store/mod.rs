@@ -13,6 +13,7 @@
 
 pub mod audit;
 pub mod guests;
+pub mod jobs;
 pub mod limits;
 pub mod policies;
 pub mod requests;

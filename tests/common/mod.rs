@@ -674,7 +674,7 @@ impl StorageOutage {
                         tokio::select! {
                             _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
                             _ = async { while watch.changed().await.is_ok() { if !*watch.borrow() { break; } } } => {
-                                let _ = client.set_linger(Some(Duration::ZERO));
+                                let _ = client.set_zero_linger();
                             }
                         }
                     });

@@ -1,0 +1,1058 @@
+//! The cleanup's rules: what to do next with one guest, decided from facts alone.
+//!
+//! The timer removes people from a company's directory, so the decision is kept apart from
+//! everything that could make it go wrong in a hard-to-see way (paging, throttling, storage
+//! races, a wrong clock): [`decide`] takes what the directory says about a user, what the
+//! portal recorded about it, the rules and "now", and answers with exactly one [`Action`].
+//! Everything around it (listing, checkpointing, the caps, dry runs, the audit) lives in
+//! `functions::cleanup`; this module has no I/O and is tested case by case below.
+//!
+//! The lifecycle of a guest, each step at most one per run:
+//!
+//! ```text
+//!  active ──(PendingAcceptance for UNREDEEMED_REMINDER_DAYS)──> reminder mail ──> warned(unredeemed)
+//!  active ──(access period over, or inactive INACTIVE_DAYS)───> warning mail  ──> warned(reason)
+//!  warned(unredeemed) ──(UNREDEEMED_REMOVE_DAYS after the reminder)──> disabled
+//!  warned(other)      ──(WARNING_DAYS after the warning)─────────────> disabled
+//!  disabled ──(GRACE_DAYS)──> soft-deleted (restorable for 30 days)
+//! ```
+//!
+//! A person is never removed without having been told first (the reminder is the warning of
+//! an unredeemed invitation), never deleted without having been disabled first, and a guest
+//! whose reason went away (redeemed, signed in again, access extended, an admin re-enabled or
+//! restored the account) goes back to active instead of on towards removal.
+
+use time::{Duration, OffsetDateTime};
+
+/// How long each step waits, in days (the `CLEANUP_*_DAYS` settings).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rules {
+    /// An invitation still `PendingAcceptance` this long after it was sent gets one reminder.
+    pub unredeemed_reminder_days: u32,
+    /// ... and the guest is disabled this long after the reminder.
+    pub unredeemed_remove_days: u32,
+    /// No sign-in for this long gets a warning; 0 turns the rule off (it needs Entra ID P1
+    /// and AuditLog.Read.All, which not every tenant has).
+    pub inactive_days: u32,
+    /// A warned guest is disabled this long after the warning.
+    pub warning_days: u32,
+    /// A disabled guest is soft-deleted this long after being disabled.
+    pub grace_days: u32,
+}
+
+impl Default for Rules {
+    fn default() -> Self {
+        Rules {
+            unredeemed_reminder_days: 14,
+            unredeemed_remove_days: 14,
+            inactive_days: 0,
+            warning_days: 7,
+            grace_days: 14,
+        }
+    }
+}
+
+fn days(n: u32) -> Duration {
+    Duration::days(i64::from(n))
+}
+
+/// Which guests the cleanup may touch at all.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// Only guests this portal created (its Guests table): the default, so a portal installed
+    /// into a tenant with years of guests does not start removing people it never invited.
+    Portal,
+    /// Every guest of the tenant, on purpose (`CLEANUP_SCOPE=all_guests`).
+    AllGuests,
+}
+
+/// `externalUserState`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Redemption {
+    Pending,
+    Accepted,
+    /// Null: guests created before Entra tracked redemption, or a value we do not know.
+    Unknown,
+}
+
+impl Redemption {
+    pub fn from_graph(value: Option<&str>) -> Self {
+        match value {
+            Some(v) if v.eq_ignore_ascii_case("PendingAcceptance") => Redemption::Pending,
+            Some(v) if v.eq_ignore_ascii_case("Accepted") => Redemption::Accepted,
+            _ => Redemption::Unknown,
+        }
+    }
+}
+
+/// The most recent sign-in, as far as this run knows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Activity {
+    /// `signInActivity` was not read this run (no P1 licence or permission, or turned off):
+    /// the inactivity rule cannot be applied, in either direction.
+    NotRead,
+    /// Read, and there is no sign-in on record.
+    Never,
+    At(OffsetDateTime),
+}
+
+impl Activity {
+    /// The most recent of `signInActivity`'s timestamps (interactive, non-interactive,
+    /// successful). Each may be null or the `0001-01-01T00:00:00Z` sentinel, both "never";
+    /// pass them through [`graph_time`].
+    pub fn most_recent(timestamps: &[Option<OffsetDateTime>]) -> Activity {
+        timestamps
+            .iter()
+            .flatten()
+            .max()
+            .map_or(Activity::Never, |t| Activity::At(*t))
+    }
+}
+
+/// A Graph timestamp. `None` for null, for text that is not RFC 3339, and for the
+/// `0001-01-01` sentinel Graph sends for "no value" (a date before the first guest could
+/// exist must not make anyone look active, or inactive, since year 1).
+pub fn graph_time(raw: Option<&str>) -> Option<OffsetDateTime> {
+    let t = OffsetDateTime::parse(raw?, &time::format_description::well_known::Rfc3339).ok()?;
+    (t.year() > 1).then_some(t)
+}
+
+/// What the directory says about a user, read from one listing page.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DirectoryFacts {
+    /// `userType == "Guest"`. Checked per user even though the listing filters on it: a
+    /// member must never be removed because of a filter typo or a service-side change.
+    pub is_guest: bool,
+    pub account_enabled: bool,
+    pub created: Option<OffsetDateTime>,
+    pub redemption: Redemption,
+    /// `externalUserStateChangeDateTime`: when the invitation was redeemed (if accepted).
+    pub redemption_changed: Option<OffsetDateTime>,
+    pub activity: Activity,
+}
+
+/// Why the cleanup is moving a guest towards removal (stored as the guest's removal reason).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reason {
+    Unredeemed,
+    AccessPeriod,
+    Inactive,
+}
+
+impl Reason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Unredeemed => "unredeemed",
+            Reason::AccessPeriod => "access_period",
+            Reason::Inactive => "inactive",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Reason> {
+        match s {
+            "unredeemed" => Some(Reason::Unredeemed),
+            "access_period" => Some(Reason::AccessPeriod),
+            "inactive" => Some(Reason::Inactive),
+            _ => None,
+        }
+    }
+
+    /// For people: logs and the operator's view.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Reason::Unredeemed => "invitation not redeemed",
+            Reason::AccessPeriod => "access period over",
+            Reason::Inactive => "inactive",
+        }
+    }
+}
+
+/// Where the portal's record says the guest is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    Active,
+    Warned,
+    Disabled,
+    Deleted,
+}
+
+/// The portal's record of a guest (a row of the Guests table), as the rules need it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tracked {
+    pub stage: Stage,
+    /// When the stage last changed. For an active guest it is also the floor of every clock:
+    /// a guest that an admin re-enabled or restored is not judged on its past again.
+    pub since: OffsetDateTime,
+    pub reason: Option<Reason>,
+    pub invited_at: OffsetDateTime,
+    pub access_ends_at: Option<OffsetDateTime>,
+    pub reminder_sent_at: Option<OffsetDateTime>,
+}
+
+impl Tracked {
+    /// How an untracked guest is judged when the scope is all guests: active since it was
+    /// created, with no access period (only the portal knows one). Without a creation date
+    /// its clocks start now, so nothing happens to it on a guess.
+    pub fn untracked(created: Option<OffsetDateTime>, now: OffsetDateTime) -> Tracked {
+        let since = created.unwrap_or(now);
+        Tracked {
+            stage: Stage::Active,
+            since,
+            reason: None,
+            invited_at: since,
+            access_ends_at: None,
+            reminder_sent_at: None,
+        }
+    }
+}
+
+/// Why a guest goes back to active: the reason for removing it is gone. Nothing is done in
+/// the directory; the record changes and the audit trail says why.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RestoreWhy {
+    /// Warned as unredeemed, and has now redeemed.
+    Redeemed,
+    /// Warned as inactive, and signed in after the warning.
+    SignedInAgain,
+    /// Warned because the access period was over, and the period was extended.
+    AccessExtended,
+    /// Warned as inactive, and the operator turned the inactivity rule off.
+    RuleOff,
+    /// Disabled by the cleanup, and an admin enabled the account again: the admin decided.
+    ReEnabled,
+    /// Deleted by the cleanup, and an admin restored it from deleted items.
+    Undeleted,
+    /// Warned without a recorded reason (a hand-edited row): nothing justifies going on.
+    NoReason,
+}
+
+impl RestoreWhy {
+    pub fn describe(self) -> &'static str {
+        match self {
+            RestoreWhy::Redeemed => "redeemed the invitation",
+            RestoreWhy::SignedInAgain => "signed in again",
+            RestoreWhy::AccessExtended => "access period extended",
+            RestoreWhy::RuleOff => "the inactivity rule is off",
+            RestoreWhy::ReEnabled => "an admin enabled the account again",
+            RestoreWhy::Undeleted => "an admin restored the deleted account",
+            RestoreWhy::NoReason => "no removal reason on record",
+        }
+    }
+}
+
+/// Why a guest the cleanup looked at is left alone although a rule would act.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SkipWhy {
+    /// `userType` is not Guest (a member, or a guest converted to member).
+    NotGuest,
+    /// A member of the exclusion group.
+    Excluded,
+    /// Not created by this portal, and the scope is the portal's guests.
+    OutOfScope,
+}
+
+impl SkipWhy {
+    pub fn describe(self) -> &'static str {
+        match self {
+            SkipWhy::NotGuest => "not a guest (userType is not Guest)",
+            SkipWhy::Excluded => "member of the exclusion group",
+            SkipWhy::OutOfScope => "not created by this portal",
+        }
+    }
+}
+
+/// The one thing to do with a guest in this run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    Nothing,
+    /// Mail the redeem link once; this is the unredeemed guest's warning.
+    RedeemReminder,
+    /// Mail a removal warning.
+    Warn(Reason),
+    /// `accountEnabled=false`.
+    Disable(Reason),
+    /// Soft delete (restorable for 30 days).
+    Delete(Reason),
+    /// Back to active, in the portal's record only.
+    Restore(RestoreWhy),
+    Skip(SkipWhy),
+}
+
+impl Action {
+    /// Disable and delete: what the per-run cap counts.
+    pub fn is_removal(self) -> bool {
+        matches!(self, Action::Disable(_) | Action::Delete(_))
+    }
+}
+
+/// One user as the cleanup sees it in a run.
+#[derive(Clone, Copy, Debug)]
+pub struct Case<'a> {
+    pub user: &'a DirectoryFacts,
+    /// The portal's record; `None` for a guest the portal did not create.
+    pub tracked: Option<&'a Tracked>,
+    /// A member of the exclusion group.
+    pub excluded: bool,
+}
+
+/// Decides the next step for one user.
+pub fn decide(case: Case<'_>, scope: Scope, rules: &Rules, now: OffsetDateTime) -> Action {
+    if !case.user.is_guest {
+        return Action::Skip(SkipWhy::NotGuest);
+    }
+    let untracked;
+    let tracked = match (case.tracked, scope) {
+        (Some(t), _) => t,
+        (None, Scope::Portal) => return Action::Skip(SkipWhy::OutOfScope),
+        (None, Scope::AllGuests) => {
+            untracked = Tracked::untracked(case.user.created, now);
+            &untracked
+        }
+    };
+    let action = lifecycle(case.user, tracked, rules, now);
+    // The exclusion group overrides every rule; it is reported only when a rule would have
+    // acted, so the audit trail shows what the exclusion prevented, not every excluded guest.
+    if case.excluded && action != Action::Nothing {
+        return Action::Skip(SkipWhy::Excluded);
+    }
+    action
+}
+
+fn lifecycle(user: &DirectoryFacts, t: &Tracked, rules: &Rules, now: OffsetDateTime) -> Action {
+    match t.stage {
+        // Deleted users are not listed; one that is listed again was restored by an admin.
+        Stage::Deleted => Action::Restore(RestoreWhy::Undeleted),
+        Stage::Disabled if user.account_enabled => Action::Restore(RestoreWhy::ReEnabled),
+        Stage::Disabled => match t.reason {
+            Some(reason) if now >= t.since + days(rules.grace_days) => Action::Delete(reason),
+            // A disabled row without a reason was not disabled by these rules: leave it.
+            _ => Action::Nothing,
+        },
+        Stage::Warned => warned(user, t, rules, now),
+        Stage::Active => active(user, t, rules, now),
+    }
+}
+
+fn warned(user: &DirectoryFacts, t: &Tracked, rules: &Rules, now: OffsetDateTime) -> Action {
+    let Some(reason) = t.reason else {
+        return Action::Restore(RestoreWhy::NoReason);
+    };
+    let due = match reason {
+        Reason::Unredeemed => {
+            if user.redemption != Redemption::Pending {
+                return Action::Restore(RestoreWhy::Redeemed);
+            }
+            t.reminder_sent_at.unwrap_or(t.since) + days(rules.unredeemed_remove_days)
+        }
+        Reason::AccessPeriod => {
+            if t.access_ends_at.is_none_or(|end| end > now) {
+                return Action::Restore(RestoreWhy::AccessExtended);
+            }
+            t.since + days(rules.warning_days)
+        }
+        Reason::Inactive => {
+            if rules.inactive_days == 0 {
+                return Action::Restore(RestoreWhy::RuleOff);
+            }
+            match user.activity {
+                // Without sign-in data this run, neither restore nor go on: wait for a run
+                // that can see.
+                Activity::NotRead => return Action::Nothing,
+                Activity::At(at) if at > t.since => {
+                    return Action::Restore(RestoreWhy::SignedInAgain)
+                }
+                _ => {}
+            }
+            t.since + days(rules.warning_days)
+        }
+    };
+    if now >= due {
+        Action::Disable(reason)
+    } else {
+        Action::Nothing
+    }
+}
+
+fn active(user: &DirectoryFacts, t: &Tracked, rules: &Rules, now: OffsetDateTime) -> Action {
+    // 1. The access period, first: reminding someone to redeem access that is already over
+    //    would be a wrong promise. An admin who restored the guest after its period ended
+    //    (since > end) has decided to keep it.
+    if let Some(end) = t.access_ends_at {
+        if end <= now && t.since < end {
+            return Action::Warn(Reason::AccessPeriod);
+        }
+    }
+    // 2. An invitation not redeemed: one reminder, then removal (see `warned`). A reminder on
+    //    record while active (a legacy row) counts as the warning.
+    if user.redemption == Redemption::Pending {
+        let start = t.invited_at.max(t.since);
+        return match t.reminder_sent_at {
+            None if now >= start + days(rules.unredeemed_reminder_days) => Action::RedeemReminder,
+            Some(sent) if now >= sent + days(rules.unredeemed_remove_days) => {
+                Action::Disable(Reason::Unredeemed)
+            }
+            _ => Action::Nothing,
+        };
+    }
+    // 3. Inactivity, for guests that redeemed (pending ones are the rule above's). A guest
+    //    that never signed in is aged from its redemption, else its creation.
+    if rules.inactive_days > 0 {
+        let last = match user.activity {
+            Activity::NotRead => return Action::Nothing,
+            Activity::At(at) => Some(at),
+            Activity::Never => user.redemption_changed.or(user.created),
+        };
+        let start = last.map_or(t.since, |l| l.max(t.since));
+        if now >= start + days(rules.inactive_days) {
+            return Action::Warn(Reason::Inactive);
+        }
+    }
+    Action::Nothing
+}
+
+/// Why a run's plan was refused by the per-run cap.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CapExceeded {
+    /// More removals than `CLEANUP_MAX_REMOVALS`.
+    Count { planned: usize, max: u32 },
+    /// More than `CLEANUP_MAX_REMOVAL_PERCENT` of the guests in scope.
+    Share {
+        planned: usize,
+        in_scope: usize,
+        percent: u32,
+    },
+}
+
+/// Removals up to this many are never refused by the share rule alone: in a small tenant one
+/// removal is already a large share, and a handful cannot empty a directory.
+pub const SHARE_RULE_FLOOR: usize = 5;
+
+/// The per-run cap: a bug or a wrong clock must not empty the directory. Checked on the
+/// whole plan before the first removal; a plan over the cap removes no one.
+pub fn check_cap(
+    planned_removals: usize,
+    in_scope: usize,
+    max_removals: u32,
+    max_percent: u32,
+) -> Result<(), CapExceeded> {
+    if planned_removals > max_removals as usize {
+        return Err(CapExceeded::Count {
+            planned: planned_removals,
+            max: max_removals,
+        });
+    }
+    if planned_removals > SHARE_RULE_FLOOR
+        && planned_removals * 100 > in_scope * max_percent as usize
+    {
+        return Err(CapExceeded::Share {
+            planned: planned_removals,
+            in_scope,
+            percent: max_percent,
+        });
+    }
+    Ok(())
+}
+
+impl std::fmt::Display for CapExceeded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            CapExceeded::Count { planned, max } => write!(
+                f,
+                "{planned} removals planned, more than CLEANUP_MAX_REMOVALS={max}; if they are expected, set CLEANUP_MAX_REMOVALS to at least {planned} for one run (check the clock and the rules first)"
+            ),
+            CapExceeded::Share {
+                planned,
+                in_scope,
+                percent,
+            } => {
+                let needed = (planned * 100).div_ceil(in_scope.max(1));
+                write!(
+                    f,
+                    "{planned} removals planned of {in_scope} guests in scope, more than CLEANUP_MAX_REMOVAL_PERCENT={percent}%; if they are expected, set CLEANUP_MAX_REMOVAL_PERCENT to at least {needed} for one run (check the clock and the rules first)"
+                )
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    const NOW: OffsetDateTime = datetime!(2026-11-28 10:00 UTC);
+
+    fn d(n: i64) -> Duration {
+        Duration::days(n)
+    }
+
+    fn rules() -> Rules {
+        Rules {
+            inactive_days: 90,
+            ..Rules::default()
+        }
+    }
+
+    /// A redeemed, enabled guest created 200 days ago that signed in yesterday.
+    fn user() -> DirectoryFacts {
+        DirectoryFacts {
+            is_guest: true,
+            account_enabled: true,
+            created: Some(NOW - d(200)),
+            redemption: Redemption::Accepted,
+            redemption_changed: Some(NOW - d(199)),
+            activity: Activity::At(NOW - d(1)),
+        }
+    }
+
+    fn pending() -> DirectoryFacts {
+        DirectoryFacts {
+            redemption: Redemption::Pending,
+            redemption_changed: Some(NOW - d(200)),
+            activity: Activity::Never,
+            ..user()
+        }
+    }
+
+    fn tracked(stage: Stage, since: OffsetDateTime, reason: Option<Reason>) -> Tracked {
+        Tracked {
+            stage,
+            since,
+            reason,
+            invited_at: NOW - d(200),
+            access_ends_at: None,
+            reminder_sent_at: None,
+        }
+    }
+
+    fn active() -> Tracked {
+        tracked(Stage::Active, NOW - d(200), None)
+    }
+
+    fn run(user: &DirectoryFacts, t: &Tracked) -> Action {
+        run_with(user, t, &rules())
+    }
+
+    fn run_with(user: &DirectoryFacts, t: &Tracked, rules: &Rules) -> Action {
+        decide(
+            Case {
+                user,
+                tracked: Some(t),
+                excluded: false,
+            },
+            Scope::Portal,
+            rules,
+            NOW,
+        )
+    }
+
+    // --- safeguards ------------------------------------------------------------------------
+
+    #[test]
+    fn members_are_never_acted_on_whatever_the_record_says() {
+        let member = DirectoryFacts {
+            is_guest: false,
+            ..user()
+        };
+        let due = tracked(Stage::Disabled, NOW - d(100), Some(Reason::AccessPeriod));
+        assert_eq!(run(&member, &due), Action::Skip(SkipWhy::NotGuest));
+        for scope in [Scope::Portal, Scope::AllGuests] {
+            let case = Case {
+                user: &member,
+                tracked: None,
+                excluded: false,
+            };
+            assert_eq!(
+                decide(case, scope, &rules(), NOW),
+                Action::Skip(SkipWhy::NotGuest)
+            );
+        }
+    }
+
+    #[test]
+    fn untracked_guests_are_out_of_scope_unless_widened() {
+        let old_pending = DirectoryFacts {
+            created: Some(NOW - d(30)),
+            ..pending()
+        };
+        let case = Case {
+            user: &old_pending,
+            tracked: None,
+            excluded: false,
+        };
+        assert_eq!(
+            decide(case, Scope::Portal, &rules(), NOW),
+            Action::Skip(SkipWhy::OutOfScope)
+        );
+        assert_eq!(
+            decide(case, Scope::AllGuests, &rules(), NOW),
+            Action::RedeemReminder,
+            "aged from creation"
+        );
+        let young = DirectoryFacts {
+            created: Some(NOW - d(3)),
+            ..pending()
+        };
+        let case = Case {
+            user: &young,
+            tracked: None,
+            excluded: false,
+        };
+        assert_eq!(
+            decide(case, Scope::AllGuests, &rules(), NOW),
+            Action::Nothing
+        );
+        // No creation date: nothing is decided on a guess.
+        let unknown = DirectoryFacts {
+            created: None,
+            ..pending()
+        };
+        let case = Case {
+            user: &unknown,
+            tracked: None,
+            excluded: false,
+        };
+        assert_eq!(
+            decide(case, Scope::AllGuests, &rules(), NOW),
+            Action::Nothing
+        );
+    }
+
+    #[test]
+    fn exclusion_overrides_every_rule_and_is_reported_only_when_a_rule_acts() {
+        let due = tracked(Stage::Disabled, NOW - d(100), Some(Reason::AccessPeriod));
+        let disabled = DirectoryFacts {
+            account_enabled: false,
+            ..user()
+        };
+        let excluded = |t: &Tracked, u: &DirectoryFacts| {
+            decide(
+                Case {
+                    user: u,
+                    tracked: Some(t),
+                    excluded: true,
+                },
+                Scope::Portal,
+                &rules(),
+                NOW,
+            )
+        };
+        assert_eq!(excluded(&due, &disabled), Action::Skip(SkipWhy::Excluded));
+        assert_eq!(excluded(&active(), &user()), Action::Nothing);
+        let untracked = Case {
+            user: &pending(),
+            tracked: None,
+            excluded: true,
+        };
+        assert_eq!(
+            decide(untracked, Scope::AllGuests, &rules(), NOW),
+            Action::Skip(SkipWhy::Excluded)
+        );
+    }
+
+    // --- unredeemed invitations ------------------------------------------------------------
+
+    #[test]
+    fn unredeemed_invitations_are_reminded_once_then_disabled_then_deleted() {
+        let r = Rules::default();
+        let invited = NOW - d(14);
+        let mut t = Tracked {
+            invited_at: invited,
+            since: invited,
+            ..active()
+        };
+        let u = pending();
+        // Day 13: nothing. Day 14: the reminder.
+        t.invited_at = NOW - d(13);
+        t.since = t.invited_at;
+        assert_eq!(run_with(&u, &t, &r), Action::Nothing);
+        t.invited_at = invited;
+        t.since = invited;
+        assert_eq!(run_with(&u, &t, &r), Action::RedeemReminder);
+        // Reminded: warned(unredeemed), disabled 14 days after the reminder, not before.
+        let mut warned = tracked(Stage::Warned, NOW - d(13), Some(Reason::Unredeemed));
+        warned.reminder_sent_at = Some(NOW - d(13));
+        assert_eq!(run_with(&u, &warned, &r), Action::Nothing);
+        warned.reminder_sent_at = Some(NOW - d(14));
+        warned.since = NOW - d(14);
+        assert_eq!(
+            run_with(&u, &warned, &r),
+            Action::Disable(Reason::Unredeemed)
+        );
+        // Disabled: soft-deleted after the grace period.
+        let off = DirectoryFacts {
+            account_enabled: false,
+            ..u.clone()
+        };
+        let disabled = tracked(Stage::Disabled, NOW - d(13), Some(Reason::Unredeemed));
+        assert_eq!(run_with(&off, &disabled, &r), Action::Nothing);
+        let disabled = tracked(Stage::Disabled, NOW - d(14), Some(Reason::Unredeemed));
+        assert_eq!(
+            run_with(&off, &disabled, &r),
+            Action::Delete(Reason::Unredeemed)
+        );
+    }
+
+    #[test]
+    fn a_reminded_guest_that_redeems_goes_back_to_active() {
+        let mut warned = tracked(Stage::Warned, NOW - d(30), Some(Reason::Unredeemed));
+        warned.reminder_sent_at = Some(NOW - d(30));
+        assert_eq!(run(&user(), &warned), Action::Restore(RestoreWhy::Redeemed));
+        let unknown = DirectoryFacts {
+            redemption: Redemption::Unknown,
+            ..user()
+        };
+        assert_eq!(
+            run(&unknown, &warned),
+            Action::Restore(RestoreWhy::Redeemed),
+            "only a pending invitation keeps the reason"
+        );
+    }
+
+    #[test]
+    fn a_redeemed_guest_is_never_reminded() {
+        let accepted = DirectoryFacts {
+            activity: Activity::NotRead,
+            ..user()
+        };
+        assert_eq!(run(&accepted, &active()), Action::Nothing);
+    }
+
+    #[test]
+    fn a_reminder_on_record_while_active_counts_as_the_warning() {
+        let mut t = active();
+        t.reminder_sent_at = Some(NOW - d(20));
+        assert_eq!(run(&pending(), &t), Action::Disable(Reason::Unredeemed));
+        t.reminder_sent_at = Some(NOW - d(2));
+        assert_eq!(run(&pending(), &t), Action::Nothing);
+    }
+
+    // --- access period ---------------------------------------------------------------------
+
+    #[test]
+    fn past_the_access_period_a_guest_is_warned_disabled_then_deleted() {
+        let mut t = active();
+        t.access_ends_at = Some(NOW + Duration::hours(1));
+        assert_eq!(run(&user(), &t), Action::Nothing);
+        t.access_ends_at = Some(NOW);
+        assert_eq!(run(&user(), &t), Action::Warn(Reason::AccessPeriod));
+        // Even a pending guest: the period wins over the reminder.
+        assert_eq!(run(&pending(), &t), Action::Warn(Reason::AccessPeriod));
+
+        let mut warned = tracked(Stage::Warned, NOW - d(6), Some(Reason::AccessPeriod));
+        warned.access_ends_at = Some(NOW - d(6));
+        assert_eq!(run(&user(), &warned), Action::Nothing);
+        warned.since = NOW - d(7);
+        assert_eq!(run(&user(), &warned), Action::Disable(Reason::AccessPeriod));
+
+        let off = DirectoryFacts {
+            account_enabled: false,
+            ..user()
+        };
+        let disabled = tracked(Stage::Disabled, NOW - d(14), Some(Reason::AccessPeriod));
+        assert_eq!(run(&off, &disabled), Action::Delete(Reason::AccessPeriod));
+    }
+
+    #[test]
+    fn an_extended_access_period_takes_a_warned_guest_back() {
+        let mut warned = tracked(Stage::Warned, NOW - d(10), Some(Reason::AccessPeriod));
+        warned.access_ends_at = Some(NOW + d(30));
+        assert_eq!(
+            run(&user(), &warned),
+            Action::Restore(RestoreWhy::AccessExtended)
+        );
+        warned.access_ends_at = None;
+        assert_eq!(
+            run(&user(), &warned),
+            Action::Restore(RestoreWhy::AccessExtended)
+        );
+    }
+
+    #[test]
+    fn a_guest_restored_after_its_period_ended_is_not_warned_again_for_it() {
+        let mut t = tracked(Stage::Active, NOW - d(1), None);
+        t.access_ends_at = Some(NOW - d(20));
+        assert_eq!(run(&user(), &t), Action::Nothing);
+    }
+
+    // --- inactivity ------------------------------------------------------------------------
+
+    #[test]
+    fn inactivity_counts_from_the_most_recent_sign_in() {
+        let mut u = user();
+        u.activity = Activity::At(NOW - d(89));
+        assert_eq!(run(&u, &active()), Action::Nothing);
+        u.activity = Activity::At(NOW - d(90));
+        assert_eq!(run(&u, &active()), Action::Warn(Reason::Inactive));
+        assert_eq!(
+            Activity::most_recent(&[Some(NOW - d(100)), None, Some(NOW - d(3)),]),
+            Activity::At(NOW - d(3))
+        );
+    }
+
+    #[test]
+    fn never_signed_in_guests_are_aged_from_redemption_then_creation() {
+        let mut u = user();
+        u.activity = Activity::Never;
+        u.redemption_changed = Some(NOW - d(50));
+        assert_eq!(run(&u, &active()), Action::Nothing, "redeemed 50 days ago");
+        u.redemption_changed = Some(NOW - d(95));
+        assert_eq!(run(&u, &active()), Action::Warn(Reason::Inactive));
+        u.redemption_changed = None;
+        u.created = Some(NOW - d(95));
+        assert_eq!(run(&u, &active()), Action::Warn(Reason::Inactive));
+        u.created = Some(NOW - d(10));
+        let young = tracked(Stage::Active, NOW - d(10), None);
+        assert_eq!(run(&u, &young), Action::Nothing);
+    }
+
+    #[test]
+    fn the_sentinel_and_bad_timestamps_mean_never() {
+        assert_eq!(graph_time(Some("0001-01-01T00:00:00Z")), None);
+        assert_eq!(graph_time(Some("yesterday")), None);
+        assert_eq!(graph_time(None), None);
+        assert_eq!(
+            graph_time(Some("2026-11-01T08:30:00Z")),
+            Some(datetime!(2026-11-01 8:30 UTC))
+        );
+        let sentinel = graph_time(Some("0001-01-01T00:00:00Z"));
+        assert_eq!(
+            Activity::most_recent(&[sentinel, None, sentinel]),
+            Activity::Never
+        );
+    }
+
+    #[test]
+    fn without_sign_in_data_the_inactivity_rule_is_skipped_not_guessed() {
+        let mut u = user();
+        u.activity = Activity::NotRead;
+        u.created = Some(NOW - d(400));
+        assert_eq!(run(&u, &active()), Action::Nothing);
+        // ... and a guest already warned for inactivity waits, neither restored nor removed.
+        let warned = tracked(Stage::Warned, NOW - d(30), Some(Reason::Inactive));
+        assert_eq!(run(&u, &warned), Action::Nothing);
+        // The other rules still apply.
+        let mut t = active();
+        t.access_ends_at = Some(NOW - d(1));
+        assert_eq!(run(&u, &t), Action::Warn(Reason::AccessPeriod));
+    }
+
+    #[test]
+    fn the_inactivity_rule_off_warns_no_one_and_releases_warned_guests() {
+        let off = Rules::default();
+        let mut u = user();
+        u.activity = Activity::At(NOW - d(400));
+        assert_eq!(run_with(&u, &active(), &off), Action::Nothing);
+        let warned = tracked(Stage::Warned, NOW - d(30), Some(Reason::Inactive));
+        assert_eq!(
+            run_with(&u, &warned, &off),
+            Action::Restore(RestoreWhy::RuleOff)
+        );
+    }
+
+    #[test]
+    fn a_warned_inactive_guest_that_signs_in_goes_back_to_active() {
+        let warned = tracked(Stage::Warned, NOW - d(3), Some(Reason::Inactive));
+        let mut u = user();
+        u.activity = Activity::At(NOW - d(1));
+        assert_eq!(run(&u, &warned), Action::Restore(RestoreWhy::SignedInAgain));
+        u.activity = Activity::At(NOW - d(100));
+        assert_eq!(run(&u, &warned), Action::Nothing, "not yet 7 days");
+        let warned = tracked(Stage::Warned, NOW - d(7), Some(Reason::Inactive));
+        assert_eq!(run(&u, &warned), Action::Disable(Reason::Inactive));
+        u.activity = Activity::Never;
+        assert_eq!(run(&u, &warned), Action::Disable(Reason::Inactive));
+    }
+
+    #[test]
+    fn a_restored_guest_is_not_judged_on_its_past_inactivity() {
+        let mut u = user();
+        u.activity = Activity::At(NOW - d(300));
+        let restored = tracked(Stage::Active, NOW - d(2), None);
+        assert_eq!(run(&u, &restored), Action::Nothing);
+        let long_ago = tracked(Stage::Active, NOW - d(90), None);
+        assert_eq!(run(&u, &long_ago), Action::Warn(Reason::Inactive));
+    }
+
+    // --- the admin has the last word -----------------------------------------------------
+
+    #[test]
+    fn an_account_an_admin_enabled_again_is_left_alone() {
+        let disabled = tracked(Stage::Disabled, NOW - d(100), Some(Reason::AccessPeriod));
+        assert_eq!(
+            run(&user(), &disabled),
+            Action::Restore(RestoreWhy::ReEnabled)
+        );
+    }
+
+    #[test]
+    fn a_deleted_guest_listed_again_was_restored_by_an_admin() {
+        let deleted = tracked(Stage::Deleted, NOW - d(10), Some(Reason::Inactive));
+        assert_eq!(
+            run(&user(), &deleted),
+            Action::Restore(RestoreWhy::Undeleted)
+        );
+    }
+
+    #[test]
+    fn rows_without_a_reason_never_lead_to_removal() {
+        let warned = tracked(Stage::Warned, NOW - d(100), None);
+        assert_eq!(
+            run(&pending(), &warned),
+            Action::Restore(RestoreWhy::NoReason)
+        );
+        let off = DirectoryFacts {
+            account_enabled: false,
+            ..user()
+        };
+        let disabled = tracked(Stage::Disabled, NOW - d(100), None);
+        assert_eq!(run(&off, &disabled), Action::Nothing);
+    }
+
+    #[test]
+    fn a_healthy_guest_is_left_alone() {
+        assert_eq!(run(&user(), &active()), Action::Nothing);
+        let mut t = active();
+        t.access_ends_at = Some(NOW + d(100));
+        assert_eq!(run(&user(), &t), Action::Nothing);
+    }
+
+    /// Every stage against every kind of user: removal only ever follows a warning, and
+    /// deletion only ever follows disabling.
+    #[test]
+    fn removal_only_follows_the_previous_step() {
+        let users = [
+            user(),
+            pending(),
+            DirectoryFacts {
+                account_enabled: false,
+                ..user()
+            },
+            DirectoryFacts {
+                account_enabled: false,
+                ..pending()
+            },
+            DirectoryFacts {
+                activity: Activity::NotRead,
+                ..user()
+            },
+            DirectoryFacts {
+                activity: Activity::At(NOW - d(500)),
+                ..user()
+            },
+        ];
+        let reasons = [
+            None,
+            Some(Reason::Unredeemed),
+            Some(Reason::AccessPeriod),
+            Some(Reason::Inactive),
+        ];
+        let ends = [None, Some(NOW - d(40)), Some(NOW + d(40))];
+        let reminders = [None, Some(NOW - d(40))];
+        for u in &users {
+            for stage in [
+                Stage::Active,
+                Stage::Warned,
+                Stage::Disabled,
+                Stage::Deleted,
+            ] {
+                for reason in reasons {
+                    for since in [NOW - d(1), NOW - d(60)] {
+                        for end in ends {
+                            for reminder in reminders {
+                                let t = Tracked {
+                                    stage,
+                                    since,
+                                    reason,
+                                    invited_at: NOW - d(200),
+                                    access_ends_at: end,
+                                    reminder_sent_at: reminder,
+                                };
+                                let a = run(u, &t);
+                                match a {
+                                    Action::Delete(_) => {
+                                        assert_eq!(stage, Stage::Disabled, "{t:?} {u:?}")
+                                    }
+                                    Action::Disable(_) => assert!(
+                                        stage == Stage::Warned
+                                            || (stage == Stage::Active && reminder.is_some()),
+                                        "{t:?} {u:?}"
+                                    ),
+                                    Action::Warn(_) | Action::RedeemReminder => {
+                                        assert_eq!(stage, Stage::Active, "{t:?} {u:?}")
+                                    }
+                                    _ => {}
+                                }
+                                if let Action::Delete(r) | Action::Disable(r) = a {
+                                    if stage != Stage::Active {
+                                        assert_eq!(
+                                            Some(r),
+                                            reason,
+                                            "the recorded reason carries on"
+                                        );
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    // --- the cap ---------------------------------------------------------------------------
+
+    #[test]
+    fn the_cap_refuses_too_many_or_too_large_a_share() {
+        assert_eq!(check_cap(0, 0, 50, 10), Ok(()));
+        assert_eq!(check_cap(50, 1000, 50, 10), Ok(()));
+        assert_eq!(
+            check_cap(51, 1000, 50, 10),
+            Err(CapExceeded::Count {
+                planned: 51,
+                max: 50
+            })
+        );
+        // A handful is never refused by share alone.
+        assert_eq!(check_cap(5, 6, 50, 10), Ok(()));
+        assert_eq!(check_cap(1, 2, 50, 10), Ok(()));
+        assert_eq!(
+            check_cap(6, 59, 50, 10),
+            Err(CapExceeded::Share {
+                planned: 6,
+                in_scope: 59,
+                percent: 10
+            })
+        );
+        assert_eq!(check_cap(6, 60, 50, 10), Ok(()));
+        assert_eq!(check_cap(100, 100, 100, 100), Ok(()));
+    }
+
+    #[test]
+    fn the_cap_says_what_to_change() {
+        let msg = check_cap(12, 40, 50, 10).unwrap_err().to_string();
+        assert!(
+            msg.contains("CLEANUP_MAX_REMOVAL_PERCENT to at least 30"),
+            "{msg}"
+        );
+        let msg = check_cap(80, 4000, 50, 10).unwrap_err().to_string();
+        assert!(msg.contains("CLEANUP_MAX_REMOVALS to at least 80"), "{msg}");
+    }
+
+    #[test]
+    fn reasons_round_trip() {
+        for r in [Reason::Unredeemed, Reason::AccessPeriod, Reason::Inactive] {
+            assert_eq!(Reason::parse(r.as_str()), Some(r));
+        }
+        assert_eq!(Reason::parse("boredom"), None);
+        assert_eq!(
+            Redemption::from_graph(Some("PendingAcceptance")),
+            Redemption::Pending
+        );
+        assert_eq!(
+            Redemption::from_graph(Some("Accepted")),
+            Redemption::Accepted
+        );
+        assert_eq!(Redemption::from_graph(None), Redemption::Unknown);
+    }
+}

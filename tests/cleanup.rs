@@ -1,0 +1,980 @@
+//! The cleanup timer, through the binary as the host invokes it (chunked JSON with the host's
+//! UtcNow, which these tests move forward to let days pass), against Azurite, a real SMTP
+//! server and the Graph simulator. Each job and each safeguard, and the machinery that makes
+//! a run safe to interrupt and to overlap.
+
+mod common;
+
+use b2b_signup::adapters::tables::TableName;
+use b2b_signup::core::request::RequestStatus;
+use b2b_signup::store::audit::{self, AuditEntry};
+use b2b_signup::store::guests::{self, Guest, GuestState};
+use common::*;
+use graph_simulator::{Fault, FaultRoute, SeedGuest, SimulatorConfig};
+use serde_json::Value;
+use time::{Duration, OffsetDateTime};
+
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap()
+}
+
+fn logs(body: &Value) -> Vec<String> {
+    body["Logs"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no Logs in {body}"))
+        .iter()
+        .map(|l| l.as_str().unwrap().to_string())
+        .collect()
+}
+
+/// The run's summary line (the last one).
+fn summary(body: &Value) -> String {
+    logs(body).last().cloned().unwrap_or_default()
+}
+
+/// Invokes the timer at `at` and insists on 200.
+async fn tick(handler: &Handler, at: OffsetDateTime) -> Value {
+    let (status, body) = handler.invoke_cleanup(&rfc3339(at)).await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+async fn guest_row(platform: &Platform, user_id: &str) -> Guest {
+    guests::get(&platform.store(), user_id)
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("no guest row for {user_id}"))
+        .0
+}
+
+async fn audit_of(platform: &Platform, action: &str) -> Vec<AuditEntry> {
+    audit::since(&platform.store(), OffsetDateTime::UNIX_EPOCH)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.action == action)
+        .collect()
+}
+
+/// A guest the portal recorded, as `access::set_up` records one.
+fn record(user_id: &str, email: &str, invited_at: OffsetDateTime) -> Guest {
+    Guest {
+        user_id: user_id.to_string(),
+        email: email.to_string(),
+        request_id: None,
+        policy_key: None,
+        invited_at,
+        access_ends_at: None,
+        redeem_url: Some(format!(
+            "https://login.microsoftonline.com/redeem?rd=test-{user_id}"
+        )),
+        language: "en".into(),
+        first_name: "Test".into(),
+        state: GuestState::Active,
+        state_changed_at: invited_at,
+        removal_reason: None,
+        reminder_sent_at: None,
+    }
+}
+
+async fn save(platform: &Platform, g: &Guest) {
+    guests::record(&platform.store(), g).await.unwrap();
+}
+
+/// A guest in the directory and in the portal's table, disabled by the cleanup
+/// `disabled_days_ago` days before `at` for its access period: due for deletion once the
+/// grace period (14 days) has passed.
+async fn disabled_guest(
+    platform: &Platform,
+    local: &str,
+    at: OffsetDateTime,
+    disabled_days_ago: i64,
+) -> String {
+    let email = platform.address(local);
+    let id = platform.sim.add_guest(
+        SeedGuest::new(&email)
+            .created(at - Duration::days(120))
+            .accepted(at - Duration::days(119))
+            .disabled(),
+    );
+    let mut g = record(&id, &email, at - Duration::days(120));
+    g.access_ends_at = Some(at - Duration::days(disabled_days_ago + 7));
+    g.state = GuestState::Disabled;
+    g.state_changed_at = at - Duration::days(disabled_days_ago);
+    g.removal_reason = Some("access_period".into());
+    save(platform, &g).await;
+    id
+}
+
+/// Everything a dry run must leave as it was: the directory, the guest rows (with their
+/// ETags), the audit trail and the Jobs table.
+async fn snapshot(
+    platform: &Platform,
+) -> (
+    Vec<graph_simulator::UserSnapshot>,
+    Vec<(Guest, String)>,
+    usize,
+    usize,
+) {
+    let store = platform.store();
+    let mut rows = guests::all(&store).await.unwrap();
+    rows.sort_by(|a, b| a.0.user_id.cmp(&b.0.user_id));
+    let audit = audit::since(&store, OffsetDateTime::UNIX_EPOCH)
+        .await
+        .unwrap()
+        .len();
+    let jobs = store.query(TableName::Jobs, None).await.unwrap().len();
+    (platform.sim.users(), rows, audit, jobs)
+}
+
+async fn auto_policy(platform: &Platform, extra: &[&str]) {
+    let mut args = vec![
+        "policy",
+        "add",
+        "--domain",
+        &platform.partner_domain,
+        "--action",
+        "auto",
+    ];
+    args.extend_from_slice(extra);
+    let out = platform.cli(&args);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+}
+
+// --- the lifecycle jobs ---------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unredeemed_invitation_is_reminded_once_then_disabled_then_soft_deleted() {
+    let platform = Platform::start().await;
+    auto_policy(&platform, &[]).await;
+    let handler = platform.start_handler().await;
+    let email = platform.address("ada");
+    let (status, _) = sign_up_and_verify(&platform, &handler, &email, "Ada").await;
+    assert_eq!(status, 200);
+    assert_eq!(platform.wait_for_mails(&email, 2).await.len(), 2);
+    let user_id = platform.sim.invitations()[0].user_id.clone();
+    let t0 = guest_row(&platform, &user_id).await.invited_at;
+    let day = |d: i64| t0 + Duration::days(d) + Duration::hours(1);
+
+    tick(&handler, day(13)).await;
+    assert_eq!(
+        platform.mails_to(&email).len(),
+        2,
+        "no reminder before day 14"
+    );
+
+    let body = tick(&handler, day(14)).await;
+    let mails = platform.wait_for_mails(&email, 3).await;
+    assert_eq!(mails.len(), 3, "one reminder: {body}");
+    assert!(
+        mails[2].subject.contains("accept your invitation"),
+        "{}",
+        mails[2].subject
+    );
+    assert!(mails[2].text.contains("Ada"), "greets by first name");
+    assert!(
+        mails[2]
+            .link_containing("login.microsoftonline.com/redeem")
+            .contains("redeem"),
+        "the reminder carries the redeem link"
+    );
+    assert!(
+        logs(&body)
+            .iter()
+            .any(|l| l.contains(&user_id) && l.contains("reminded")),
+        "{body}"
+    );
+    let row = guest_row(&platform, &user_id).await;
+    assert_eq!(row.state, GuestState::Warned);
+    assert_eq!(row.removal_reason.as_deref(), Some("unredeemed"));
+
+    tick(&handler, day(15)).await;
+    tick(&handler, day(27)).await;
+    assert_eq!(platform.mails_to(&email).len(), 3, "reminded once");
+    assert!(platform.sim.user(&user_id).unwrap().account_enabled);
+
+    let body = tick(&handler, day(28) + Duration::hours(1)).await;
+    assert!(
+        !platform.sim.user(&user_id).unwrap().account_enabled,
+        "disabled 14 days after the reminder: {body}"
+    );
+    assert_eq!(
+        guest_row(&platform, &user_id).await.state,
+        GuestState::Disabled
+    );
+    assert!(platform.sim.deleted_users().is_empty());
+
+    tick(&handler, day(41)).await;
+    assert!(
+        platform.sim.deleted_users().is_empty(),
+        "the grace period is 14 days"
+    );
+    let body = tick(&handler, day(42) + Duration::hours(2)).await;
+    assert_eq!(
+        platform.sim.deleted_users(),
+        vec![user_id.clone()],
+        "{body}"
+    );
+    assert!(
+        platform.sim.user(&user_id).unwrap().deleted,
+        "soft-deleted, restorable"
+    );
+    assert_eq!(
+        guest_row(&platform, &user_id).await.state,
+        GuestState::Deleted
+    );
+    for action in ["guest.reminded", "guest.disabled", "guest.deleted"] {
+        let entries = audit_of(&platform, action).await;
+        assert_eq!(entries.len(), 1, "{action}");
+        assert_eq!(entries[0].user_id.as_deref(), Some(user_id.as_str()));
+        assert!(
+            !entries[0].detail.contains("ada@"),
+            "masked: {}",
+            entries[0].detail
+        );
+    }
+    let calls = platform.sim.calls();
+    assert_eq!((calls.patch_user, calls.delete_user), (1, 1));
+    assert!(calls.batch >= 2, "writes go through $batch");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn past_the_access_period_a_guest_is_warned_disabled_then_soft_deleted() {
+    let platform = Platform::start().await;
+    let base = OffsetDateTime::now_utc();
+    let email = platform.address("greta");
+    let id = platform.sim.add_guest(
+        SeedGuest::new(&email)
+            .created(base)
+            .accepted(base)
+            .last_sign_in(base + Duration::days(29)),
+    );
+    let mut g = record(&id, &email, base);
+    g.access_ends_at = Some(base + Duration::days(30));
+    g.language = "sv".into();
+    g.first_name = "Greta".into();
+    save(&platform, &g).await;
+    let member = platform.sim.add_member(&platform.address("staff"), "Staff");
+    let handler = platform.start_handler().await;
+
+    tick(&handler, base + Duration::days(29)).await;
+    assert!(
+        platform.mails_to(&email).is_empty(),
+        "not before the period ends"
+    );
+
+    let warned_at = base + Duration::days(30) + Duration::hours(1);
+    let body = tick(&handler, warned_at).await;
+    let mails = platform.wait_for_mails(&email, 1).await;
+    assert_eq!(mails.len(), 1, "{body}");
+    assert!(
+        mails[0].subject.contains("Din gäståtkomst"),
+        "in the guest's language: {}",
+        mails[0].subject
+    );
+    assert!(mails[0].text.contains("Greta"));
+    let disable_day = rfc3339(warned_at + Duration::days(7))[..10].to_string();
+    assert!(
+        mails[0].text.contains(&disable_day),
+        "says when: {}",
+        mails[0].text
+    );
+    let row = guest_row(&platform, &id).await;
+    assert_eq!(
+        (row.state, row.removal_reason.as_deref()),
+        (GuestState::Warned, Some("access_period"))
+    );
+
+    tick(&handler, warned_at + Duration::days(6)).await;
+    assert!(
+        platform.sim.user(&id).unwrap().account_enabled,
+        "7 days' warning"
+    );
+    tick(&handler, warned_at + Duration::days(7)).await;
+    assert!(!platform.sim.user(&id).unwrap().account_enabled);
+    let listing = platform.cli(&["guests", "list"]);
+    assert!(
+        listing.stdout.contains("disabled") && listing.stdout.contains("access_period"),
+        "{}",
+        listing.stdout
+    );
+    tick(&handler, warned_at + Duration::days(20)).await;
+    assert!(platform.sim.deleted_users().is_empty());
+    tick(&handler, warned_at + Duration::days(21)).await;
+    assert_eq!(platform.sim.deleted_users(), vec![id.clone()]);
+    assert_eq!(
+        platform.mails_to(&email).len(),
+        1,
+        "one warning, no more mail"
+    );
+
+    let staff = platform.sim.user(&member).unwrap();
+    assert!(
+        staff.account_enabled && !staff.deleted,
+        "members are never touched"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn inactivity_counts_the_most_recent_sign_in_and_the_sentinel_as_never() {
+    let mut platform = Platform::start().await;
+    platform.set("CLEANUP_INACTIVE_DAYS", "30");
+    let t = OffsetDateTime::now_utc() + Duration::days(100);
+    let long_ago = t - Duration::days(41);
+    let guest = |local: &str| {
+        let email = platform.address(local);
+        (SeedGuest::new(&email).created(long_ago), email)
+    };
+    let (seed, stale_mail) = guest("stale");
+    let stale = platform
+        .sim
+        .add_guest(seed.accepted(long_ago).last_sign_in(t - Duration::days(40)));
+    let (seed, never_mail) = guest("never");
+    let never = platform
+        .sim
+        .add_guest(seed.accepted(t - Duration::days(40)).sign_in_sentinel());
+    let (seed, newly_mail) = guest("newly");
+    let newly = platform
+        .sim
+        .add_guest(seed.accepted(t - Duration::days(10)).sign_in_sentinel());
+    let (seed, fresh_mail) = guest("fresh");
+    let fresh = platform
+        .sim
+        .add_guest(seed.accepted(long_ago).last_sign_in(t - Duration::days(5)));
+    for (id, email) in [
+        (&stale, &stale_mail),
+        (&never, &never_mail),
+        (&newly, &newly_mail),
+        (&fresh, &fresh_mail),
+    ] {
+        save(&platform, &record(id, email, long_ago)).await;
+    }
+    let handler = platform.start_handler().await;
+
+    let body = tick(&handler, t).await;
+    assert_eq!(
+        platform.wait_for_mails(&stale_mail, 1).await.len(),
+        1,
+        "{body}"
+    );
+    assert_eq!(
+        platform.wait_for_mails(&never_mail, 1).await.len(),
+        1,
+        "never signed in, redeemed 40 days ago"
+    );
+    assert!(platform.mails_to(&stale_mail)[0]
+        .text
+        .contains("has not been used"));
+    assert!(
+        platform.mails_to(&newly_mail).is_empty(),
+        "redeemed 10 days ago"
+    );
+    assert!(
+        platform.mails_to(&fresh_mail).is_empty(),
+        "signed in 5 days ago"
+    );
+    assert_eq!(
+        guest_row(&platform, &stale).await.removal_reason.as_deref(),
+        Some("inactive")
+    );
+
+    // The warned guest signs in again: back to active, and kept.
+    platform
+        .sim
+        .set_last_sign_in(&stale, Some(t + Duration::days(1)));
+    let body = tick(&handler, t + Duration::days(2)).await;
+    assert_eq!(
+        guest_row(&platform, &stale).await.state,
+        GuestState::Active,
+        "{body}"
+    );
+    assert_eq!(audit_of(&platform, "guest.restored").await.len(), 1);
+
+    tick(&handler, t + Duration::days(7) + Duration::hours(1)).await;
+    assert!(
+        !platform.sim.user(&never).unwrap().account_enabled,
+        "never signed in: disabled"
+    );
+    for id in [&stale, &newly, &fresh] {
+        assert!(platform.sim.user(id).unwrap().account_enabled);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_p1_the_inactivity_rule_is_skipped_once_and_the_others_still_run() {
+    let mut platform = Platform::start_with(SimulatorConfig {
+        p1_license: false,
+        ..Default::default()
+    })
+    .await;
+    platform.set("CLEANUP_INACTIVE_DAYS", "30");
+    let t = OffsetDateTime::now_utc() + Duration::days(100);
+    let old = t - Duration::days(200);
+    let idle_mail = platform.address("idle");
+    let idle = platform
+        .sim
+        .add_guest(SeedGuest::new(&idle_mail).created(old).accepted(old));
+    save(&platform, &record(&idle, &idle_mail, old)).await;
+    let over_mail = platform.address("over");
+    let over = platform.sim.add_guest(
+        SeedGuest::new(&over_mail)
+            .created(old)
+            .accepted(old)
+            .last_sign_in(t),
+    );
+    let mut g = record(&over, &over_mail, old);
+    g.access_ends_at = Some(t - Duration::days(1));
+    save(&platform, &g).await;
+    let handler = platform.start_handler().await;
+
+    let body = tick(&handler, t).await;
+    let lines = logs(&body);
+    let said = lines
+        .iter()
+        .filter(|l| l.contains("signInActivity"))
+        .count();
+    assert_eq!(said, 1, "said once: {lines:#?}");
+    assert!(lines
+        .iter()
+        .any(|l| l.contains("AuditLog.Read.All") && l.contains("P1")));
+    assert!(
+        summary(&body).contains("inactivity rule not applied (no sign-in activity)"),
+        "{}",
+        summary(&body)
+    );
+    assert_eq!(
+        platform.wait_for_mails(&over_mail, 1).await.len(),
+        1,
+        "the access rule still runs"
+    );
+    assert!(
+        platform.mails_to(&idle_mail).is_empty(),
+        "inactivity is not guessed"
+    );
+    assert_eq!(guest_row(&platform, &idle).await.state, GuestState::Active);
+}
+
+// --- the safeguards -------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread")]
+async fn guests_the_portal_did_not_create_are_left_alone_unless_the_scope_is_widened() {
+    let mut platform = Platform::start().await;
+    let t = OffsetDateTime::now_utc() + Duration::days(60);
+    let outsider_mail = platform.address("outsider");
+    let outsider = platform
+        .sim
+        .add_guest(SeedGuest::new(&outsider_mail).created(t - Duration::days(30)));
+    // A member the portal's table (wrongly) lists as a long-disabled guest: still untouched.
+    let member = platform
+        .sim
+        .add_member(&platform.address("converted"), "Converted");
+    let mut row = record(
+        &member,
+        &platform.address("converted"),
+        t - Duration::days(100),
+    );
+    row.state = GuestState::Disabled;
+    row.state_changed_at = t - Duration::days(60);
+    row.removal_reason = Some("access_period".into());
+    save(&platform, &row).await;
+
+    let handler = platform.start_handler().await;
+    let body = tick(&handler, t).await;
+    assert!(
+        summary(&body).contains("outside the portal's scope 1"),
+        "{}",
+        summary(&body)
+    );
+    assert!(platform.mails_to(&outsider_mail).is_empty());
+    assert!(guests::get(&platform.store(), &outsider)
+        .await
+        .unwrap()
+        .is_none());
+    drop(handler);
+
+    platform.set("CLEANUP_SCOPE", "all_guests");
+    let handler = platform.start_handler().await;
+    let body = tick(&handler, t).await;
+    let mails = platform.wait_for_mails(&outsider_mail, 1).await;
+    assert_eq!(mails.len(), 1, "widened on purpose: {body}");
+    assert!(mails[0]
+        .link_containing("myapps.microsoft.com")
+        .contains("myapps"));
+    let tracked = guest_row(&platform, &outsider).await;
+    assert_eq!(
+        (tracked.state, tracked.email.as_str()),
+        (GuestState::Warned, outsider_mail.as_str())
+    );
+
+    let m = platform.sim.user(&member).unwrap();
+    assert!(m.account_enabled && !m.deleted, "a member is never touched");
+    let calls = platform.sim.calls();
+    assert_eq!((calls.patch_user, calls.delete_user), (0, 0));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn members_of_the_exclusion_group_are_never_touched() {
+    let mut platform = Platform::start().await;
+    let keep = platform.sim.add_group("Never clean up");
+    platform.set("CLEANUP_EXCLUSION_GROUP_ID", &keep);
+    // The portal itself puts this guest in the group (its policy grants the group).
+    auto_policy(&platform, &["--group", &keep]).await;
+    let handler = platform.start_handler().await;
+    let kept_mail = platform.address("kept");
+    assert_eq!(
+        sign_up_and_verify(&platform, &handler, &kept_mail, "Kept")
+            .await
+            .0,
+        200
+    );
+    let kept = platform.sim.invitations()[0].user_id.clone();
+    assert_eq!(platform.sim.group_members(&keep), vec![kept.clone()]);
+    let t0 = guest_row(&platform, &kept).await.invited_at;
+    // Another guest invited at the same time, not in the group.
+    let other_mail = platform.address("other");
+    let other = platform
+        .sim
+        .add_guest(SeedGuest::new(&other_mail).created(t0));
+    save(&platform, &record(&other, &other_mail, t0)).await;
+
+    let body = tick(&handler, t0 + Duration::days(15)).await;
+    assert_eq!(
+        platform.wait_for_mails(&other_mail, 1).await.len(),
+        1,
+        "{body}"
+    );
+    assert_eq!(
+        platform.mails_to(&kept_mail).len(),
+        2,
+        "only the sign-up's mails"
+    );
+    assert_eq!(guest_row(&platform, &kept).await.state, GuestState::Active);
+    let skipped = audit_of(&platform, "guest.skipped").await;
+    assert_eq!(skipped.len(), 1);
+    assert_eq!(skipped[0].user_id.as_deref(), Some(kept.as_str()));
+    assert!(skipped[0].detail.contains("exclusion group"));
+
+    tick(&handler, t0 + Duration::days(60)).await;
+    let k = platform.sim.user(&kept).unwrap();
+    assert!(k.account_enabled && !k.deleted);
+    assert!(
+        !platform.sim.user(&other).unwrap().account_enabled,
+        "the other one goes on"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_cap_stops_a_run_that_would_remove_too_many() {
+    let mut platform = Platform::start().await;
+    let t = OffsetDateTime::now_utc() + Duration::days(30);
+    let mut due = Vec::new();
+    for k in 0..8 {
+        due.push(disabled_guest(&platform, &format!("due{k}"), t, 20).await);
+    }
+    let healthy_mail = platform.address("healthy");
+    let healthy = platform
+        .sim
+        .add_guest(SeedGuest::new(&healthy_mail).accepted(t));
+    save(
+        &platform,
+        &record(&healthy, &healthy_mail, t - Duration::days(1)),
+    )
+    .await;
+    let handler = platform.start_handler().await;
+
+    let body = tick(&handler, t).await;
+    let lines = logs(&body);
+    assert!(
+        lines.iter().any(|l| l.contains("stopped before any change")
+            && l.contains("8 removals planned of 9 guests in scope")
+            && l.contains("CLEANUP_MAX_REMOVAL_PERCENT to at least 89")),
+        "{lines:#?}"
+    );
+    let calls = platform.sim.calls();
+    assert_eq!(
+        (calls.patch_user, calls.delete_user, calls.batch),
+        (0, 0, 0),
+        "nothing removed"
+    );
+    assert!(platform.sim.deleted_users().is_empty());
+    assert_eq!(audit_of(&platform, "cleanup.stopped").await.len(), 1);
+    drop(handler);
+
+    // By count too, below the share rule's floor.
+    platform.set("CLEANUP_MAX_REMOVAL_PERCENT", "100");
+    platform.set("CLEANUP_MAX_REMOVALS", "7");
+    let handler = platform.start_handler().await;
+    let body = tick(&handler, t).await;
+    assert!(
+        logs(&body)
+            .iter()
+            .any(|l| l.contains("CLEANUP_MAX_REMOVALS to at least 8")),
+        "{body}"
+    );
+    assert!(platform.sim.deleted_users().is_empty());
+    drop(handler);
+
+    // The operator raises the cap for one run: the same plan goes through.
+    platform.set("CLEANUP_MAX_REMOVALS", "8");
+    let handler = platform.start_handler().await;
+    tick(&handler, t).await;
+    let mut deleted = platform.sim.deleted_users();
+    deleted.sort();
+    due.sort();
+    assert_eq!(deleted, due);
+    assert!(!platform.sim.user(&healthy).unwrap().deleted);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dry_run_reports_everything_and_changes_nothing() {
+    let mut platform = Platform::start().await;
+    let now = OffsetDateTime::now_utc();
+    // One guest due for each step.
+    let remind_mail = platform.address("remind");
+    let remind = platform
+        .sim
+        .add_guest(SeedGuest::new(&remind_mail).created(now - Duration::days(20)));
+    save(
+        &platform,
+        &record(&remind, &remind_mail, now - Duration::days(20)),
+    )
+    .await;
+    let warn_mail = platform.address("warn");
+    let warn = platform
+        .sim
+        .add_guest(SeedGuest::new(&warn_mail).accepted(now - Duration::days(50)));
+    let mut g = record(&warn, &warn_mail, now - Duration::days(50));
+    g.access_ends_at = Some(now - Duration::days(1));
+    save(&platform, &g).await;
+    let disable_mail = platform.address("disable");
+    let disable = platform
+        .sim
+        .add_guest(SeedGuest::new(&disable_mail).accepted(now - Duration::days(50)));
+    let mut g = record(&disable, &disable_mail, now - Duration::days(50));
+    g.access_ends_at = Some(now - Duration::days(9));
+    g.state = GuestState::Warned;
+    g.state_changed_at = now - Duration::days(8);
+    g.removal_reason = Some("access_period".into());
+    save(&platform, &g).await;
+    let delete = disabled_guest(&platform, "delete", now, 15).await;
+
+    let before = snapshot(&platform).await;
+    let watched = [remind_mail.clone(), warn_mail.clone(), disable_mail.clone()];
+    let mail_count = |platform: &Platform| {
+        watched
+            .iter()
+            .map(|m| platform.mails_to(m).len())
+            .sum::<usize>()
+    };
+
+    let out = platform.cli(&["cleanup", "run", "--dry-run"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    for expected in [
+        format!("would remind guest {remind}"),
+        format!("would warn guest {warn}"),
+        format!("would disable guest {disable}"),
+        format!("would delete guest {delete}"),
+    ] {
+        assert!(
+            out.stdout.contains(&expected),
+            "{expected} in:\n{}",
+            out.stdout
+        );
+    }
+    assert!(out.stdout.contains("cleanup (dry run):"), "{}", out.stdout);
+
+    platform.set("CLEANUP_DRY_RUN", "true");
+    let handler = platform.start_handler().await;
+    let body = tick(&handler, now + Duration::minutes(1)).await;
+    assert!(
+        summary(&body).contains("would be deleted 1"),
+        "{}",
+        summary(&body)
+    );
+    drop(handler);
+
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(mail_count(&platform), 0, "no mail");
+    let calls = platform.sim.calls();
+    assert_eq!(
+        (calls.patch_user, calls.delete_user, calls.batch),
+        (0, 0, 0),
+        "no Graph write"
+    );
+    assert!(
+        snapshot(&platform).await == before,
+        "directory, guest rows, audit and jobs unchanged"
+    );
+
+    // The same plan, for real (so the dry run above had something to not do).
+    platform.set("CLEANUP_DRY_RUN", "false");
+    let out = platform.cli(&["cleanup", "run"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(platform.sim.deleted_users(), vec![delete]);
+    assert!(!platform.sim.user(&disable).unwrap().account_enabled);
+    assert_eq!(platform.wait_for_mails(&remind_mail, 1).await.len(), 1);
+    assert_eq!(platform.wait_for_mails(&warn_mail, 1).await.len(), 1);
+    assert!(audit_of(&platform, "guest.deleted").await[0].actor == "operator");
+}
+
+// --- requests -------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_invitation_is_retried_by_the_timer_and_invites_once() {
+    let platform = Platform::start().await;
+    auto_policy(&platform, &[]).await;
+    let handler = platform.start_handler().await;
+    // Throttled for longer than a partner should wait: the form leaves it to the timer.
+    platform
+        .sim
+        .inject_fault(Fault::new(FaultRoute::Invitations, 429).retry_after(30));
+    let email = platform.address("later");
+    sign_up_and_verify(&platform, &handler, &email, "Later").await;
+    let request = requests_for(&platform, &email).await.remove(0);
+    assert_eq!(
+        request.status,
+        RequestStatus::InviteFailed,
+        "{:?}",
+        request.last_error
+    );
+    assert!(platform.sim.invitations().is_empty());
+
+    let due = request.next_attempt_at.unwrap() + Duration::minutes(1);
+    let body = tick(&handler, due).await;
+    assert!(
+        summary(&body).contains("retried 1 (1 completed"),
+        "{}",
+        summary(&body)
+    );
+    tick(&handler, due + Duration::hours(1)).await;
+    assert_eq!(platform.sim.invitations().len(), 1, "invited once");
+    assert_eq!(
+        requests_for(&platform, &email).await[0].status,
+        RequestStatus::Invited
+    );
+    assert_eq!(platform.wait_for_mails(&email, 2).await.len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn closed_requests_lose_their_personal_data_after_the_retention_period() {
+    let platform = Platform::start().await;
+    auto_policy(&platform, &[]).await;
+    let handler = platform.start_handler().await;
+    let email = platform.address("bygone");
+    sign_up_and_verify(&platform, &handler, &email, "Bygone").await;
+    let request = requests_for(&platform, &email).await.remove(0);
+    assert_eq!(request.status, RequestStatus::Invited);
+    let user_id = request.invited_user_id.clone().unwrap();
+
+    tick(&handler, request.updated_at + Duration::days(89)).await;
+    assert_eq!(
+        requests_for(&platform, &email).await.len(),
+        1,
+        "kept 90 days"
+    );
+    let body = tick(
+        &handler,
+        request.updated_at + Duration::days(90) + Duration::hours(1),
+    )
+    .await;
+    assert!(requests_for(&platform, &email).await.is_empty(), "{body}");
+    let purged = audit_of(&platform, "request.purged").await;
+    assert_eq!(purged.len(), 1);
+    assert_eq!(purged[0].request_id.as_deref(), Some(request.id.as_str()));
+    assert!(
+        !purged[0].detail.contains("bygone@"),
+        "no personal data in the trail"
+    );
+    assert_eq!(
+        guest_row(&platform, &user_id).await.user_id,
+        user_id,
+        "the guest stays"
+    );
+}
+
+// --- interrupted and overlapping runs ---------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_interrupted_run_resumes_where_it_stopped_without_repeating_anything() {
+    let mut platform = Platform::start().await;
+    // Every run does one unit of work (a listing page or a wave of one $batch) and stops.
+    platform.set("CLEANUP_TIME_BUDGET_SECONDS", "0");
+    platform.set("CLEANUP_CONCURRENCY", "1");
+    platform.set("CLEANUP_MAX_REMOVAL_PERCENT", "100");
+    let t = OffsetDateTime::now_utc() + Duration::days(30);
+    let mut due = Vec::new();
+    for k in 0..15 {
+        due.push(disabled_guest(&platform, &format!("early{k}"), t, 20).await);
+    }
+    // 1,100 guests the portal did not create: the listing takes two pages.
+    platform.sim.seed_guests(1100, t - Duration::days(400));
+    for k in 0..15 {
+        due.push(disabled_guest(&platform, &format!("late{k}"), t, 20).await);
+    }
+    let handler = platform.start_handler().await;
+
+    let mut runs = Vec::new();
+    for _ in 0..8 {
+        let body = tick(&handler, t).await;
+        let done = !summary(&body).contains("paused");
+        runs.push(body);
+        if done {
+            break;
+        }
+    }
+    let all: Vec<Vec<String>> = runs.iter().map(logs).collect();
+    assert_eq!(
+        runs.len(),
+        4,
+        "page 1 | page 2 | 20 deletes | 10 deletes: {all:#?}"
+    );
+    assert!(
+        summary(&runs[0]).contains("paused after 1 listing pages"),
+        "{all:#?}"
+    );
+    assert!(
+        all[1].iter().any(|l| l.contains("resuming the listing")),
+        "{all:#?}"
+    );
+    assert!(
+        all[2]
+            .iter()
+            .any(|l| l.contains("resuming the plan") && l.contains("0 of 30")),
+        "{all:#?}"
+    );
+    assert!(
+        all[3]
+            .iter()
+            .any(|l| l.contains("20 of 30 actions already done")),
+        "{all:#?}"
+    );
+    assert!(
+        summary(&runs[3]).contains("deleted 10"),
+        "{}",
+        summary(&runs[3])
+    );
+
+    let calls = platform.sim.calls();
+    assert_eq!(
+        calls.list_users_pages, 2,
+        "the listing was resumed, not restarted"
+    );
+    assert_eq!(calls.delete_user, 30, "each guest deleted once");
+    assert_eq!(calls.batch, 2);
+    let mut deleted = platform.sim.deleted_users();
+    deleted.sort();
+    due.sort();
+    assert_eq!(deleted, due);
+    assert_eq!(audit_of(&platform, "guest.deleted").await.len(), 30);
+    let jobs = platform.store().query(TableName::Jobs, None).await.unwrap();
+    assert!(
+        jobs.is_empty(),
+        "checkpoint, plan and lease are gone: {jobs:?}"
+    );
+
+    // A further run finds nothing to do.
+    let body = tick(&handler, t).await;
+    assert!(summary(&body).contains("deleted 0"), "{}", summary(&body));
+    assert_eq!(platform.sim.calls().delete_user, 30);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_overlapping_runs_do_not_both_act() {
+    let platform = Platform::start().await;
+    let t = OffsetDateTime::now_utc() + Duration::days(30);
+    let mut due = Vec::new();
+    for k in 0..5 {
+        due.push(disabled_guest(&platform, &format!("gone{k}"), t, 20).await);
+    }
+    let remind_mail = platform.address("remind");
+    let remind = platform
+        .sim
+        .add_guest(SeedGuest::new(&remind_mail).created(t - Duration::days(20)));
+    save(
+        &platform,
+        &record(&remind, &remind_mail, t - Duration::days(20)),
+    )
+    .await;
+    // Two instances (the host's singleton lock was lost), and a slow Graph so the runs overlap.
+    let first = platform.start_handler().await;
+    let second = platform.start_handler().await;
+    platform
+        .sim
+        .set_latency(std::time::Duration::from_millis(400));
+
+    let at = rfc3339(t);
+    let (a, b) = tokio::join!(first.invoke_cleanup(&at), second.invoke_cleanup(&at));
+    assert_eq!((a.0, b.0), (200, 200), "{a:?} {b:?}");
+    let held = |body: &Value| {
+        logs(body)
+            .iter()
+            .any(|l| l.contains("another cleanup run holds the lease until"))
+    };
+    assert!(
+        held(&a.1) != held(&b.1),
+        "exactly one run acts: {a:?} {b:?}"
+    );
+    platform.sim.set_latency(std::time::Duration::ZERO);
+
+    assert_eq!(
+        platform.sim.calls().delete_user,
+        5,
+        "each guest deleted once"
+    );
+    assert_eq!(platform.sim.deleted_users().len(), 5);
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(platform.mails_to(&remind_mail).len(), 1, "one reminder");
+    assert_eq!(audit_of(&platform, "guest.deleted").await.len(), 5);
+    // The lease was released: the next run acts.
+    let body = tick(&first, t).await;
+    assert!(!held(&body), "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_warning_that_could_not_be_mailed_is_sent_by_the_next_run_before_anything_moves_on() {
+    let mut platform = Platform::start().await;
+    let t = (OffsetDateTime::now_utc() + Duration::days(30))
+        .replace_nanosecond(0)
+        .unwrap();
+    let email = platform.address("unreachable");
+    let id = platform
+        .sim
+        .add_guest(SeedGuest::new(&email).accepted(t - Duration::days(50)));
+    let mut g = record(&id, &email, t - Duration::days(50));
+    g.access_ends_at = Some(t - Duration::days(1));
+    save(&platform, &g).await;
+    let smtp = platform.env["SMTP_URL"].clone();
+    platform.set("SMTP_URL", "smtp://127.0.0.1:9");
+    let handler = platform.start_handler().await;
+
+    let body = tick(&handler, t).await;
+    assert!(
+        logs(&body)
+            .iter()
+            .any(|l| l.contains("could not mail guest") && l.contains("the next run tries again")),
+        "{body}"
+    );
+    assert!(summary(&body).contains("failed 1"), "{}", summary(&body));
+    assert_eq!(guest_row(&platform, &id).await.state, GuestState::Active);
+    // Days later, still unwarned: not disabled either.
+    tick(&handler, t + Duration::days(10)).await;
+    assert!(platform.sim.user(&id).unwrap().account_enabled);
+    drop(handler);
+
+    platform.set("SMTP_URL", &smtp);
+    let handler = platform.start_handler().await;
+    let warned_at = t + Duration::days(11);
+    tick(&handler, warned_at).await;
+    assert_eq!(platform.wait_for_mails(&email, 1).await.len(), 1);
+    let row = guest_row(&platform, &id).await;
+    assert_eq!(
+        (row.state, row.state_changed_at),
+        (GuestState::Warned, warned_at)
+    );
+    tick(&handler, warned_at + Duration::days(6)).await;
+    assert!(
+        platform.sim.user(&id).unwrap().account_enabled,
+        "the warning period counts from the mail that was sent"
+    );
+}
