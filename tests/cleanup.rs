@@ -978,3 +978,82 @@ async fn a_warning_that_could_not_be_mailed_is_sent_by_the_next_run_before_anyth
         "the warning period counts from the mail that was sent"
     );
 }
+
+/// Faults on the cleanup's own Graph calls: the guest list failing, the delete batch throttled
+/// past the run's patience, the batch connection dropped, the disable PATCH failing. Each run
+/// ends with nothing half-done that the next run cannot finish, and nobody is removed twice.
+#[tokio::test(flavor = "multi_thread")]
+async fn graph_faults_during_the_cleanup_leave_work_for_the_next_run_and_nothing_doubled() {
+    let platform = Platform::start().await;
+    let now = OffsetDateTime::now_utc();
+    let ids = [
+        disabled_guest(&platform, "fault-a", now, 20).await,
+        disabled_guest(&platform, "fault-b", now, 20).await,
+    ];
+    let handler = platform.start_handler().await;
+    let deleted = |p: &Platform| {
+        ids.iter()
+            .filter(|id| p.sim.deleted_users().contains(id))
+            .count()
+    };
+
+    // The listing fails: the run reports it, removes nobody, and the next run does the work.
+    platform.sim.inject_fault(
+        Fault::new(FaultRoute::ListUsers, 503)
+            .retry_after(3600)
+            .times(1000),
+    );
+    let (status, body) = handler.invoke_cleanup(&rfc3339(now)).await;
+    assert!(status == 200 || status == 500, "{body}");
+    assert_eq!(deleted(&platform), 0, "{body}");
+    platform.sim.clear_faults();
+
+    // The delete batch is throttled far beyond the run's patience: nothing is counted as done.
+    platform.sim.inject_fault(
+        Fault::new(FaultRoute::DeleteUser, 429)
+            .retry_after(3600)
+            .times(1000),
+    );
+    let (_, body) = handler
+        .invoke_cleanup(&rfc3339(now + Duration::minutes(1)))
+        .await;
+    assert_eq!(deleted(&platform), 0, "{body}");
+    for id in &ids {
+        assert_eq!(
+            guest_row(&platform, id).await.state,
+            GuestState::Disabled,
+            "not marked deleted: {body}"
+        );
+    }
+    platform.sim.clear_faults();
+
+    // The batch connection drops once: the run retries or leaves it; either way no double act.
+    platform
+        .sim
+        .inject_fault(Fault::drop_connection(FaultRoute::Batch).times(1));
+    handler
+        .invoke_cleanup(&rfc3339(now + Duration::minutes(2)))
+        .await;
+    platform.sim.clear_faults();
+    let body = tick(&handler, now + Duration::minutes(3)).await;
+    assert_eq!(
+        deleted(&platform),
+        2,
+        "the next run finished the job: {body}"
+    );
+    for id in &ids {
+        assert_eq!(guest_row(&platform, id).await.state, GuestState::Deleted);
+    }
+    let deletions = audit_of(&platform, "guest.deleted").await;
+    assert_eq!(
+        deletions.len(),
+        2,
+        "each removal audited once: {deletions:?}"
+    );
+    let body = tick(&handler, now + Duration::minutes(4)).await;
+    assert_eq!(
+        audit_of(&platform, "guest.deleted").await.len(),
+        2,
+        "nothing repeated: {body}"
+    );
+}
