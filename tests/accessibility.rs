@@ -25,7 +25,12 @@ async fn run_plan(plan: Vec<Value>) -> Value {
 }
 
 fn assert_clean(result: &Value, expected: &[String]) {
-    let checked: Vec<&str> = result["checked"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+    let checked: Vec<&str> = result["checked"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
     assert_eq!(checked, expected, "every planned page was checked");
     for c in result["checked"].as_array().unwrap() {
         let name = c["name"].as_str().unwrap();
@@ -35,10 +40,17 @@ fn assert_clean(result: &Value, expected: &[String]) {
     let mut problems = Vec::new();
     for (page, list) in result["violations"].as_object().unwrap() {
         for v in list.as_array().unwrap() {
-            problems.push(format!("{page}: {} ({}) at {}", v["id"], v["help"], v["nodes"]));
+            problems.push(format!(
+                "{page}: {} ({}) at {}",
+                v["id"], v["help"], v["nodes"]
+            ));
         }
     }
-    assert!(problems.is_empty(), "accessibility violations:\n{}", problems.join("\n"));
+    assert!(
+        problems.is_empty(),
+        "accessibility violations:\n{}",
+        problems.join("\n")
+    );
 }
 
 fn partner(platform: &Platform, local: &str) -> Value {
@@ -53,10 +65,25 @@ fn partner(platform: &Platform, local: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_page_passes_axe_in_both_languages() {
-    assert!(std::path::Path::new("/usr/bin/chromium").exists(), "Chromium is missing: ./dev test installs it");
+    assert!(
+        std::path::Path::new("/usr/bin/chromium").exists(),
+        "Chromium is missing: ./dev test installs it"
+    );
     let mut platform = Platform::start().await;
-    platform.set("PORTAL_TERMS_TEXT", "Use the access for the joint project only.");
-    platform.cli(&["policy", "add", "--domain", &platform.partner_domain, "--action", "approve", "--approver", "boss@contoso.example"]);
+    platform.set(
+        "PORTAL_TERMS_TEXT",
+        "Use the access for the joint project only.",
+    );
+    platform.cli(&[
+        "policy",
+        "add",
+        "--domain",
+        &platform.partner_domain,
+        "--action",
+        "approve",
+        "--approver",
+        "boss@contoso.example",
+    ]);
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     platform.set("PORTAL_PUBLIC_URL", &base);
@@ -77,7 +104,11 @@ async fn every_page_passes_axe_in_both_languages() {
             json!({"click": "form button[type=submit]"}),
             json!({"axe": format!("check-inbox-{lang}")}),
         ]);
-        expected.extend([format!("form-{lang}"), format!("form-errors-{lang}"), format!("check-inbox-{lang}")]);
+        expected.extend([
+            format!("form-{lang}"),
+            format!("form-errors-{lang}"),
+            format!("check-inbox-{lang}"),
+        ]);
     }
     assert_clean(&run_plan(plan).await, &expected);
 
@@ -85,7 +116,10 @@ async fn every_page_passes_axe_in_both_languages() {
     let mut plan = Vec::new();
     let mut expected = Vec::new();
     for lang in ["en", "sv"] {
-        let link = platform.wait_for_mails(&platform.address(&format!("a11y-{lang}")), 1).await[0].link_containing("/api/signup/verify");
+        let link = platform
+            .wait_for_mails(&platform.address(&format!("a11y-{lang}")), 1)
+            .await[0]
+            .link_containing("/api/signup/verify");
         plan.extend([
             json!({"goto": format!("{link}&lang={lang}")}),
             json!({"axe": format!("confirm-{lang}")}),
@@ -94,7 +128,11 @@ async fn every_page_passes_axe_in_both_languages() {
             json!({"goto": format!("{base}/api/signup/verify?token=broken&lang={lang}")}),
             json!({"axe": format!("broken-link-{lang}")}),
         ]);
-        expected.extend([format!("confirm-{lang}"), format!("awaiting-approval-{lang}"), format!("broken-link-{lang}")]);
+        expected.extend([
+            format!("confirm-{lang}"),
+            format!("awaiting-approval-{lang}"),
+            format!("broken-link-{lang}"),
+        ]);
     }
     assert_clean(&run_plan(plan).await, &expected);
 
@@ -115,7 +153,10 @@ async fn every_page_passes_axe_in_both_languages() {
             json!({"click": "form:has(input[name=decision][value=approve]) button[type=submit]"}),
             json!({"axe": format!("decision-recorded-{lang}")}),
         ]);
-        expected.extend([format!("decision-{lang}"), format!("decision-recorded-{lang}")]);
+        expected.extend([
+            format!("decision-{lang}"),
+            format!("decision-recorded-{lang}"),
+        ]);
     }
     assert_clean(&run_plan(plan).await, &expected);
 }

@@ -13,7 +13,14 @@ async fn a_partner_signs_up_in_a_browser_and_follows_the_mailed_link() {
         "Chromium is missing: ./dev test installs it (apt-get install chromium)"
     );
     let mut platform = Platform::start().await;
-    platform.cli(&["policy", "add", "--domain", &platform.partner_domain, "--action", "auto"]);
+    platform.cli(&[
+        "policy",
+        "add",
+        "--domain",
+        &platform.partner_domain,
+        "--action",
+        "auto",
+    ]);
     let port = free_port();
     platform.set("PORTAL_PUBLIC_URL", &format!("http://127.0.0.1:{port}"));
     let handler = platform.start_handler_on(port).await;
@@ -24,16 +31,33 @@ async fn a_partner_signs_up_in_a_browser_and_follows_the_mailed_link() {
         .env("FORM_URL", handler.url("/api/signup?lang=en"))
         .env("MAILDIR", platform.maildir())
         .env("EMAIL", &email)
-        .env("SCREENSHOT_DIR", std::env::var("B2B_SCREENSHOTS").unwrap_or_else(|_| shots.path().display().to_string()))
+        .env(
+            "SCREENSHOT_DIR",
+            std::env::var("B2B_SCREENSHOTS").unwrap_or_else(|_| shots.path().display().to_string()),
+        )
         .env("NODE_PATH", repo_root().join("tests/platform/node_modules"))
         .current_dir(repo_root().join("tests/platform"))
         .output()
         .await
         .expect("node runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "the browser journey failed:\n{}\n{}", stdout, String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "the browser journey failed:\n{}\n{}",
+        stdout,
+        String::from_utf8_lossy(&out.stderr)
+    );
     let result: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
-    assert!(result["redeem"].as_str().unwrap().contains("login.microsoftonline.com/redeem"), "{result}");
+    assert!(
+        result["redeem"]
+            .as_str()
+            .unwrap()
+            .contains("login.microsoftonline.com/redeem"),
+        "{result}"
+    );
     assert_eq!(platform.sim.invitations().len(), 1);
-    assert_eq!(requests_for(&platform, &email).await[0].status, RequestStatus::Invited);
+    assert_eq!(
+        requests_for(&platform, &email).await[0].status,
+        RequestStatus::Invited
+    );
 }

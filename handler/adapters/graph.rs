@@ -286,11 +286,10 @@ impl GraphClient {
         };
         // One call never outlasts the caller's patience: a hung Graph must not hold a partner's
         // form for the client's full 30 s.
-        let mut req = self
-            .http
-            .request(method, &full)
-            .bearer_auth(token)
-            .timeout(self.patience.clamp(Duration::from_secs(2), Duration::from_secs(30)));
+        let mut req = self.http.request(method, &full).bearer_auth(token).timeout(
+            self.patience
+                .clamp(Duration::from_secs(2), Duration::from_secs(30)),
+        );
         for (k, v) in headers {
             req = req.header(*k, *v);
         }

@@ -192,8 +192,13 @@ mod tests {
         let r = with_headers(&[("x-forwarded-for", "6.6.6.6, 203.0.113.7:51234")]);
         assert_eq!(r.client_ip().as_deref(), Some("203.0.113.7"));
         let mut r = with_headers(&[("x-forwarded-for", "6.6.6.6")]);
-        r.headers.append("x-forwarded-for", HeaderValue::from_static("192.0.2.4"));
-        assert_eq!(r.client_ip().as_deref(), Some("192.0.2.4"), "the last field's last hop");
+        r.headers
+            .append("x-forwarded-for", HeaderValue::from_static("192.0.2.4"));
+        assert_eq!(
+            r.client_ip().as_deref(),
+            Some("192.0.2.4"),
+            "the last field's last hop"
+        );
         let r = with_headers(&[("x-forwarded-for", "2001:db8::1")]);
         assert_eq!(r.client_ip().as_deref(), Some("2001:db8::1"));
         let r = with_headers(&[

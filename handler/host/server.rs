@@ -99,7 +99,10 @@ where
         let body = match tokio::time::timeout(BODY_TIMEOUT, read_limited(body, limit)).await {
             Err(_) => {
                 tracing::info!(%path, "body not received in time");
-                return request::plain(StatusCode::REQUEST_TIMEOUT, "The request body did not arrive in time.");
+                return request::plain(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "The request body did not arrive in time.",
+                );
             }
             Ok(Ok(b)) => b,
             Ok(Err(BodyError::TooLarge)) => {

@@ -56,10 +56,12 @@ fn day(at: OffsetDateTime) -> String {
 /// Appends an entry. Also logged, so the invocation's log tells the same story.
 pub async fn record(store: &TableStore, entry: AuditEntry) -> Result<(), StoreError> {
     // Approvers act under their address; the log gets the masked form like every address.
-    let actor = match crate::core::email::EmailAddress::parse(entry.actor.rsplit(' ').next().unwrap_or("")) {
-        Ok(address) => entry.actor.replace(address.as_str(), &address.masked()),
-        Err(_) => entry.actor.clone(),
-    };
+    let actor =
+        match crate::core::email::EmailAddress::parse(entry.actor.rsplit(' ').next().unwrap_or(""))
+        {
+            Ok(address) => entry.actor.replace(address.as_str(), &address.masked()),
+            Err(_) => entry.actor.clone(),
+        };
     tracing::info!(
         audit = %entry.action,
         actor = %actor,
