@@ -669,3 +669,54 @@ async fn storage_down_gives_503_and_writes_nothing() {
     assert!(resp.headers().contains_key("retry-after"));
     assert!(platform.mails_to(&email).is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_operators_branding_is_served_by_the_handler_itself() {
+    let mut platform = Platform::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let logo = dir.path().join("logo.png");
+    // A 1x1 PNG.
+    let png: &[u8] = &[
+        0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 0x0d, 0x49, 0x48, 0x44, 0x52, 0,
+        0, 0, 1, 0, 0, 0, 1, 8, 6, 0, 0, 0, 0x1f, 0x15, 0xc4, 0x89, 0, 0, 0, 0x0a, 0x49, 0x44,
+        0x41, 0x54, 0x78, 0x9c, 0x63, 0, 1, 0, 0, 5, 0, 1, 0x0d, 0x0a, 0x2d, 0xb4, 0, 0, 0, 0,
+        0x49, 0x45, 0x4e, 0x44, 0xae, 0x42, 0x60, 0x82,
+    ];
+    std::fs::write(&logo, png).unwrap();
+    platform.set("PORTAL_LOGO_FILE", logo.to_str().unwrap());
+    platform.set("PORTAL_ORG_NAME", "Fabrikam Partner Portal");
+    platform.set("PORTAL_ACCENT_COLOR", "#8a1538");
+    platform.set("PORTAL_TERMS_URL", "https://fabrikam.example/terms");
+    let handler = platform.start_handler().await;
+    let page = handler
+        .forward(Method::GET, "/api/signup")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("Fabrikam Partner Portal"));
+    assert!(page.contains("#8a1538"));
+    assert!(
+        page.contains("src=\"/api/signup/logo\""),
+        "the logo comes from the handler"
+    );
+    assert!(
+        page.contains("https://fabrikam.example/terms") && page.contains("name=\"accept_terms\"")
+    );
+    assert!(!page.contains("src=\"http"), "no external assets");
+    let resp = handler
+        .forward(Method::GET, "/api/signup/logo")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "image/png");
+    assert_eq!(resp.bytes().await.unwrap().as_ref(), png);
+    // With terms configured, a submission without accepting them is refused with a field error.
+    let email = platform.address("terms");
+    let resp = submit_form(&handler, &partner_fields(&email, "Terms")).await;
+    assert_eq!(resp.status(), 400);
+    assert!(resp.text().await.unwrap().contains("accept_terms"));
+}
