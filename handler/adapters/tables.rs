@@ -477,6 +477,44 @@ impl TableStore {
         Ok(resp.etag.to_string())
     }
 
+    /// Writes many rows whatever is there (last writer wins), as entity-group transactions of
+    /// at most 100 rows of one partition each (the service's limit): for bulk writes no one
+    /// races on, such as seeding.
+    pub async fn upsert_batch(&self, table: TableName, rows: &[Row]) -> Result<(), StoreError> {
+        let mut by_partition: HashMap<&str, Vec<&Row>> = HashMap::new();
+        for row in rows {
+            check_key(&row.partition_key)?;
+            check_key(&row.row_key)?;
+            by_partition
+                .entry(row.partition_key.as_str())
+                .or_default()
+                .push(row);
+        }
+        let client = self.client(table).await?;
+        for (pk, rows) in by_partition {
+            for chunk in rows.chunks(100) {
+                let mut transaction = client.partition_key_client(pk).transaction();
+                for row in chunk {
+                    transaction = transaction
+                        .insert_or_replace(row.row_key.clone(), row.to_entity())
+                        .map_err(classify)?;
+                }
+                let response = transaction.await.map_err(classify)?;
+                if let Some(failed) = response
+                    .operation_responses
+                    .iter()
+                    .find(|o| !(200..300).contains(&u16::from(o.status_code)))
+                {
+                    return Err(StoreError::Rejected(format!(
+                        "a batch write failed with {}",
+                        u16::from(failed.status_code)
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Deletes a row; with an ETag only if unchanged. A row already gone is not an error.
     pub async fn delete(
         &self,

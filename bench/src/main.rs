@@ -1,0 +1,217 @@
+//! `bench`: every figure the portal is judged by, next to its floor, from one run on one
+//! machine, written to `BENCHMARKS.md`.
+//!
+//! ```sh
+//! ./dev bench            # builds in release, runs everything (minutes), writes BENCHMARKS.md
+//! ./dev bench --quick    # small sizes, a sanity check in under a minute
+//! ```
+//!
+//! 1. Cold start of the release `handler` vs `hello-floor` (a warp hello-world).
+//! 2. Sign-up under load vs the minimum Table Storage round trips done directly (see
+//!    `floor.rs`), plus round trips per sign-up, per verification and per approval, counted
+//!    by a proxy in front of Azurite and by the Graph simulator.
+//! 3. Peak RSS idle and under load.
+//! 4. Cleanup at scale: the figures of the cleanup benchmark (`cargo bench --bench cleanup`).
+//! 5. The release binary's size.
+//!
+//! For comparing two versions or configurations with the same bench: `BENCH_HANDLER=path`
+//! runs another build of the handler, `BENCH_HANDLER_ENV="NAME=value,..."` adds settings.
+//!
+//! Noisy machines are handled by medians of repeated runs and by ratios taken within one run
+//! (the two sides alternate); CPU time of every process involved, and of everything else on
+//! the machine, is recorded so a reader can tell a slow portal from a busy machine.
+
+mod coldstart;
+mod counts;
+mod floor;
+mod load;
+mod machine;
+mod mailfloor;
+mod platform;
+mod proxy;
+mod report;
+mod signup;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+pub struct Options {
+    pub quick: bool,
+    pub out: PathBuf,
+    pub skip_cleanup: bool,
+    pub cleanup_args: Option<Vec<String>>,
+}
+
+fn usage() -> ExitCode {
+    eprintln!(
+        "usage: bench [--quick] [--out FILE] [--skip-cleanup] [--cleanup-args \"ARGS\"]\n\
+         \n  --quick          small sizes, a sanity check in under a minute\
+         \n  --out FILE       where to write the report (default BENCHMARKS.md)\
+         \n  --skip-cleanup   do not run the cleanup benchmark\
+         \n  --cleanup-args   arguments for `cargo bench --bench cleanup --` instead of the defaults"
+    );
+    ExitCode::from(2)
+}
+
+fn main() -> ExitCode {
+    let mut opts = Options {
+        quick: false,
+        out: PathBuf::from("BENCHMARKS.md"),
+        skip_cleanup: false,
+        cleanup_args: None,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--quick" => opts.quick = true,
+            "--skip-cleanup" => opts.skip_cleanup = true,
+            "--out" => match args.next() {
+                Some(v) => opts.out = PathBuf::from(v),
+                None => return usage(),
+            },
+            "--cleanup-args" => match args.next() {
+                Some(v) => {
+                    opts.cleanup_args = Some(v.split_whitespace().map(str::to_string).collect())
+                }
+                None => return usage(),
+            },
+            _ => return usage(),
+        }
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("the tokio runtime starts");
+    match runtime.block_on(run(opts)) {
+        Ok(path) => {
+            eprintln!("bench: wrote {}", path.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Sizes of one run.
+pub struct Plan {
+    pub cold_starts: usize,
+    pub load: signup::LoadPlan,
+    pub count_signups: usize,
+    pub count_flows: usize,
+}
+
+fn plan(quick: bool) -> Plan {
+    if quick {
+        Plan {
+            cold_starts: 10,
+            load: signup::LoadPlan {
+                concurrencies: vec![1, 8],
+                rounds: 1,
+                requests: |c| if c == 1 { 40 } else { 20 * c },
+                max_time: Duration::from_secs(10),
+            },
+            count_signups: 10,
+            count_flows: 3,
+        }
+    } else {
+        Plan {
+            cold_starts: 40,
+            load: signup::LoadPlan {
+                concurrencies: vec![1, 8, 32],
+                rounds: 5,
+                requests: |c| match c {
+                    1 => 400,
+                    c if c <= 8 => 1200,
+                    _ => 2000,
+                },
+                max_time: Duration::from_secs(60),
+            },
+            count_signups: 50,
+            count_flows: 20,
+        }
+    }
+}
+
+async fn run(opts: Options) -> Result<PathBuf, String> {
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .ok_or("the bench crate sits in the repository")?
+        .to_path_buf();
+    let bin_dir = std::env::current_exe()
+        .map_err(|e| e.to_string())?
+        .parent()
+        .ok_or("the bench binary has a directory")?
+        .to_path_buf();
+    // BENCH_HANDLER: another build of the handler, for comparing two versions with one bench.
+    let handler = std::env::var_os("BENCH_HANDLER")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| bin_dir.join("handler"));
+    let hello = bin_dir.join("hello-floor");
+    for b in [&handler, &hello] {
+        if !b.exists() {
+            return Err(format!(
+                "{} is missing: build with `cargo build --release -p b2b-signup -p bench` (./dev bench does)",
+                b.display()
+            ));
+        }
+    }
+    let plan = plan(opts.quick);
+    let machine = machine::describe(&repo);
+    eprintln!("bench: starting Azurite, aiosmtpd and the Graph simulator");
+    let stack = platform::Stack::start(&repo)?;
+
+    eprintln!("bench: cold start, {} starts each", plan.cold_starts);
+    let env = stack.handler_env(stack.table_port, "coldstart");
+    let cold = {
+        let (h, f, e, n) = (
+            handler.clone(),
+            hello.clone(),
+            env.clone(),
+            plan.cold_starts,
+        );
+        tokio::task::spawn_blocking(move || coldstart::run(&h, &f, &e, n))
+            .await
+            .map_err(|e| e.to_string())??
+    };
+
+    eprintln!("bench: counting round trips");
+    let counts = counts::run(&stack, &handler, plan.count_signups, plan.count_flows).await?;
+
+    let load = signup::run(&stack, &handler, &plan.load).await?;
+
+    let cleanup = if opts.skip_cleanup {
+        report::Cleanup::Skipped("--skip-cleanup".into())
+    } else {
+        report::run_cleanup(
+            &repo,
+            stack.table_port,
+            opts.quick,
+            opts.cleanup_args.as_deref(),
+        )
+    };
+
+    let artifact = report::Artifact::measure(&handler, &hello);
+    let text = report::render(&report::Inputs {
+        quick: opts.quick,
+        machine: &machine,
+        load_after: machine::load_average(),
+        cold: &cold,
+        counts: &counts,
+        load: &load,
+        plan: &plan,
+        cleanup: &cleanup,
+        artifact: &artifact,
+        smtp_sink: "smtp_counter.Counter",
+    });
+    let out = if opts.out.is_absolute() {
+        opts.out.clone()
+    } else {
+        repo.join(&opts.out)
+    };
+    std::fs::write(&out, text).map_err(|e| format!("{}: {e}", out.display()))?;
+    drop(stack);
+    Ok(out)
+}

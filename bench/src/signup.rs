@@ -1,0 +1,397 @@
+//! Sign-up under load: the portal (release `handler` against Azurite and aiosmtpd) and the
+//! floor (the minimum Table Storage round trips, straight to the same Azurite), with the same
+//! inputs, at the same concurrency, alternating which goes first, each on fresh tables.
+
+use std::path::Path;
+use std::time::Duration;
+
+use crate::floor::{self, FloorTables, RawTables, SignupInput};
+use crate::load::{self, RunResult};
+use crate::mailfloor::MailFloor;
+use crate::platform::{self, Stack};
+
+/// The domains sign-ups come from: subdomains of one policy, so the per-domain counter is
+/// exercised on 64 keys instead of one hot row.
+pub const SIGNUP_POLICY_DOMAIN: &str = "signup.bench.example";
+pub const DOMAINS: usize = 64;
+pub const APPROVER: &str = "approver@contoso.example";
+
+/// Input `i` of run `run`: a unique address on one of 64 domains, a unique client IP.
+pub fn input(run: &str, i: usize, domain: &str) -> SignupInput {
+    SignupInput {
+        email: format!("p{i}.{run}@d{}.{domain}", i % DOMAINS),
+        first_name: "Ada".into(),
+        last_name: "Lovelace".into(),
+        organisation: "Partner AB".into(),
+        client_ip: format!("10.{}.{}.{}", (i >> 16) & 255, (i >> 8) & 255, i & 255),
+    }
+}
+
+pub fn host_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .pool_max_idle_per_host(256)
+        .build()
+        .expect("the client builds")
+}
+
+/// Posts the sign-up form as the Functions host forwards it: the caller's request plus the
+/// host's headers; the client IP in `X-Forwarded-For`.
+pub async fn post_signup(
+    http: &reqwest::Client,
+    base: &str,
+    input: &SignupInput,
+) -> Result<(), String> {
+    let body: String = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("email", &input.email)
+        .append_pair("first_name", &input.first_name)
+        .append_pair("last_name", &input.last_name)
+        .append_pair("organisation", &input.organisation)
+        .finish();
+    let resp = http
+        .post(format!("{base}/api/signup"))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .header(
+            "X-Azure-Functions-InvocationId",
+            uuid::Uuid::new_v4().to_string(),
+        )
+        .header("X-Azure-Functions-HostVersion", "4.1040.300.25317")
+        .header("User-Agent", "Azure-Functions-Host/4.1040.300.25317")
+        .header("X-Forwarded-For", format!("{}:50000", input.client_ip))
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    let status = resp.status().as_u16();
+    let _ = resp.bytes().await;
+    if status == 200 {
+        Ok(())
+    } else {
+        Err(format!("POST /api/signup answered {status}"))
+    }
+}
+
+/// Adds the policy that admits the load's addresses.
+pub fn add_signup_policy(
+    stack: &Stack,
+    handler: &Path,
+    env: &[(String, String)],
+) -> Result<(), String> {
+    stack.cli(
+        handler,
+        env,
+        &[
+            "policy",
+            "add",
+            "--domain",
+            SIGNUP_POLICY_DOMAIN,
+            "--include-subdomains",
+            "--action",
+            "approve",
+            "--approver",
+            APPROVER,
+        ],
+    )?;
+    Ok(())
+}
+
+/// CPU used by each process during a run, and by the whole machine.
+#[derive(Debug, Clone, Default)]
+pub struct Cpu {
+    pub handler: Duration,
+    pub azurite: Duration,
+    pub smtp: Duration,
+    pub bench: Duration,
+    pub machine_busy: Duration,
+    pub machine_total: Duration,
+}
+
+impl Cpu {
+    fn snapshot(stack: &Stack, handler_pid: Option<u32>) -> Cpu {
+        let cpu = |pid: u32| platform::cpu_time(pid).unwrap_or_default();
+        let (busy, total) = platform::machine_cpu().unwrap_or_default();
+        Cpu {
+            handler: handler_pid.map(cpu).unwrap_or_default(),
+            azurite: cpu(stack.azurite.pid()),
+            smtp: cpu(stack.smtp.pid()),
+            bench: cpu(std::process::id()),
+            machine_busy: busy,
+            machine_total: total,
+        }
+    }
+
+    fn since(&self, before: &Cpu) -> Cpu {
+        Cpu {
+            handler: self.handler.saturating_sub(before.handler),
+            azurite: self.azurite.saturating_sub(before.azurite),
+            smtp: self.smtp.saturating_sub(before.smtp),
+            bench: self.bench.saturating_sub(before.bench),
+            machine_busy: self.machine_busy.saturating_sub(before.machine_busy),
+            machine_total: self.machine_total.saturating_sub(before.machine_total),
+        }
+    }
+
+    /// CPU of processes that are not part of this benchmark (other builds and tests).
+    pub fn foreign(&self) -> Duration {
+        self.machine_busy
+            .saturating_sub(self.handler + self.azurite + self.smtp + self.bench)
+    }
+}
+
+/// One timed run of one side.
+#[derive(Debug, Clone)]
+pub struct SideRun {
+    pub result: RunResult,
+    pub cpu: Cpu,
+    /// Request rows found in the table afterwards, and how many were expected.
+    pub rows: (usize, usize),
+    /// Mails delivered during warm-up and run, and how many were expected (portal only).
+    pub mails: Option<(usize, usize)>,
+    /// Peak RSS of the handler after the run, KiB (portal only).
+    pub peak_rss_kib: Option<u64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Round {
+    pub concurrency: usize,
+    pub portal: SideRun,
+    /// The storage floor: the minimum Table Storage round trips.
+    pub floor: SideRun,
+    /// The storage floor plus the verification mail's minimal SMTP transaction.
+    pub floor_mail: SideRun,
+}
+
+pub struct LoadPlan {
+    pub concurrencies: Vec<usize>,
+    pub rounds: usize,
+    pub requests: fn(usize) -> usize,
+    pub max_time: Duration,
+}
+
+pub struct LoadOutcome {
+    pub rounds: Vec<Round>,
+    pub idle_rss_kib: u64,
+    /// Bytes of the verification mail on the wire (the mail floor's message).
+    pub mail_bytes: usize,
+}
+
+pub async fn run(
+    stack: &Stack,
+    handler_bin: &Path,
+    plan: &LoadPlan,
+) -> Result<LoadOutcome, String> {
+    let http = host_client();
+    let raw = RawTables::new(
+        reqwest::Client::builder()
+            .no_proxy()
+            .pool_max_idle_per_host(256)
+            .build()
+            .map_err(|e| e.to_string())?,
+        stack.table_port,
+    );
+    let mail = MailFloor::new(
+        stack.smtp_port,
+        &stack.handler_env(stack.table_port, "mailfloor"),
+    )?;
+    let mut rounds = Vec::new();
+    let mut idle_rss_kib = 0;
+    for &c in &plan.concurrencies {
+        let total = (plan.requests)(c);
+        let warmup = (2 * c).max(10);
+        for r in 0..plan.rounds {
+            let tag = format!(
+                "c{c}r{r}{}",
+                &uuid::Uuid::new_v4().simple().to_string()[..6]
+            );
+            eprintln!(
+                "bench: sign-up load, concurrency {c}, round {} of {}",
+                r + 1,
+                plan.rounds
+            );
+            let (mut portal, mut floor, mut floor_mail) = (None, None, None);
+            // The three sides take turns going first.
+            for side in 0..3 {
+                let side_run = Side {
+                    stack,
+                    raw: &raw,
+                    tag: &tag,
+                    c,
+                    warmup,
+                    total,
+                    max_time: plan.max_time,
+                };
+                match (side + r) % 3 {
+                    0 => {
+                        portal = Some(
+                            portal_side(
+                                stack,
+                                handler_bin,
+                                &http,
+                                &tag,
+                                c,
+                                warmup,
+                                total,
+                                plan.max_time,
+                                &mut idle_rss_kib,
+                            )
+                            .await?,
+                        )
+                    }
+                    1 => floor = Some(side_run.floor(None).await?),
+                    _ => floor_mail = Some(side_run.floor(Some(&mail)).await?),
+                }
+            }
+            rounds.push(Round {
+                concurrency: c,
+                portal: portal.expect("each side ran"),
+                floor: floor.expect("each side ran"),
+                floor_mail: floor_mail.expect("each side ran"),
+            });
+        }
+    }
+    Ok(LoadOutcome {
+        rounds,
+        idle_rss_kib,
+        mail_bytes: mail.message_bytes(),
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn portal_side(
+    stack: &Stack,
+    handler_bin: &Path,
+    http: &reqwest::Client,
+    tag: &str,
+    c: usize,
+    warmup: usize,
+    total: usize,
+    max_time: Duration,
+    idle_rss_kib: &mut u64,
+) -> Result<SideRun, String> {
+    let prefix = format!("p{tag}");
+    let env = stack.handler_env(stack.table_port, &prefix);
+    add_signup_policy(stack, handler_bin, &env)?;
+    let log = stack.work.join(format!("handler-{prefix}.log"));
+    let (server, _) = platform::start_server(handler_bin, &env, Some(&log))?;
+    let pid = server.proc.pid();
+    if *idle_rss_kib == 0 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        *idle_rss_kib = platform::memory_kib(pid).map(|(hwm, _)| hwm).unwrap_or(0);
+    }
+    let base = server.url("");
+    let mails_before = stack.mails_delivered();
+    // Warm-up on other inputs: creates the tables, loads the policy cache, fills the pools.
+    let run_id = format!("w{tag}");
+    let w = load::run(c, 0, warmup, max_time, {
+        let http = http.clone();
+        let base = base.clone();
+        move |i| {
+            let http = http.clone();
+            let base = base.clone();
+            let input = input(&run_id, i, SIGNUP_POLICY_DOMAIN);
+            async move { post_signup(&http, &base, &input).await }
+        }
+    })
+    .await;
+    if w.errors > 0 {
+        return Err(format!(
+            "portal warm-up failed: {}",
+            w.first_error.unwrap_or_default()
+        ));
+    }
+    let before = Cpu::snapshot(stack, Some(pid));
+    let run_id = tag.to_string();
+    let result = load::run(c, 0, total, max_time, {
+        let http = http.clone();
+        let base = base.clone();
+        move |i| {
+            let http = http.clone();
+            let base = base.clone();
+            let input = input(&run_id, i, SIGNUP_POLICY_DOMAIN);
+            async move { post_signup(&http, &base, &input).await }
+        }
+    })
+    .await;
+    let cpu = Cpu::snapshot(stack, Some(pid)).since(&before);
+    let peak = platform::memory_kib(pid).map(|(hwm, _)| hwm);
+    drop(server);
+    let mails = stack.mails_delivered() - mails_before;
+    let raw = RawTables::new(reqwest::Client::new(), stack.table_port);
+    let rows = raw
+        .count(&format!("{prefix}Requests"), "RowKey eq 'request'")
+        .await?;
+    let expected = w.ok + result.ok;
+    Ok(SideRun {
+        result,
+        cpu,
+        rows: (rows, expected),
+        mails: Some((mails, expected)),
+        peak_rss_kib: peak,
+    })
+}
+
+/// What a floor side needs to run.
+struct Side<'a> {
+    stack: &'a Stack,
+    raw: &'a RawTables,
+    tag: &'a str,
+    c: usize,
+    warmup: usize,
+    total: usize,
+    max_time: Duration,
+}
+
+impl Side<'_> {
+    /// The storage floor, and with `mail` the verification mail after it.
+    async fn floor(&self, mail: Option<&MailFloor>) -> Result<SideRun, String> {
+        let (stack, raw, c) = (self.stack, self.raw, self.c);
+        let prefix = format!("{}{}", if mail.is_some() { "m" } else { "f" }, self.tag);
+        let tables = FloorTables::create(raw, &prefix).await?;
+        let op = |run_id: String| {
+            let raw = raw.clone();
+            let tables = tables.clone();
+            let mail = mail.cloned();
+            move |i| {
+                let raw = raw.clone();
+                let tables = tables.clone();
+                let mail = mail.clone();
+                let input = input(&run_id, i, SIGNUP_POLICY_DOMAIN);
+                async move {
+                    floor::sign_up(&raw, &tables, &input).await?;
+                    match mail {
+                        Some(m) => m.send(&input.email).await,
+                        None => Ok(()),
+                    }
+                }
+            }
+        };
+        let mails_before = stack.mails_delivered();
+        let w = load::run(
+            c,
+            0,
+            self.warmup,
+            self.max_time,
+            op(format!("w{}", self.tag)),
+        )
+        .await;
+        if w.errors > 0 {
+            return Err(format!(
+                "floor warm-up failed: {}",
+                w.first_error.unwrap_or_default()
+            ));
+        }
+        let before = Cpu::snapshot(stack, None);
+        let result = load::run(c, 0, self.total, self.max_time, op(self.tag.to_string())).await;
+        let cpu = Cpu::snapshot(stack, None).since(&before);
+        let rows = raw.count(&tables.requests, "RowKey eq 'request'").await?;
+        let expected = w.ok + result.ok;
+        Ok(SideRun {
+            rows: (rows, expected),
+            mails: mail.map(|_| (stack.mails_delivered() - mails_before, expected)),
+            result,
+            cpu,
+            peak_rss_kib: None,
+        })
+    }
+}
