@@ -230,7 +230,9 @@ async fn bench(o: &Options, table_port: u16) -> Result<(), String> {
         .count()
         .await;
     if failures > 0 {
-        return Err(format!("{failures} batches of guest rows could not be written"));
+        return Err(format!(
+            "{failures} batches of guest rows could not be written"
+        ));
     }
     println!(
         "seeded {n} guests in the simulator and the Guests table in {:.1} s",
