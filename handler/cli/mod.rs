@@ -155,9 +155,18 @@ async fn serve(env: Environment) -> Result<(), CliError> {
         tokio::net::TcpListener::bind(std::net::SocketAddr::from(([127, 0, 0, 1], port)))
             .await
             .map_err(|e| CliError::failed(format!("cannot listen on 127.0.0.1:{port}: {e}")))?;
-    let portal = crate::functions::Portal::new(settings).map_err(CliError::usage)?;
+    let portal = Arc::new(crate::functions::LazyPortal::new(settings));
+    // Build the adapters right after the port answers, not before: a broken adapter setting
+    // still ends the process with one line, as a bad setting does.
+    let warm = portal.clone();
+    tokio::spawn(async move {
+        if let Err(e) = warm.get().await {
+            eprintln!("handler: {e}");
+            std::process::exit(2);
+        }
+    });
     tracing::info!(port, "handler listening");
-    crate::host::server::serve_on(listener, Arc::new(portal)).await;
+    crate::host::server::serve_on(listener, portal).await;
     Ok(())
 }
 

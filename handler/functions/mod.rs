@@ -31,6 +31,30 @@ pub struct Portal {
     policy_cache: Mutex<Option<(Instant, Arc<Vec<Policy>>)>>,
 }
 
+/// The portal as the server holds it: settings checked at start, adapters built on first use
+/// (or by the warm-up right after the port is bound), so nothing delays the host's readiness
+/// probe — not even TLS configuration.
+pub struct LazyPortal {
+    settings: Settings,
+    portal: tokio::sync::OnceCell<Arc<Portal>>,
+}
+
+impl LazyPortal {
+    pub fn new(settings: Settings) -> Self {
+        LazyPortal {
+            settings,
+            portal: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    pub async fn get(&self) -> Result<Arc<Portal>, String> {
+        self.portal
+            .get_or_try_init(|| async { Portal::new(self.settings.clone()).map(Arc::new) })
+            .await
+            .cloned()
+    }
+}
+
 impl Portal {
     pub fn new(settings: Settings) -> Result<Self, String> {
         let http = crate::adapters::http_client();

@@ -15,7 +15,7 @@ use warp::http::{HeaderMap, Method, StatusCode};
 use warp::Filter;
 
 use super::request::{self, HttpRequest, Response};
-use crate::functions::Portal;
+use crate::functions::{LazyPortal, Portal};
 
 /// Forms and JSON sign-ups are small; anything larger is a mistake or an attack.
 pub const MAX_FORM_BODY: usize = 16 * 1024;
@@ -26,15 +26,15 @@ pub const MAX_INVOCATION_BODY: usize = 64 * 1024;
 pub const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Binds the port first (the host polls it from the moment it starts us) and serves until the
-/// process ends. Everything slow is behind [`Portal`]'s lazy adapters.
-pub async fn serve(port: u16, portal: Arc<Portal>) -> std::io::Result<()> {
+/// process ends. Everything slow is behind [`LazyPortal`].
+pub async fn serve(port: u16, portal: Arc<LazyPortal>) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port))).await?;
     tracing::info!(port, "handler listening");
     serve_on(listener, portal).await;
     Ok(())
 }
 
-pub async fn serve_on(listener: tokio::net::TcpListener, portal: Arc<Portal>) {
+pub async fn serve_on(listener: tokio::net::TcpListener, portal: Arc<LazyPortal>) {
     let routes = warp::any()
         .and(warp::method())
         .and(warp::path::full())
@@ -68,7 +68,7 @@ pub async fn serve_on(listener: tokio::net::TcpListener, portal: Arc<Portal>) {
 }
 
 async fn receive<S, B>(
-    portal: Arc<Portal>,
+    portal: Arc<LazyPortal>,
     method: Method,
     path: String,
     query: Option<String>,
@@ -128,7 +128,16 @@ where
             invocation_id,
         };
         let started = std::time::Instant::now();
-        let res = dispatch(&portal, req.clone()).await;
+        let res = match portal.get().await {
+            Ok(portal) => dispatch(&portal, req.clone()).await,
+            Err(e) => {
+                tracing::error!(error = %e, "the portal could not start");
+                request::plain(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "The service is starting or misconfigured; try again shortly.",
+                )
+            }
+        };
         tracing::info!(
             method = %req.method,
             path = %req.path,
