@@ -277,7 +277,7 @@ pub async fn run(stack: &Stack, handler_bin: &Path, n: usize, k: usize) -> Resul
     let assigned = sim.app_role_assignments(&sp);
     counts.checks.push(format!(
         "verify + invite: {} of {} requests now `invited` in the table; the simulator holds {} guests for them, {} of them in the group, {} with the app role",
-        count_status(&store, AUTO_DOMAIN, RequestStatus::Invited).await?,
+        invited_among(&store, AUTO_DOMAIN, &auto).await?,
         auto.len(),
         invited.len(),
         invited.iter().filter(|u| in_group.contains(&u.id)).count(),
@@ -336,7 +336,7 @@ pub async fn run(stack: &Stack, handler_bin: &Path, n: usize, k: usize) -> Resul
         .count();
     counts.checks.push(format!(
         "approval: {} of {} requests now `invited`; {} invitations name the approver as sponsor",
-        count_status(&store, APPROVE_DOMAIN, RequestStatus::Invited).await?,
+        invited_among(&store, APPROVE_DOMAIN, &awaiting).await?,
         awaiting.len(),
         sponsored
     ));
@@ -400,12 +400,17 @@ async fn pending(
     requests_of(store, domain, Some(RequestStatus::PendingVerification)).await
 }
 
-async fn count_status(
+/// How many of `measured` are `invited` now.
+async fn invited_among(
     store: &b2b_signup::adapters::tables::TableStore,
     domain: &str,
-    status: RequestStatus,
+    measured: &[SignupRequest],
 ) -> Result<usize, String> {
-    Ok(requests_of(store, domain, Some(status)).await?.len())
+    Ok(requests_of(store, domain, Some(RequestStatus::Invited))
+        .await?
+        .iter()
+        .filter(|r| measured.iter().any(|m| m.id == r.id))
+        .count())
 }
 
 async fn stack_rows(stack: &Stack, prefix: &str) -> Result<usize, String> {
