@@ -361,7 +361,11 @@ pub async fn sign_up(
     let ts = now.unix_timestamp_nanos();
     let suffix: u32 = rand_u32();
     let mut audit = Row::new(
-        b2b_signup::adapters::tables::format_time(now)[..10].to_string(),
+        format!(
+            "{}-{:x}",
+            &b2b_signup::adapters::tables::format_time(now)[..10],
+            suffix & 0xf
+        ),
         format!("{ts:020}-{suffix:08x}"),
     );
     audit

@@ -4,9 +4,13 @@
 use time::OffsetDateTime;
 
 use super::{Row, StoreError, TableName, TableStore};
-use crate::adapters::tables::format_time;
+use crate::adapters::tables::{format_time, odata_cmp};
 
-const PARTITION: &str = "guest";
+/// Each guest is its own partition (RowKey `guest`). Point reads and the cleanup's
+/// compare-and-swap address one guest at a time, and a partition is Table Storage's unit of
+/// throughput (about 2,000 entities/s): one shared partition would make every guest update of
+/// every instance queue on one partition server. Walking them all is a table scan either way.
+const ROW: &str = "guest";
 
 /// Where a guest is in its life after the invitation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,7 +68,7 @@ pub struct Guest {
 }
 
 pub fn to_row(g: &Guest) -> Row {
-    let mut row = Row::new(PARTITION, &g.user_id);
+    let mut row = Row::new(&g.user_id, ROW);
     row.set("Email", g.email.clone())
         .set_opt("RequestId", g.request_id.clone())
         .set_opt("PolicyKey", g.policy_key.clone())
@@ -82,7 +86,7 @@ pub fn to_row(g: &Guest) -> Row {
 
 pub fn from_row(row: &Row) -> Result<Guest, String> {
     Ok(Guest {
-        user_id: row.row_key.clone(),
+        user_id: row.partition_key.clone(),
         email: row.str("Email")?.to_string(),
         request_id: row.opt_str("RequestId")?.map(str::to_string),
         policy_key: row.opt_str("PolicyKey")?.map(str::to_string),
@@ -111,7 +115,7 @@ pub async fn record(store: &TableStore, guest: &Guest) -> Result<(), StoreError>
 }
 
 pub async fn get(store: &TableStore, user_id: &str) -> Result<Option<(Guest, String)>, StoreError> {
-    match store.get(TableName::Guests, PARTITION, user_id).await? {
+    match store.get(TableName::Guests, user_id, ROW).await? {
         None => Ok(None),
         Some(row) => Ok(Some((
             store.decode(TableName::Guests, &row, from_row)?,
@@ -136,7 +140,7 @@ pub async fn advance(
     reason: &str,
     reminder_sent_at: Option<OffsetDateTime>,
 ) -> Result<String, StoreError> {
-    let mut row = Row::new(PARTITION, user_id);
+    let mut row = Row::new(user_id, ROW);
     row.set("State", state.as_str())
         .set("StateChangedAt", format_time(at))
         .set("RemovalReason", reason)
@@ -144,12 +148,76 @@ pub async fn advance(
     store.merge(TableName::Guests, &row, etag).await
 }
 
+/// Every guest row. The table is read as 16 key ranges at once (Graph user ids are GUIDs, so
+/// the first hex digit spreads them evenly): a scan of one range after another would cost one
+/// round trip per 1,000 rows in sequence, and these pages do not depend on each other.
+/// `[lower, upper)` PartitionKey ranges: contiguous, the first and last open, so every key
+/// is in exactly one of them whatever it looks like.
+fn key_ranges() -> Vec<(Option<&'static str>, Option<&'static str>)> {
+    const BOUNDS: [&str; 15] = [
+        "1", "2", "3", "4", "5", "6", "7", "8", "9", "a", "b", "c", "d", "e", "f",
+    ];
+    (0..=BOUNDS.len())
+        .map(|i| (i.checked_sub(1).map(|j| BOUNDS[j]), BOUNDS.get(i).copied()))
+        .collect()
+}
+
 pub async fn all(store: &TableStore) -> Result<Vec<(Guest, String)>, StoreError> {
-    let rows = store.partition(TableName::Guests, PARTITION).await?;
+    let ranges = key_ranges().into_iter().map(|(lower, upper)| {
+        let filter = match (lower, upper) {
+            (Some(l), Some(u)) => format!(
+                "{} and {}",
+                odata_cmp("PartitionKey", "ge", l),
+                odata_cmp("PartitionKey", "lt", u)
+            ),
+            (Some(l), None) => odata_cmp("PartitionKey", "ge", l),
+            (None, Some(u)) => odata_cmp("PartitionKey", "lt", u),
+            (None, None) => unreachable!("every range has a bound"),
+        };
+        store.query(TableName::Guests, Some(filter))
+    });
+    let mut rows = Vec::new();
+    for range in futures::future::try_join_all(ranges).await? {
+        rows.extend(range);
+    }
     rows.into_iter()
         .map(|row| {
             let g = store.decode(TableName::Guests, &row, from_row)?;
             Ok((g, row.etag.unwrap_or_default()))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::key_ranges;
+
+    #[test]
+    fn every_key_is_in_exactly_one_range() {
+        let ranges = key_ranges();
+        assert_eq!(ranges.len(), 16);
+        for key in [
+            "",
+            "0",
+            "00000000-0000-0000-0000-000000000000",
+            "0fffffff",
+            "1",
+            "9abc",
+            "a",
+            "e5d1c3b2-1111-2222-3333-444455556666",
+            "f",
+            "ffffffff-ffff-ffff-ffff-ffffffffffff",
+            "F0000000",
+            "zzz",
+            "~",
+        ] {
+            let holding = ranges
+                .iter()
+                .filter(|(lower, upper)| {
+                    lower.is_none_or(|l| key >= l) && upper.is_none_or(|u| key < u)
+                })
+                .count();
+            assert_eq!(holding, 1, "{key:?} is in {holding} ranges");
+        }
+    }
 }
