@@ -1006,14 +1006,7 @@ fn cleanup_rates(output: &str) -> Option<(f64, f64)> {
     let rate = output
         .lines()
         .find(|l| l.trim_start().starts_with("wall time:"))
-        .and_then(|l| {
-            l.rsplit_once('(')?
-                .1
-                .split_whitespace()
-                .next()?
-                .parse()
-                .ok()
-        })?;
+        .and_then(|l| l.split_once('(')?.1.split_whitespace().next()?.parse().ok())?;
     let quota_line = output
         .lines()
         .find(|l| l.trim_start().starts_with("write quota used:"))?;

@@ -554,12 +554,18 @@ impl Run<'_> {
         }
 
         // Once per run: the portal's records and the exclusion group.
+        let reading = Instant::now();
         let tracked: HashMap<String, (Guest, String)> = guests::all(&self.portal.store)
             .await
             .map_err(|e| format!("reading the guests table: {e}"))?
             .into_iter()
             .map(|(g, etag)| (g.user_id.clone(), (g, etag)))
             .collect();
+        tracing::info!(
+            rows = tracked.len(),
+            ms = reading.elapsed().as_millis() as u64,
+            "cleanup read the guests table"
+        );
         let excluded = match &settings.cleanup.exclusion_group_id {
             None => HashSet::new(),
             // Not knowing who is excluded means not acting at all.
@@ -623,6 +629,12 @@ impl Run<'_> {
                 .await
                 .map_err(|e| format!("reading the plan: {e}"))?;
         }
+        tracing::info!(
+            pages = checkpoint.pages,
+            actions = plan.len(),
+            ms = reading.elapsed().as_millis() as u64,
+            "cleanup listed the directory and planned"
+        );
         Ok(Listing::Complete(plan, checkpoint))
     }
 
@@ -784,7 +796,10 @@ impl Run<'_> {
         }
     }
 
-    /// Carries out the plan from where the checkpoint says, a wave at a time.
+    /// Carries out the plan from where the checkpoint says, a wave at a time. While one wave's
+    /// rows, audit entries and mails are being written, the next wave's removals are already
+    /// with Graph: the two services' latencies overlap instead of adding up, so the run goes
+    /// at the pace of Graph's write quota rather than of the sum of both.
     async fn act(
         &mut self,
         plan: &[PlannedAction],
@@ -792,7 +807,17 @@ impl Run<'_> {
         report: &mut GuestReport,
     ) -> Result<(), String> {
         let wave_size = self.portal.settings.cleanup.concurrency * BATCH_LIMIT;
+        let actor = self.actor.clone();
+        let ctx = Ctx {
+            portal: self.portal,
+            now: self.now,
+            actor: &actor,
+        };
         let mut next = (checkpoint.acted as usize).min(plan.len());
+        // The wave being recorded: its end in the plan (`None` if one of its $batch calls
+        // failed as a whole, so the checkpoint must not pass it) and its recording.
+        let mut recording: Option<(Option<usize>, BoxedOutcomes<'_>)> = None;
+        let mut failure = None;
         while next < plan.len() {
             if self.over_budget() {
                 report.stopped = Some(format!(
@@ -800,49 +825,93 @@ impl Run<'_> {
                     plan.len(),
                     self.portal.settings.cleanup.time_budget.as_secs()
                 ));
-                return Ok(());
+                break;
             }
-            self.keep_lease().await?;
+            if let Err(e) = self.keep_lease().await {
+                failure = Some(e);
+                break;
+            }
             let end = (next + wave_size).min(plan.len());
-            let ctx = Ctx {
-                portal: self.portal,
-                now: self.now,
-                actor: &self.actor,
+            let entries = &plan[next..end];
+            let previous = async {
+                match recording.take() {
+                    Some((done, outcomes)) => Some((done, outcomes.await)),
+                    None => None,
+                }
             };
-            let (outcomes, failure) = wave(ctx, &self.graph, &plan[next..end]).await;
-            for o in outcomes {
-                report.count(o.kind);
-                self.tell(o.line);
+            let (previous, (results, graph_failure)) =
+                futures::join!(previous, remove(&self.graph, entries));
+            if let Some((done, outcomes)) = previous {
+                self.finish_wave(done, outcomes, checkpoint, report).await?;
             }
-            if let Some(e) = failure {
-                // A whole $batch failed (Graph down, or refusing): stop. The position saved
-                // after the last complete wave is where the next run resumes; what this wave
-                // did already is recorded and will be found done.
-                return Err(format!("acting on guests: {e}"));
-            }
+            let done = if graph_failure.is_none() {
+                Some(end)
+            } else {
+                None
+            };
+            recording = Some((done, Box::pin(record(ctx, entries, results))));
             self.units += 1;
             next = end;
-            checkpoint.acted = next as u32;
-            jobs::save_checkpoint(&self.portal.store, JOB, checkpoint)
-                .await
-                .map_err(|e| format!("saving the checkpoint: {e}"))?;
+            if let Some(e) = graph_failure {
+                // A whole $batch failed (Graph down, or refusing): stop. What this wave did is
+                // recorded below; the checkpoint stays before it, so the next run acts on it
+                // again and finds done what was done.
+                failure = Some(format!("acting on guests: {e}"));
+                break;
+            }
+        }
+        if let Some((done, outcomes)) = recording.take() {
+            let outcomes = outcomes.await;
+            self.finish_wave(done, outcomes, checkpoint, report).await?;
+        }
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        if report.stopped.is_some() {
+            return Ok(());
         }
         jobs::clear(&self.portal.store, JOB)
             .await
             .map_err(|e| format!("clearing the finished plan: {e}"))
     }
+
+    /// Counts and tells a recorded wave, and moves the checkpoint past it (`done`).
+    async fn finish_wave(
+        &mut self,
+        done: Option<usize>,
+        outcomes: Vec<Outcome>,
+        checkpoint: &mut Checkpoint,
+        report: &mut GuestReport,
+    ) -> Result<(), String> {
+        for o in outcomes {
+            report.count(o.kind);
+            self.tell(o.line);
+        }
+        let Some(done) = done else {
+            return Ok(());
+        };
+        checkpoint.acted = done as u32;
+        jobs::save_checkpoint(&self.portal.store, JOB, checkpoint)
+            .await
+            .map_err(|e| format!("saving the checkpoint: {e}"))
+    }
 }
 
 type BoxedOutcome<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = Outcome> + Send + 'a>>;
+type BoxedOutcomes<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Vec<Outcome>> + Send + 'a>>;
+type BoxedRemoval<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = (Outcome, Option<AuditEntry>)> + Send + 'a>>;
 
-/// One wave: its removals as concurrent `$batch` calls of 20, then every row update, mail and
-/// audit entry with bounded concurrency. A batch that failed as a whole is returned after the
-/// rest of the wave has been recorded.
-async fn wave(
-    ctx: Ctx<'_>,
+/// What Graph answered for each removal of a wave.
+type Removed<'p> = Vec<(&'p PlannedAction, Result<(), GraphError>)>;
+
+/// A wave's removals as concurrent `$batch` calls of 20. A batch that failed as a whole is
+/// returned beside the answers of the others.
+async fn remove<'p>(
     graph: &GraphClient,
-    entries: &[PlannedAction],
-) -> (Vec<Outcome>, Option<GraphError>) {
+    entries: &'p [PlannedAction],
+) -> (Removed<'p>, Option<GraphError>) {
     let removals: Vec<&PlannedAction> = entries.iter().filter(|p| p.action.is_removal()).collect();
     let batches = removals.chunks(BATCH_LIMIT).map(|chunk| {
         let items: Vec<(String, Removal)> = chunk
@@ -866,18 +935,29 @@ async fn wave(
             Err(e) => failure = Some(e),
         }
     }
+    (results, failure)
+}
+
+/// A wave's records: every removal Graph answered (row, then audit entries together), then
+/// the actions without a Graph write (mails and rows), with bounded concurrency.
+async fn record<'a>(
+    ctx: Ctx<'a>,
+    entries: &'a [PlannedAction],
+    results: Removed<'a>,
+) -> Vec<Outcome> {
     // Graph first, then the row: a row that says "disabled" while the account is enabled
     // would read as "an admin enabled it again" and restore the guest.
     // (The futures are boxed before they are streamed: rustc cannot yet prove a stream of
     // borrowing async-fn futures `Send` for every lifetime, which warp's server requires.)
-    let recorded: Vec<BoxedOutcome<'_>> = results
+    let recorded: Vec<BoxedRemoval<'_>> = results
         .into_iter()
-        .map(|(p, result)| Box::pin(after_removal(ctx, p, result)) as BoxedOutcome<'_>)
+        .map(|(p, result)| Box::pin(after_removal(ctx, p, result)) as BoxedRemoval<'_>)
         .collect();
-    let mut outcomes: Vec<Outcome> = stream::iter(recorded)
+    let recorded: Vec<(Outcome, Option<AuditEntry>)> = stream::iter(recorded)
         .buffer_unordered(TABLE_CONCURRENCY)
         .collect()
         .await;
+    let mut outcomes = audit_wave(ctx, recorded).await;
     let others: Vec<BoxedOutcome<'_>> = entries
         .iter()
         .filter(|p| !p.action.is_removal())
@@ -888,7 +968,7 @@ async fn wave(
         .collect()
         .await;
     outcomes.extend(others);
-    (outcomes, failure)
+    outcomes
 }
 
 fn masked(email: &str) -> String {
@@ -995,8 +1075,38 @@ async fn audit_guest(
     .await
 }
 
-/// Records a disable or delete that Graph answered.
-async fn after_removal(ctx: Ctx<'_>, p: &PlannedAction, result: Result<(), GraphError>) -> Outcome {
+/// Writes the audit entries of a wave's removals in one go (a wave is at most a few hundred
+/// guests: a handful of transactions instead of a round trip each). The rows already say what
+/// was done; if the entries cannot be written, each of those guests is reported as failed.
+async fn audit_wave(ctx: Ctx<'_>, recorded: Vec<(Outcome, Option<AuditEntry>)>) -> Vec<Outcome> {
+    let (outcomes, entries): (Vec<Outcome>, Vec<Option<AuditEntry>>) = recorded.into_iter().unzip();
+    let audited: Vec<bool> = entries.iter().map(Option::is_some).collect();
+    match audit::record_all(&ctx.portal.store, entries.into_iter().flatten().collect()).await {
+        Ok(()) => outcomes,
+        Err(e) => outcomes
+            .into_iter()
+            .zip(audited)
+            .map(|(o, audited)| {
+                if audited {
+                    Outcome::new(
+                        Kind::Failed,
+                        format!("{}, but its audit entry could not be written: {e}", o.line),
+                    )
+                } else {
+                    o
+                }
+            })
+            .collect(),
+    }
+}
+
+/// Records a disable or delete that Graph answered: the guest's row now, the audit entry
+/// returned for [`audit_wave`].
+async fn after_removal(
+    ctx: Ctx<'_>,
+    p: &PlannedAction,
+    result: Result<(), GraphError>,
+) -> (Outcome, Option<AuditEntry>) {
     let id = &p.user_id;
     let (reason, disable) = match p.action {
         Action::Disable(r) => (r, true),
@@ -1030,33 +1140,37 @@ async fn after_removal(ctx: Ctx<'_>, p: &PlannedAction, result: Result<(), Graph
             format!("guest {id} is no longer in the directory"),
         ),
         Err(e) => {
-            return Outcome::new(
-                Kind::Failed,
-                format!("could not {verb} guest {id}: {e}; the next run tries again"),
-            )
+            let line = format!("could not {verb} guest {id}: {e}; the next run tries again");
+            return (Outcome::new(Kind::Failed, line), None);
         }
     };
-    let recorded = async {
-        let written = advance(ctx, p, state, reason, None).await?;
-        if matches!(written, Written::Done) {
-            audit_guest(ctx, audit_action, id, detail).await?;
+    match advance(ctx, p, state, reason, None).await {
+        Ok(Written::Done) => {
+            let entry = AuditEntry::new(ctx.now, ctx.actor, audit_action)
+                .user(id)
+                .detail(detail);
+            (Outcome::new(kind, line), Some(entry))
         }
-        Ok::<_, StoreError>(written)
-    }
-    .await;
-    match recorded {
-        Ok(Written::Done) => Outcome::new(kind, line),
-        Ok(Written::AlreadyDone) => Outcome::new(
-            Kind::AlreadyDone,
-            format!("guest {id}: {verb} was already recorded by an earlier run"),
+        Ok(Written::AlreadyDone) => (
+            Outcome::new(
+                Kind::AlreadyDone,
+                format!("guest {id}: {verb} was already recorded by an earlier run"),
+            ),
+            None,
         ),
-        Ok(Written::Changed) => Outcome::new(
-            kind,
-            format!("{line} (its record changed meanwhile; the next run looks again)"),
+        Ok(Written::Changed) => (
+            Outcome::new(
+                kind,
+                format!("{line} (its record changed meanwhile; the next run looks again)"),
+            ),
+            None,
         ),
-        Err(e) => Outcome::new(
-            Kind::Failed,
-            format!("{line}, but recording it failed: {e}; the next run records it"),
+        Err(e) => (
+            Outcome::new(
+                Kind::Failed,
+                format!("{line}, but recording it failed: {e}; the next run records it"),
+            ),
+            None,
         ),
     }
 }
