@@ -127,6 +127,41 @@ async fn malformed_timer_invocations_are_refused_without_effect() {
     }
 }
 
+/// The adapters (HTTP clients, TLS, the Graph credential) are built after the host's first
+/// readiness probe has its answer, never before it; one that cannot be built still ends the
+/// process with one line, as a bad setting does, instead of failing every invocation.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_broken_adapter_ends_the_process_right_after_the_first_probe() {
+    let mut platform = Platform::start().await;
+    for (name, value) in [
+        ("GRAPH_CREDENTIAL", "client_secret"),
+        ("GRAPH_TENANT_ID", "00000000-0000-0000-0000-000000000001"),
+        ("GRAPH_CLIENT_ID", "00000000-0000-0000-0000-000000000002"),
+        ("GRAPH_CLIENT_SECRET", "not-a-real-secret"),
+        // The credential refuses an authority without TLS: settings accept it, the adapter not.
+        ("GRAPH_AUTHORITY_HOST", "http://127.0.0.1:9"),
+    ] {
+        platform.set(name, value);
+    }
+    // `start_handler` returns once `GET /` was answered: the broken adapter did not stop that.
+    let mut handler = platform.start_handler().await;
+    let code = handler
+        .exit_code_within(std::time::Duration::from_secs(10))
+        .await;
+    assert_eq!(code, Some(2), "the process ends after the probe");
+    let logs = handler.logs();
+    let fatal: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.starts_with("handler: "))
+        .collect();
+    assert_eq!(fatal.len(), 1, "{logs}");
+    assert!(
+        fatal[0].starts_with("handler: client secret credential:"),
+        "{logs}"
+    );
+    assert!(!logs.contains("panicked"), "{logs}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_settings_stop_start_up_with_one_line_naming_the_setting() {
     let mut platform = Platform::start().await;

@@ -94,7 +94,13 @@ pub fn main() -> ExitCode {
     // Two TLS stacks are linked (ring for lettre, aws-lc for the SDKs); rustls needs to be
     // told which one serves the process.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let cli = Cli::parse();
+    // The host starts the handler without arguments, and serving needs no parser: building
+    // the command tree of every subcommand would be part of every cold start.
+    let cli = if std::env::args_os().len() <= 1 {
+        Cli { command: None }
+    } else {
+        Cli::parse()
+    };
     let env = Environment::from_process();
     let result = match LogFormat::from_env(&env) {
         Err(e) => Err(CliError::from(e)),
@@ -156,11 +162,11 @@ async fn serve(env: Environment) -> Result<(), CliError> {
             .await
             .map_err(|e| CliError::failed(format!("cannot listen on 127.0.0.1:{port}: {e}")))?;
     let portal = Arc::new(crate::functions::LazyPortal::new(settings));
-    // Build the adapters right after the port answers, not before: a broken adapter setting
+    // Build the adapters once the port has answered, not before: a broken adapter setting
     // still ends the process with one line, as a bad setting does.
     let warm = portal.clone();
     tokio::spawn(async move {
-        if let Err(e) = warm.get().await {
+        if let Err(e) = warm.warm().await {
             eprintln!("handler: {e}");
             std::process::exit(2);
         }

@@ -32,11 +32,12 @@ pub struct Portal {
 }
 
 /// The portal as the server holds it: settings checked at start, adapters built on first use
-/// (or by the warm-up right after the port is bound), so nothing delays the host's readiness
-/// probe — not even TLS configuration.
+/// (or by the warm-up once the first readiness probe is answered), so nothing delays the
+/// host's readiness probe — not even TLS configuration.
 pub struct LazyPortal {
     settings: Settings,
     portal: tokio::sync::OnceCell<Arc<Portal>>,
+    probed: tokio::sync::Notify,
 }
 
 impl LazyPortal {
@@ -44,7 +45,21 @@ impl LazyPortal {
         LazyPortal {
             settings,
             portal: tokio::sync::OnceCell::new(),
+            probed: tokio::sync::Notify::new(),
         }
+    }
+
+    /// The host's readiness probe was answered (see [`LazyPortal::warm`]).
+    pub fn probed(&self) {
+        self.probed.notify_one();
+    }
+
+    /// Builds the adapters once the host's first readiness probe has its answer, so that the
+    /// first invocation finds them ready but the probe never waits for them: building them
+    /// takes a core for a while, and the machine may have only two.
+    pub async fn warm(&self) -> Result<Arc<Portal>, String> {
+        self.probed.notified().await;
+        self.get().await
     }
 
     pub async fn get(&self) -> Result<Arc<Portal>, String> {

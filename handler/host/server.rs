@@ -81,6 +81,7 @@ where
 {
     // The host's readiness probe: answer at once, log nothing (it polls every 25 ms).
     if path == "/" {
+        portal.probed();
         return request::plain(StatusCode::OK, "ready");
     }
     let invocation_id = headers

@@ -333,6 +333,20 @@ pub struct Handler {
     log: tempfile::NamedTempFile,
 }
 
+impl Handler {
+    /// Waits up to `limit` for the process to end by itself; its exit code if it did.
+    pub async fn exit_code_within(&mut self, limit: std::time::Duration) -> Option<i32> {
+        let deadline = std::time::Instant::now() + limit;
+        while std::time::Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status.code().unwrap_or(-1));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        None
+    }
+}
+
 impl Drop for Handler {
     fn drop(&mut self) {
         let _ = self.child.kill();
