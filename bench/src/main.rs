@@ -42,6 +42,8 @@ pub struct Options {
     pub skip_cleanup: bool,
     pub cleanup_args: Option<Vec<String>>,
     pub cleanup_timeout: Duration,
+    /// Only the cold start, printed, no report: for comparing builds (with `BENCH_HANDLER`).
+    pub cold_start_only: bool,
 }
 
 fn to_args(a: &[&str]) -> Vec<String> {
@@ -55,7 +57,8 @@ fn usage() -> ExitCode {
          \n  --out FILE       where to write the report (default BENCHMARKS.md)\
          \n  --skip-cleanup   do not run the cleanup benchmark\
          \n  --cleanup-args   arguments for `cargo bench --bench cleanup --` instead of the defaults\
-         \n  --cleanup-timeout SECS  stop the cleanup benchmark after this long (default 1200)"
+         \n  --cleanup-timeout SECS  stop the cleanup benchmark after this long (default 1200)\
+         \n  --cold-start-only  measure the cold start only and print it (no report)"
     );
     ExitCode::from(2)
 }
@@ -67,12 +70,14 @@ fn main() -> ExitCode {
         skip_cleanup: false,
         cleanup_args: None,
         cleanup_timeout: Duration::from_secs(20 * 60),
+        cold_start_only: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--quick" => opts.quick = true,
             "--skip-cleanup" => opts.skip_cleanup = true,
+            "--cold-start-only" => opts.cold_start_only = true,
             "--out" => match args.next() {
                 Some(v) => opts.out = PathBuf::from(v),
                 None => return usage(),
@@ -96,7 +101,9 @@ fn main() -> ExitCode {
         .expect("the tokio runtime starts");
     match runtime.block_on(run(opts)) {
         Ok(path) => {
-            eprintln!("bench: wrote {}", path.display());
+            if !path.as_os_str().is_empty() {
+                eprintln!("bench: wrote {}", path.display());
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -187,6 +194,21 @@ async fn run(opts: Options) -> Result<PathBuf, String> {
             .await
             .map_err(|e| e.to_string())??
     };
+
+    if opts.cold_start_only {
+        let median = |v: &[Duration]| {
+            let mut v = v.to_vec();
+            v.sort();
+            v[v.len() / 2].as_secs_f64() * 1000.0
+        };
+        let (h, f) = (median(&cold.handler), median(&cold.floor));
+        println!(
+            "cold start: handler {h:.2} ms, hello-floor {f:.2} ms, ratio {:.2}; handler --version {:.2} ms",
+            h / f,
+            median(&cold.handler_load)
+        );
+        return Ok(PathBuf::new());
+    }
 
     eprintln!("bench: counting round trips");
     let counts = counts::run(&stack, &handler, plan.count_signups, plan.count_flows).await?;
