@@ -142,7 +142,8 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let outcome = runtime.block_on(bench(&o, port));
+    let azurite_pid = azurite.as_ref().map(Child::id);
+    let outcome = runtime.block_on(bench(&o, port, azurite_pid));
     if outcome.is_ok() {
         let text = std::fs::read_to_string(log.path()).unwrap_or_default();
         print_phases(&text, &o);
@@ -157,7 +158,16 @@ fn main() {
     }
 }
 
-async fn bench(o: &Options, table_port: u16) -> Result<(), String> {
+/// CPU time (user + system) a process has used so far, from `/proc/PID/stat`.
+fn cpu_seconds(pid: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    Some(ticks / per_second.max(1.0))
+}
+
+async fn bench(o: &Options, table_port: u16, azurite_pid: Option<u32>) -> Result<(), String> {
     let n = o.guests;
     let (quota, window) = o.write_quota;
     let sim = Simulator::start(SimulatorConfig {
@@ -254,6 +264,11 @@ async fn bench(o: &Options, table_port: u16) -> Result<(), String> {
         seeding.elapsed().as_secs_f64()
     );
     sim.reset_calls();
+    let azurite_pid = azurite_pid.map(|p| p.to_string());
+    let cpu_before = (
+        azurite_pid.as_deref().and_then(cpu_seconds),
+        cpu_seconds("self"),
+    );
 
     // Run 1: stopped by the time budget, as the Functions time limit would.
     let mut logs = Vec::new();
@@ -309,9 +324,8 @@ async fn bench(o: &Options, table_port: u16) -> Result<(), String> {
         "                       all outer HTTP calls incl. tokens and the rest: {}; throttled sub-requests (429): {}; writes: {} deletes, {} patches",
         calls.total, calls.throttled_429, calls.delete_user, calls.patch_user
     );
-    // What the write quota alone allows: N writes at `quota` per `window` seconds, the first
-    // window's worth at once.
-    let quota_floor = (n as f64 / quota as f64 - 1.0).max(0.0) * window as f64;
+    // What the write quota alone allows: N writes at its steady rate, `quota` per `window`.
+    let quota_floor = n as f64 * window as f64 / quota as f64;
     println!(
         "wall time:             {:.1} s over {runs} runs ({:.0} deletes/s); the write quota alone needs {quota_floor:.1} s ({} deletes/s): ratio {:.2}",
         wall.as_secs_f64(),
@@ -319,6 +333,20 @@ async fn bench(o: &Options, table_port: u16) -> Result<(), String> {
         quota as u64 / window,
         wall.as_secs_f64() / quota_floor.max(f64::EPSILON)
     );
+    let cpu = |before: Option<f64>, pid: Option<&str>| Some(cpu_seconds(pid?)? - before?);
+    match (
+        cpu(cpu_before.0, azurite_pid.as_deref()),
+        cpu(cpu_before.1, Some("self")),
+    ) {
+        (Some(azurite), Some(own)) => println!(
+            "CPU during the runs:   Azurite {azurite:.1} s ({:.0}% of the wall time; it serves from one Node.js thread), this process (the portal's cleanup code and the Graph simulator) {own:.1} s",
+            100.0 * azurite / wall.as_secs_f64()
+        ),
+        (None, Some(own)) => println!(
+            "CPU during the runs:   this process (the portal's cleanup code and the Graph simulator) {own:.1} s; Azurite's not measured (B2B_TEST_TABLE_PORT's)"
+        ),
+        _ => {}
+    }
     match resume_ms {
         Some(line) => println!("resume:                {line}"),
         None => println!("resume:                run 1 finished within its budget; nothing to resume (lower --interrupt-after)"),
