@@ -1057,3 +1057,87 @@ async fn graph_faults_during_the_cleanup_leave_work_for_the_next_run_and_nothing
         "nothing repeated: {body}"
     );
 }
+
+/// The cleanup records a wave's removals as compare-and-swap merges in one transaction per
+/// Guests partition. A transaction is all or nothing: one row changed since it was read
+/// refuses its whole transaction (and nothing of it is written), and leaves the others alone.
+#[tokio::test(flavor = "multi_thread")]
+async fn guest_rows_merge_by_partition_and_a_changed_row_refuses_only_its_transaction() {
+    let platform = Platform::start().await;
+    let store = platform.store();
+    let now = OffsetDateTime::now_utc();
+    let ids = [
+        "aa000001-0000-0000-0000-000000000001",
+        "aa000002-0000-0000-0000-000000000002",
+        "aa000003-0000-0000-0000-000000000003",
+        "bb000001-0000-0000-0000-000000000004",
+    ];
+    let mut etags = Vec::new();
+    for (k, id) in ids.iter().enumerate() {
+        save(
+            &platform,
+            &record(id, &format!("merge{k}@partner.example"), now),
+        )
+        .await;
+        etags.push(guests::get(&store, id).await.unwrap().unwrap().1);
+    }
+    // Someone warns the second guest after the plan was made: its ETag moves on.
+    guests::advance(
+        &store,
+        ids[1],
+        &etags[1],
+        GuestState::Warned,
+        now,
+        "inactive",
+        None,
+    )
+    .await
+    .unwrap();
+
+    let rows: Vec<_> = ids
+        .iter()
+        .zip(&etags)
+        .map(|(id, etag)| {
+            let row = guests::advance_row(id, GuestState::Deleted, now, "access_period", None);
+            (row, etag.clone())
+        })
+        .collect();
+    let results = store.merge_batch(TableName::Guests, &rows).await;
+    assert_eq!(
+        results,
+        vec![
+            Err(b2b_signup::adapters::tables::StoreError::Changed),
+            Err(b2b_signup::adapters::tables::StoreError::Changed),
+            Err(b2b_signup::adapters::tables::StoreError::Changed),
+            Ok(()),
+        ]
+    );
+    // Nothing of the refused transaction was written; the other partition's row was.
+    assert_eq!(guest_row(&platform, ids[0]).await.state, GuestState::Active);
+    assert_eq!(guest_row(&platform, ids[1]).await.state, GuestState::Warned);
+    assert_eq!(guest_row(&platform, ids[2]).await.state, GuestState::Active);
+    assert_eq!(
+        guest_row(&platform, ids[3]).await.state,
+        GuestState::Deleted
+    );
+
+    // With fresh ETags the same merges go through, and only the named properties change.
+    let fresh: Vec<_> = rows
+        .into_iter()
+        .take(3)
+        .zip(&ids)
+        .map(|((row, _), id)| (row, id))
+        .collect();
+    let mut again = Vec::new();
+    for (row, id) in fresh {
+        again.push((row, guests::get(&store, id).await.unwrap().unwrap().1));
+    }
+    let results = store.merge_batch(TableName::Guests, &again).await;
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    for id in &ids[..3] {
+        let g = guest_row(&platform, id).await;
+        assert_eq!(g.state, GuestState::Deleted);
+        assert_eq!(g.removal_reason.as_deref(), Some("access_period"));
+        assert_eq!(g.first_name, "Test", "a merge keeps the other properties");
+    }
+}

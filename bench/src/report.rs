@@ -1030,10 +1030,12 @@ pub fn render(i: &Inputs) -> String {
          (every update of every instance on one partition server; in Azurite every point write \
          scanned the partition), the audit trail of a day another, each deletion cost two \
          round trips after its `$batch`, and the table writes of a wave waited for its Graph \
-         calls and the next wave for them. Now each guest is its own partition (read as 16 key \
-         ranges at once), a day's audit entries are spread over 16 partitions and a wave's are \
-         written as one transaction, and a wave's rows are written while the next wave is with \
-         Graph. 10,000 guests: 580 deletions/s while acting; 100,000 finish (section 4).\n\n\
+         calls and the next wave for them. Now the guests are spread over 256 partitions by \
+         id (read as 16 key ranges at once) and the plan is carried out in id order, so a \
+         wave's row updates go as one compare-and-swap transaction per partition (one by one \
+         only when a row changed); a day's audit entries are spread over 16 partitions and a \
+         wave's written as one transaction; and a wave's records are written while the next \
+         wave is with Graph. Section 4 has the figures.\n\n\
          Not at the minimum yet, and off the sign-up path: a verification re-reads the request \
          its caller has just written (`access::set_up` starts with a read), reads the guest row \
          before writing it (an insert that takes \"already there\" as done would do), and the \

@@ -515,6 +515,55 @@ impl TableStore {
         Ok(())
     }
 
+    /// Merges properties into many rows, each only if its ETag is still the one given: the
+    /// rows of one partition as entity-group transactions of up to 100 (one round trip each).
+    /// A transaction is all or nothing, so when one of its rows changed, none of them was
+    /// written and each row of that transaction gets [`StoreError::Changed`]; the caller
+    /// retries those one by one to find which. Results are in the order of `rows`.
+    pub async fn merge_batch(
+        &self,
+        table: TableName,
+        rows: &[(Row, String)],
+    ) -> Vec<Result<(), StoreError>> {
+        let mut results: Vec<Result<(), StoreError>> = Vec::with_capacity(rows.len());
+        let mut by_partition: HashMap<&str, Vec<usize>> = HashMap::new();
+        for (i, (row, _)) in rows.iter().enumerate() {
+            let valid = check_key(&row.partition_key).and_then(|()| check_key(&row.row_key));
+            if valid.is_ok() {
+                by_partition
+                    .entry(row.partition_key.as_str())
+                    .or_default()
+                    .push(i);
+            }
+            results.push(valid);
+        }
+        let client = match self.client(table).await {
+            Ok(c) => c,
+            Err(e) => return rows.iter().map(|_| Err(e.clone())).collect(),
+        };
+        let groups: Vec<(&str, Vec<usize>)> = by_partition
+            .into_iter()
+            .flat_map(|(pk, indexes)| {
+                indexes
+                    .chunks(100)
+                    .map(|chunk| (pk, chunk.to_vec()))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let outcomes = futures::future::join_all(
+            groups
+                .iter()
+                .map(|(pk, chunk)| merge_transaction(&client, pk, rows, chunk)),
+        )
+        .await;
+        for ((_, chunk), outcome) in groups.iter().zip(outcomes) {
+            for &i in chunk {
+                results[i] = outcome.clone();
+            }
+        }
+        results
+    }
+
     /// Deletes a row; with an ETag only if unchanged. A row already gone is not an error.
     pub async fn delete(
         &self,
@@ -614,6 +663,40 @@ fn check_key(key: &str) -> Result<(), StoreError> {
 
 /// `name eq 'value'` with the value quoted as OData requires (a `'` doubled), so a value from
 /// outside can never change the filter's meaning.
+/// One entity-group transaction of compare-and-swap merges (see [`TableStore::merge_batch`]).
+async fn merge_transaction(
+    client: &TableClient,
+    pk: &str,
+    rows: &[(Row, String)],
+    chunk: &[usize],
+) -> Result<(), StoreError> {
+    let mut transaction = client.partition_key_client(pk).transaction();
+    for &i in chunk {
+        let (row, etag) = &rows[i];
+        transaction = transaction
+            .merge(
+                row.row_key.clone(),
+                row.to_entity(),
+                Some(IfMatchCondition::Etag(Etag::from(etag.clone()))),
+            )
+            .map_err(classify)?;
+    }
+    let response = transaction.await.map_err(classify)?;
+    // A refused transaction answers with the one operation that failed.
+    match response
+        .operation_responses
+        .iter()
+        .map(|o| u16::from(o.status_code))
+        .find(|s| !(200..300).contains(s))
+    {
+        None => Ok(()),
+        Some(404 | 409 | 412) => Err(StoreError::Changed),
+        Some(status) => Err(StoreError::Rejected(format!(
+            "a transaction of merges failed with {status}"
+        ))),
+    }
+}
+
 pub fn odata_eq(name: &str, value: &str) -> String {
     format!("{name} eq '{}'", value.replace('\'', "''"))
 }

@@ -6,11 +6,18 @@ use time::OffsetDateTime;
 use super::{Row, StoreError, TableName, TableStore};
 use crate::adapters::tables::{format_time, odata_cmp};
 
-/// Each guest is its own partition (RowKey `guest`). Point reads and the cleanup's
-/// compare-and-swap address one guest at a time, and a partition is Table Storage's unit of
-/// throughput (about 2,000 entities/s): one shared partition would make every guest update of
-/// every instance queue on one partition server. Walking them all is a table scan either way.
-const ROW: &str = "guest";
+/// Guests are spread over 256 partitions by the first two characters of their Graph user id
+/// (a GUID, so evenly). A partition is Table Storage's unit of throughput (about 2,000
+/// entities/s): one partition for all would queue every guest update of every instance on one
+/// partition server. Within a partition, the cleanup's updates of guests with neighbouring ids
+/// travel together as one entity-group transaction (it acts in id order).
+pub fn partition_of(user_id: &str) -> String {
+    user_id
+        .chars()
+        .take(2)
+        .collect::<String>()
+        .to_ascii_lowercase()
+}
 
 /// Where a guest is in its life after the invitation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -68,7 +75,7 @@ pub struct Guest {
 }
 
 pub fn to_row(g: &Guest) -> Row {
-    let mut row = Row::new(&g.user_id, ROW);
+    let mut row = Row::new(partition_of(&g.user_id), &g.user_id);
     row.set("Email", g.email.clone())
         .set_opt("RequestId", g.request_id.clone())
         .set_opt("PolicyKey", g.policy_key.clone())
@@ -86,7 +93,7 @@ pub fn to_row(g: &Guest) -> Row {
 
 pub fn from_row(row: &Row) -> Result<Guest, String> {
     Ok(Guest {
-        user_id: row.partition_key.clone(),
+        user_id: row.row_key.clone(),
         email: row.str("Email")?.to_string(),
         request_id: row.opt_str("RequestId")?.map(str::to_string),
         policy_key: row.opt_str("PolicyKey")?.map(str::to_string),
@@ -115,7 +122,10 @@ pub async fn record(store: &TableStore, guest: &Guest) -> Result<(), StoreError>
 }
 
 pub async fn get(store: &TableStore, user_id: &str) -> Result<Option<(Guest, String)>, StoreError> {
-    match store.get(TableName::Guests, user_id, ROW).await? {
+    match store
+        .get(TableName::Guests, &partition_of(user_id), user_id)
+        .await?
+    {
         None => Ok(None),
         Some(row) => Ok(Some((
             store.decode(TableName::Guests, &row, from_row)?,
@@ -140,16 +150,29 @@ pub async fn advance(
     reason: &str,
     reminder_sent_at: Option<OffsetDateTime>,
 ) -> Result<String, StoreError> {
-    let mut row = Row::new(user_id, ROW);
+    let row = advance_row(user_id, state, at, reason, reminder_sent_at);
+    store.merge(TableName::Guests, &row, etag).await
+}
+
+/// The properties [`advance`] merges, for writing many at once
+/// ([`TableStore::merge_batch`]).
+pub fn advance_row(
+    user_id: &str,
+    state: GuestState,
+    at: OffsetDateTime,
+    reason: &str,
+    reminder_sent_at: Option<OffsetDateTime>,
+) -> Row {
+    let mut row = Row::new(partition_of(user_id), user_id);
     row.set("State", state.as_str())
         .set("StateChangedAt", format_time(at))
         .set("RemovalReason", reason)
         .set_time("ReminderSentAt", reminder_sent_at);
-    store.merge(TableName::Guests, &row, etag).await
+    row
 }
 
-/// Every guest row. The table is read as 16 key ranges at once (Graph user ids are GUIDs, so
-/// the first hex digit spreads them evenly): a scan of one range after another would cost one
+/// Every guest row. The table is read as 16 key ranges at once (the partitions' first hex
+/// digit spreads them evenly): a scan of one range after another would cost one
 /// round trip per 1,000 rows in sequence, and these pages do not depend on each other.
 /// `[lower, upper)` PartitionKey ranges: contiguous, the first and last open, so every key
 /// is in exactly one of them whatever it looks like.
@@ -190,7 +213,15 @@ pub async fn all(store: &TableStore) -> Result<Vec<(Guest, String)>, StoreError>
 
 #[cfg(test)]
 mod tests {
-    use super::key_ranges;
+    use super::{key_ranges, partition_of};
+
+    #[test]
+    fn a_guest_partition_is_the_first_two_characters_of_its_id() {
+        assert_eq!(partition_of("e5d1c3b2-1111-2222-3333-444455556666"), "e5");
+        assert_eq!(partition_of("AB12"), "ab");
+        assert_eq!(partition_of("x"), "x");
+        assert_eq!(partition_of("éü-1"), "éü");
+    }
 
     #[test]
     fn every_key_is_in_exactly_one_range() {

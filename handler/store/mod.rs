@@ -6,7 +6,7 @@
 //! | Policies  | `policy`                | policy key (domain)    | few rows, always read together (one query, cached) |
 //! | Requests  | request id              | `request`              | links carry the id: point reads, ETag per request |
 //! | Requests  | `open-<address hash>`   | `open`                 | one open request per address, claimed by insert  |
-//! | Guests    | Graph user id           | `guest`                | point reads and CAS by id; the cleanup scans all |
+//! | Guests    | id's first 2 characters | Graph user id          | 256 partitions; neighbours' updates in one transaction |
 //! | Audit     | `YYYY-MM-DD-<0..f>`     | time + random suffix   | "since" reads whole days; 16 spread the writes  |
 //! | Limits    | `<kind>-<key hash>`     | hour window number     | one counter per window, CAS-incremented          |
 //! | Jobs      | job name                | `lease` / `checkpoint` | the timer's lease and resumable progress         |

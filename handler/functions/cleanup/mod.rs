@@ -12,8 +12,10 @@
 //! 2. Guests, in two phases that survive the Functions time limit:
 //!    - *listing*: every guest, 999 a page, decided one by one by `core::cleanup::decide`; each
 //!      page's plan is saved as a row and the nextLink as a checkpoint;
-//!    - *acting*: once the whole plan is known and passed the per-run cap, carried out in
-//!      waves of `$batch` calls (20 writes each), the position checkpointed after each wave.
+//!    - *acting* ([`acting`]): once the whole plan is known and passed the per-run cap,
+//!      carried out in the guests' id order, in waves of `$batch` calls (20 writes each), the
+//!      position checkpointed after each wave. A wave's rows and audit entries are written
+//!      while the next wave is with Graph.
 //!
 //!    A run that reaches `CLEANUP_TIME_BUDGET_SECONDS` stops between two pages or two waves
 //!    and the next run resumes there. Each guest's row is updated with a compare-and-swap on
@@ -26,27 +28,26 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration as StdDuration, Instant};
 
-use futures::stream::{self, StreamExt};
 use time::{Duration, OffsetDateTime};
 use warp::http::StatusCode;
 
 use super::Portal;
-use crate::adapters::graph::{DirectoryUser, GraphClient, GraphError, Removal, BATCH_LIMIT};
-use crate::adapters::mail::OutgoingMail;
+use crate::adapters::graph::{DirectoryUser, GraphClient, GraphError, BATCH_LIMIT};
 use crate::adapters::tables::{format_time, StoreError};
 use crate::core::cleanup::{
     check_cap, decide, graph_time, Action, Activity, Case, DirectoryFacts, Reason, Redemption,
     SkipWhy, Stage, Tracked,
 };
-use crate::core::email::EmailAddress;
-use crate::core::policy::Language;
 use crate::host::invocation::{InvocationRequest, InvocationResponse};
 use crate::host::request::{self, HttpRequest, Response};
 use crate::store::audit::{self, AuditEntry};
 use crate::store::guests::{self, Guest, GuestState};
 use crate::store::jobs::{self, Checkpoint, Lease, LeaseOutcome, Phase, PlannedAction, Tally};
 use crate::store::requests;
-use crate::views::{self, RemovalReason};
+
+mod acting;
+
+use acting::BoxedOutcomes;
 
 /// The job's name: the PartitionKey of its lease, checkpoint and plan.
 const JOB: &str = "cleanup";
@@ -62,13 +63,6 @@ const GRAPH_PATIENCE: StdDuration = StdDuration::from_secs(60);
 /// The host's log is not a bulk channel: past this many per-action lines in `Logs`, the rest
 /// are counted (every one is in the audit trail and the handler's own log).
 const MAX_ACTION_LINES: usize = 1000;
-/// Guest-row updates and audit entries in flight at once.
-const TABLE_CONCURRENCY: usize = 16;
-/// Mails in flight at once: a large warning wave must not look like a spam burst.
-const MAIL_CONCURRENCY: usize = 4;
-/// Where an unredeemed guest without a recorded redeem link (one the portal did not invite)
-/// is sent: My Apps redeems a pending invitation on sign-in.
-const FALLBACK_REDEEM_URL: &str = "https://myapps.microsoft.com";
 
 pub async fn invoke(portal: &Arc<Portal>, req: HttpRequest) -> Response {
     let invocation: InvocationRequest = match serde_json::from_slice(&req.body) {
@@ -510,6 +504,11 @@ impl Run<'_> {
         };
         report.tally = checkpoint.tally;
         report.inactivity_skipped = self.inactivity_skipped(&checkpoint);
+        // In the order of the guests' ids, whatever order Graph listed them in: neighbours
+        // share a Guests partition, so a wave's row updates travel as a few transactions; and
+        // every run that resumes the plan sees the same order.
+        let mut plan = plan;
+        plan.sort_by(|a, b| a.user_id.cmp(&b.user_id));
         self.act(&plan, &mut checkpoint, &mut report).await?;
         Ok(report)
     }
@@ -840,7 +839,7 @@ impl Run<'_> {
                 }
             };
             let (previous, (results, graph_failure)) =
-                futures::join!(previous, remove(&self.graph, entries));
+                futures::join!(previous, acting::remove(&self.graph, entries));
             if let Some((done, outcomes)) = previous {
                 self.finish_wave(done, outcomes, checkpoint, report).await?;
             }
@@ -849,7 +848,7 @@ impl Run<'_> {
             } else {
                 None
             };
-            recording = Some((done, Box::pin(record(ctx, entries, results))));
+            recording = Some((done, Box::pin(acting::record(ctx, entries, results))));
             self.units += 1;
             next = end;
             if let Some(e) = graph_failure {
@@ -895,525 +894,6 @@ impl Run<'_> {
             .await
             .map_err(|e| format!("saving the checkpoint: {e}"))
     }
-}
-
-type BoxedOutcome<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = Outcome> + Send + 'a>>;
-type BoxedOutcomes<'a> =
-    std::pin::Pin<Box<dyn std::future::Future<Output = Vec<Outcome>> + Send + 'a>>;
-type BoxedRemoval<'a> =
-    std::pin::Pin<Box<dyn std::future::Future<Output = (Outcome, Option<AuditEntry>)> + Send + 'a>>;
-
-/// What Graph answered for each removal of a wave.
-type Removed<'p> = Vec<(&'p PlannedAction, Result<(), GraphError>)>;
-
-/// A wave's removals as concurrent `$batch` calls of 20. A batch that failed as a whole is
-/// returned beside the answers of the others.
-async fn remove<'p>(
-    graph: &GraphClient,
-    entries: &'p [PlannedAction],
-) -> (Removed<'p>, Option<GraphError>) {
-    let removals: Vec<&PlannedAction> = entries.iter().filter(|p| p.action.is_removal()).collect();
-    let batches = removals.chunks(BATCH_LIMIT).map(|chunk| {
-        let items: Vec<(String, Removal)> = chunk
-            .iter()
-            .map(|p| {
-                let removal = match p.action {
-                    Action::Delete(_) => Removal::Delete,
-                    _ => Removal::Disable,
-                };
-                (p.user_id.clone(), removal)
-            })
-            .collect();
-        async move { graph.remove(&items).await }
-    });
-    let answers = futures::future::join_all(batches).await;
-    let mut results = Vec::with_capacity(removals.len());
-    let mut failure = None;
-    for (chunk, answer) in removals.chunks(BATCH_LIMIT).zip(answers) {
-        match answer {
-            Ok(answer) => results.extend(chunk.iter().copied().zip(answer)),
-            Err(e) => failure = Some(e),
-        }
-    }
-    (results, failure)
-}
-
-/// A wave's records: every removal Graph answered (row, then audit entries together), then
-/// the actions without a Graph write (mails and rows), with bounded concurrency.
-async fn record<'a>(
-    ctx: Ctx<'a>,
-    entries: &'a [PlannedAction],
-    results: Removed<'a>,
-) -> Vec<Outcome> {
-    // Graph first, then the row: a row that says "disabled" while the account is enabled
-    // would read as "an admin enabled it again" and restore the guest.
-    // (The futures are boxed before they are streamed: rustc cannot yet prove a stream of
-    // borrowing async-fn futures `Send` for every lifetime, which warp's server requires.)
-    let recorded: Vec<BoxedRemoval<'_>> = results
-        .into_iter()
-        .map(|(p, result)| Box::pin(after_removal(ctx, p, result)) as BoxedRemoval<'_>)
-        .collect();
-    let recorded: Vec<(Outcome, Option<AuditEntry>)> = stream::iter(recorded)
-        .buffer_unordered(TABLE_CONCURRENCY)
-        .collect()
-        .await;
-    let mut outcomes = audit_wave(ctx, recorded).await;
-    let others: Vec<BoxedOutcome<'_>> = entries
-        .iter()
-        .filter(|p| !p.action.is_removal())
-        .map(|p| Box::pin(act_without_graph(ctx, p)) as BoxedOutcome<'_>)
-        .collect();
-    let others: Vec<Outcome> = stream::iter(others)
-        .buffer_unordered(MAIL_CONCURRENCY)
-        .collect()
-        .await;
-    outcomes.extend(others);
-    outcomes
-}
-
-fn masked(email: &str) -> String {
-    EmailAddress::parse(email)
-        .map(|e| e.masked())
-        .unwrap_or_else(|_| "(no address)".into())
-}
-
-fn day(t: OffsetDateTime) -> String {
-    format_time(t)[..10].to_string()
-}
-
-/// How a row write went.
-enum Written {
-    Done,
-    /// The row already shows this step: an earlier, interrupted run did it.
-    AlreadyDone,
-    /// Someone changed the row since the plan: the next run decides again.
-    Changed,
-}
-
-/// Moves a guest's row to `state` (compare-and-swap on the planned ETag), or makes the row of
-/// a guest the portal had none for.
-async fn advance(
-    ctx: Ctx<'_>,
-    p: &PlannedAction,
-    state: GuestState,
-    reason: Reason,
-    reminder: Option<OffsetDateTime>,
-) -> Result<Written, StoreError> {
-    let store = &ctx.portal.store;
-    if let Some(u) = &p.untracked {
-        let guest = Guest {
-            user_id: p.user_id.clone(),
-            email: u.mail.clone().unwrap_or_default(),
-            request_id: None,
-            policy_key: None,
-            invited_at: u.created.unwrap_or(ctx.now),
-            access_ends_at: None,
-            redeem_url: None,
-            language: ctx
-                .portal
-                .settings
-                .portal
-                .default_language
-                .as_str()
-                .to_string(),
-            first_name: String::new(),
-            state,
-            state_changed_at: ctx.now,
-            removal_reason: Some(reason.as_str().to_string()),
-            reminder_sent_at: reminder,
-        };
-        return match store
-            .insert(crate::store::TableName::Guests, &guests::to_row(&guest))
-            .await
-        {
-            Ok(_) => Ok(Written::Done),
-            Err(StoreError::AlreadyExists) => already_or_changed(ctx, p, state).await,
-            Err(e) => Err(e),
-        };
-    }
-    let etag = p.etag.as_deref().unwrap_or("*");
-    match guests::advance(
-        store,
-        &p.user_id,
-        etag,
-        state,
-        ctx.now,
-        reason.as_str(),
-        reminder,
-    )
-    .await
-    {
-        Ok(_) => Ok(Written::Done),
-        Err(StoreError::Changed) => already_or_changed(ctx, p, state).await,
-        Err(e) => Err(e),
-    }
-}
-
-async fn already_or_changed(
-    ctx: Ctx<'_>,
-    p: &PlannedAction,
-    state: GuestState,
-) -> Result<Written, StoreError> {
-    Ok(match guests::get(&ctx.portal.store, &p.user_id).await? {
-        Some((g, _)) if g.state == state => Written::AlreadyDone,
-        _ => Written::Changed,
-    })
-}
-
-async fn audit_guest(
-    ctx: Ctx<'_>,
-    action: &str,
-    user_id: &str,
-    detail: String,
-) -> Result<(), StoreError> {
-    audit::record(
-        &ctx.portal.store,
-        AuditEntry::new(ctx.now, ctx.actor, action)
-            .user(user_id)
-            .detail(detail),
-    )
-    .await
-}
-
-/// Writes the audit entries of a wave's removals in one go (a wave is at most a few hundred
-/// guests: a handful of transactions instead of a round trip each). The rows already say what
-/// was done; if the entries cannot be written, each of those guests is reported as failed.
-async fn audit_wave(ctx: Ctx<'_>, recorded: Vec<(Outcome, Option<AuditEntry>)>) -> Vec<Outcome> {
-    let (outcomes, entries): (Vec<Outcome>, Vec<Option<AuditEntry>>) = recorded.into_iter().unzip();
-    let audited: Vec<bool> = entries.iter().map(Option::is_some).collect();
-    match audit::record_all(&ctx.portal.store, entries.into_iter().flatten().collect()).await {
-        Ok(()) => outcomes,
-        Err(e) => outcomes
-            .into_iter()
-            .zip(audited)
-            .map(|(o, audited)| {
-                if audited {
-                    Outcome::new(
-                        Kind::Failed,
-                        format!("{}, but its audit entry could not be written: {e}", o.line),
-                    )
-                } else {
-                    o
-                }
-            })
-            .collect(),
-    }
-}
-
-/// Records a disable or delete that Graph answered: the guest's row now, the audit entry
-/// returned for [`audit_wave`].
-async fn after_removal(
-    ctx: Ctx<'_>,
-    p: &PlannedAction,
-    result: Result<(), GraphError>,
-) -> (Outcome, Option<AuditEntry>) {
-    let id = &p.user_id;
-    let (reason, disable) = match p.action {
-        Action::Disable(r) => (r, true),
-        Action::Delete(r) => (r, false),
-        _ => unreachable!("only removals reach after_removal"),
-    };
-    let verb = if disable { "disable" } else { "delete" };
-    let (state, kind, audit_action, detail, line) = match result {
-        Ok(()) if disable => (
-            GuestState::Disabled,
-            Kind::Disabled,
-            "guest.disabled",
-            format!("{}; deleted after the grace period", reason.describe()),
-            format!("disabled guest {id}: {}", reason.describe()),
-        ),
-        Ok(()) => (
-            GuestState::Deleted,
-            Kind::Deleted,
-            "guest.deleted",
-            format!("{}; soft delete, restorable for 30 days", reason.describe()),
-            format!(
-                "deleted guest {id} (soft delete, restorable for 30 days): {}",
-                reason.describe()
-            ),
-        ),
-        Err(GraphError::NotFound(_)) => (
-            GuestState::Deleted,
-            Kind::Gone,
-            "guest.gone",
-            "no longer in the directory".to_string(),
-            format!("guest {id} is no longer in the directory"),
-        ),
-        Err(e) => {
-            let line = format!("could not {verb} guest {id}: {e}; the next run tries again");
-            return (Outcome::new(Kind::Failed, line), None);
-        }
-    };
-    match advance(ctx, p, state, reason, None).await {
-        Ok(Written::Done) => {
-            let entry = AuditEntry::new(ctx.now, ctx.actor, audit_action)
-                .user(id)
-                .detail(detail);
-            (Outcome::new(kind, line), Some(entry))
-        }
-        Ok(Written::AlreadyDone) => (
-            Outcome::new(
-                Kind::AlreadyDone,
-                format!("guest {id}: {verb} was already recorded by an earlier run"),
-            ),
-            None,
-        ),
-        Ok(Written::Changed) => (
-            Outcome::new(
-                kind,
-                format!("{line} (its record changed meanwhile; the next run looks again)"),
-            ),
-            None,
-        ),
-        Err(e) => (
-            Outcome::new(
-                Kind::Failed,
-                format!("{line}, but recording it failed: {e}; the next run records it"),
-            ),
-            None,
-        ),
-    }
-}
-
-/// Reminders, warnings, restores and skips: mail and records, no Graph write.
-async fn act_without_graph(ctx: Ctx<'_>, p: &PlannedAction) -> Outcome {
-    let result = match p.action {
-        Action::RedeemReminder => mail_and_advance(ctx, p, None).await,
-        Action::Warn(reason) => mail_and_advance(ctx, p, Some(reason)).await,
-        Action::Restore(why) => restore(ctx, p, why).await,
-        Action::Skip(why) => audit_guest(ctx, "guest.skipped", &p.user_id, why.describe().into())
-            .await
-            .map(|()| {
-                Outcome::new(
-                    Kind::Skipped,
-                    format!("skipped guest {}: {}", p.user_id, why.describe()),
-                )
-            }),
-        // Removals go through `$batch` in `wave`; `Nothing` is never planned.
-        _ => Ok(Outcome::new(
-            Kind::Skipped,
-            format!("guest {}: nothing to do", p.user_id),
-        )),
-    };
-    result.unwrap_or_else(|e| {
-        Outcome::new(
-            Kind::Failed,
-            format!("guest {}: {e}; the next run tries again", p.user_id),
-        )
-    })
-}
-
-/// What a mail needs to know about the guest: the row (tracked) or the listing (untracked).
-struct Recipient {
-    email: String,
-    first_name: String,
-    language: Language,
-    redeem_url: Option<String>,
-    etag: Option<String>,
-}
-
-/// The reminder (`reason` None) or a removal warning. The row moves on only once the mail
-/// is sent: a failed mail is retried by the next run, and no one is removed unwarned.
-async fn mail_and_advance(
-    ctx: Ctx<'_>,
-    p: &PlannedAction,
-    reason: Option<Reason>,
-) -> Result<Outcome, StoreError> {
-    let id = &p.user_id;
-    let settings = &ctx.portal.settings;
-    let target = GuestState::Warned;
-    let recipient = match &p.untracked {
-        Some(u) => Recipient {
-            email: u.mail.clone().unwrap_or_default(),
-            first_name: String::new(),
-            language: settings.portal.default_language,
-            redeem_url: None,
-            etag: None,
-        },
-        None => match guests::get(&ctx.portal.store, id).await? {
-            None => {
-                return Ok(Outcome::new(
-                    Kind::Skipped,
-                    format!("guest {id}: its record is gone; the next run decides again"),
-                ))
-            }
-            Some((g, etag)) => {
-                if p.etag.as_deref().is_some_and(|planned| planned != etag) {
-                    let kind = if g.state == target {
-                        Kind::AlreadyDone
-                    } else {
-                        Kind::Skipped
-                    };
-                    return Ok(Outcome::new(
-                        kind,
-                        format!("guest {id}: its record changed since the plan (now {}); not mailed again", g.state.as_str()),
-                    ));
-                }
-                Recipient {
-                    language: g
-                        .language
-                        .parse()
-                        .unwrap_or(settings.portal.default_language),
-                    email: g.email,
-                    first_name: g.first_name,
-                    redeem_url: g.redeem_url,
-                    etag: Some(etag),
-                }
-            }
-        },
-    };
-    if recipient.email.is_empty() {
-        audit_guest(ctx, "guest.skipped", id, "no mail address to warn".into()).await?;
-        return Ok(Outcome::new(
-            Kind::Skipped,
-            format!("skipped guest {id}: no mail address to warn, so it is not removed"),
-        ));
-    }
-    let brand = super::web::brand(ctx.portal);
-    let rules = &settings.cleanup.rules;
-    let (mail, disable_on, audit_action, kind, what) = match reason {
-        None => {
-            let on = ctx.now + Duration::days(i64::from(rules.unredeemed_remove_days));
-            let url = recipient
-                .redeem_url
-                .as_deref()
-                .filter(|u| !u.is_empty())
-                .unwrap_or(FALLBACK_REDEEM_URL);
-            (
-                views::redeem_reminder_mail(
-                    &brand,
-                    recipient.language,
-                    &recipient.first_name,
-                    url,
-                    &day(on),
-                ),
-                on,
-                "guest.reminded",
-                Kind::Reminded,
-                "reminded to redeem the invitation".to_string(),
-            )
-        }
-        Some(r) => {
-            let on = ctx.now + Duration::days(i64::from(rules.warning_days));
-            let why = match r {
-                Reason::Inactive => RemovalReason::Inactive,
-                _ => RemovalReason::AccessPeriodOver,
-            };
-            (
-                views::removal_warning_mail(
-                    &brand,
-                    recipient.language,
-                    &recipient.first_name,
-                    &day(on),
-                    why,
-                ),
-                on,
-                "guest.warned",
-                Kind::Warned,
-                format!("warned: {}", r.describe()),
-            )
-        }
-    };
-    let address = masked(&recipient.email);
-    if let Err(e) = ctx
-        .portal
-        .mailer
-        .send(&OutgoingMail {
-            to: recipient.email.clone(),
-            subject: mail.subject,
-            text: mail.text,
-            html: mail.html,
-        })
-        .await
-    {
-        return Ok(Outcome::new(
-            Kind::Failed,
-            format!("could not mail guest {id} ({address}): {e}; the next run tries again"),
-        ));
-    }
-    let step = PlannedAction {
-        etag: recipient.etag.or_else(|| p.etag.clone()),
-        ..p.clone()
-    };
-    let reason = reason.unwrap_or(Reason::Unredeemed);
-    let reminder = (reason == Reason::Unredeemed).then_some(ctx.now);
-    let written = advance(ctx, &step, target, reason, reminder).await?;
-    let detail = format!(
-        "{address}; {what}; disabled on {} unless resolved",
-        day(disable_on)
-    );
-    let line = format!(
-        "guest {id} ({address}) {what}; disabled on {} unless resolved",
-        day(disable_on)
-    );
-    Ok(match written {
-        Written::Done => {
-            audit_guest(ctx, audit_action, id, detail).await?;
-            Outcome::new(kind, line)
-        }
-        Written::AlreadyDone => Outcome::new(Kind::AlreadyDone, line),
-        Written::Changed => Outcome::new(
-            kind,
-            format!("{line} (its record changed meanwhile; the next run looks again)"),
-        ),
-    })
-}
-
-/// Back to active: the reason for removal went away (or an admin decided). Only the record
-/// changes; the clocks of the rules start again from now.
-async fn restore(
-    ctx: Ctx<'_>,
-    p: &PlannedAction,
-    why: crate::core::cleanup::RestoreWhy,
-) -> Result<Outcome, StoreError> {
-    let id = &p.user_id;
-    let Some((mut g, etag)) = guests::get(&ctx.portal.store, id).await? else {
-        return Ok(Outcome::new(
-            Kind::Skipped,
-            format!("guest {id}: its record is gone; nothing to restore"),
-        ));
-    };
-    if p.etag.as_deref().is_some_and(|planned| planned != etag) {
-        let kind = if g.state == GuestState::Active {
-            Kind::AlreadyDone
-        } else {
-            Kind::Skipped
-        };
-        return Ok(Outcome::new(
-            kind,
-            format!("guest {id}: its record changed since the plan; the next run decides again"),
-        ));
-    }
-    let was = g.state;
-    g.state = GuestState::Active;
-    g.state_changed_at = ctx.now;
-    g.removal_reason = None;
-    g.reminder_sent_at = None;
-    match guests::save(&ctx.portal.store, &g, &etag).await {
-        Ok(_) => {}
-        Err(StoreError::Changed) => {
-            return Ok(Outcome::new(
-                Kind::Skipped,
-                format!("guest {id}: its record changed meanwhile; the next run decides again"),
-            ))
-        }
-        Err(e) => return Err(e),
-    }
-    audit_guest(
-        ctx,
-        "guest.restored",
-        id,
-        format!("{} -> active: {}", was.as_str(), why.describe()),
-    )
-    .await?;
-    Ok(Outcome::new(
-        Kind::Restored,
-        format!(
-            "guest {id} back to active (was {}): {}",
-            was.as_str(),
-            why.describe()
-        ),
-    ))
 }
 
 /// What the rules need from a listed user.
