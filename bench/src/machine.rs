@@ -127,3 +127,22 @@ pub fn has_symbols(path: &Path) -> Option<bool> {
     }
     Some(found)
 }
+
+/// Waits (at most `limit`) until the machine is quiet: less than 10% of its CPU busy over
+/// half a second.
+pub fn settle(limit: std::time::Duration) {
+    let deadline = std::time::Instant::now() + limit;
+    while std::time::Instant::now() < deadline {
+        let Some((busy0, total0)) = crate::platform::machine_cpu() else {
+            return;
+        };
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        let Some((busy1, total1)) = crate::platform::machine_cpu() else {
+            return;
+        };
+        let total = (total1 - total0).as_secs_f64();
+        if total > 0.0 && (busy1 - busy0).as_secs_f64() / total < 0.10 {
+            return;
+        }
+    }
+}

@@ -136,7 +136,7 @@ fn plan(quick: bool) -> Plan {
         }
     } else {
         Plan {
-            cold_starts: 40,
+            cold_starts: 100,
             load: signup::LoadPlan {
                 concurrencies: vec![1, 8, 32],
                 rounds: 5,
@@ -180,6 +180,9 @@ async fn run(opts: Options) -> Result<PathBuf, String> {
     let machine = machine::describe(&repo);
     eprintln!("bench: starting Azurite, aiosmtpd and the Graph simulator");
     let stack = platform::Stack::start(&repo)?;
+    // Azurite (Node.js) and aiosmtpd keep a core busy for a while after their ports open
+    // (compiling, loading); cold starts measured then would measure them.
+    machine::settle(Duration::from_secs(15));
 
     eprintln!("bench: cold start, {} starts each", plan.cold_starts);
     let env = stack.handler_env(stack.table_port, "coldstart");

@@ -556,7 +556,8 @@ pub fn render(i: &Inputs) -> String {
          the same valid settings the tests give it (Azurite, aiosmtpd, the Graph simulator); \
          `hello-floor` is a warp hello-world with the same warp (0.4, `server`), tokio runtime \
          and release profile. {} starts of each, interleaved (one unmeasured start of each \
-         first).\n",
+         first), once the stand-ins have settled after their start (the machine under 10% \
+         busy for half a second, waiting at most 15 s).\n",
         cold.handler.len()
     );
     let _ = writeln!(s, "| | median | p90 | min | max |\n|---|---|---|---|---|");
