@@ -74,16 +74,7 @@ async fn every_page_passes_axe_in_both_languages() {
         "PORTAL_TERMS_TEXT",
         "Use the access for the joint project only.",
     );
-    platform.cli(&[
-        "policy",
-        "add",
-        "--domain",
-        &platform.partner_domain,
-        "--action",
-        "approve",
-        "--approver",
-        "boss@contoso.example",
-    ]);
+    platform.add_partner_policy(&["--action", "approve", "--approver", "boss@contoso.example"]);
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     platform.set("PORTAL_PUBLIC_URL", &base);

@@ -49,11 +49,7 @@ async fn approval_invites_once_with_the_approver_as_sponsor() {
     let platform = Platform::start().await;
     let boss = platform.sim.add_member("boss@contoso.example", "Boss");
     let group = platform.sim.add_group("Partners");
-    platform.cli(&[
-        "policy",
-        "add",
-        "--domain",
-        &platform.partner_domain,
+    platform.add_partner_policy(&[
         "--action",
         "approve",
         "--approver",
@@ -134,16 +130,7 @@ async fn approval_invites_once_with_the_approver_as_sponsor() {
 #[tokio::test(flavor = "multi_thread")]
 async fn denial_mails_the_requester_and_writes_nothing_to_graph() {
     let platform = Platform::start().await;
-    platform.cli(&[
-        "policy",
-        "add",
-        "--domain",
-        &platform.partner_domain,
-        "--action",
-        "approve",
-        "--approver",
-        "boss@contoso.example",
-    ]);
+    platform.add_partner_policy(&["--action", "approve", "--approver", "boss@contoso.example"]);
     let handler = platform.start_handler().await;
     for (local, share) in [("shared", true), ("private", false)] {
         let email = platform.address(local);
@@ -175,11 +162,7 @@ async fn denial_mails_the_requester_and_writes_nothing_to_graph() {
 #[tokio::test(flavor = "multi_thread")]
 async fn two_approvers_at_the_same_moment_make_one_decision() {
     let platform = Platform::start().await;
-    platform.cli(&[
-        "policy",
-        "add",
-        "--domain",
-        &platform.partner_domain,
+    platform.add_partner_policy(&[
         "--action",
         "approve",
         "--approver",
@@ -212,11 +195,7 @@ async fn two_approvers_at_the_same_moment_make_one_decision() {
 async fn forged_expired_foreign_and_self_tokens_are_refused() {
     let platform = Platform::start().await;
     let partner_lead = platform.address("lead");
-    platform.cli(&[
-        "policy",
-        "add",
-        "--domain",
-        &platform.partner_domain,
+    platform.add_partner_policy(&[
         "--action",
         "approve",
         "--approver",
@@ -290,11 +269,7 @@ async fn forged_expired_foreign_and_self_tokens_are_refused() {
 #[tokio::test(flavor = "multi_thread")]
 async fn reminders_escalation_and_expiry_happen_on_the_timer() {
     let platform = Platform::start().await;
-    platform.cli(&[
-        "policy",
-        "add",
-        "--domain",
-        &platform.partner_domain,
+    platform.add_partner_policy(&[
         "--action",
         "approve",
         "--approver",
@@ -375,11 +350,7 @@ async fn reminders_escalation_and_expiry_happen_on_the_timer() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_fallback_approver_can_decide_after_escalation() {
     let platform = Platform::start().await;
-    platform.cli(&[
-        "policy",
-        "add",
-        "--domain",
-        &platform.partner_domain,
+    platform.add_partner_policy(&[
         "--action",
         "approve",
         "--approver",
@@ -407,11 +378,7 @@ async fn the_fallback_approver_can_decide_after_escalation() {
 #[tokio::test(flavor = "multi_thread")]
 async fn two_stages_need_both_and_the_cli_decides_through_the_same_path() {
     let platform = Platform::start().await;
-    platform.cli(&[
-        "policy",
-        "add",
-        "--domain",
-        &platform.partner_domain,
+    platform.add_partner_policy(&[
         "--action",
         "approve",
         "--approver",
@@ -473,16 +440,7 @@ async fn two_stages_need_both_and_the_cli_decides_through_the_same_path() {
 async fn the_signed_in_approver_option_is_enforced() {
     let mut platform = Platform::start().await;
     platform.set("PORTAL_APPROVERS_MUST_SIGN_IN", "true");
-    platform.cli(&[
-        "policy",
-        "add",
-        "--domain",
-        &platform.partner_domain,
-        "--action",
-        "approve",
-        "--approver",
-        "boss@contoso.example",
-    ]);
+    platform.add_partner_policy(&["--action", "approve", "--approver", "boss@contoso.example"]);
     let handler = platform.start_handler().await;
     let email = platform.address("signin");
     sign_up_and_verify(&platform, &handler, &email, "Sign").await;

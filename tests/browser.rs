@@ -13,14 +13,7 @@ async fn a_partner_signs_up_in_a_browser_and_follows_the_mailed_link() {
         "Chromium is missing: ./dev test installs it (apt-get install chromium)"
     );
     let mut platform = Platform::start().await;
-    platform.cli(&[
-        "policy",
-        "add",
-        "--domain",
-        &platform.partner_domain,
-        "--action",
-        "auto",
-    ]);
+    platform.add_partner_policy(&["--action", "auto"]);
     let port = free_port();
     platform.set("PORTAL_PUBLIC_URL", &format!("http://127.0.0.1:{port}"));
     let handler = platform.start_handler_on(port).await;

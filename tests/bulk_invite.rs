@@ -11,16 +11,7 @@ use graph_simulator::{Fault, FaultRoute};
 async fn bulk_invitations_report_per_row_and_resume() {
     let platform = Platform::start().await;
     let group = platform.sim.add_group("Partners");
-    platform.cli(&[
-        "policy",
-        "add",
-        "--domain",
-        &platform.partner_domain,
-        "--action",
-        "auto",
-        "--group",
-        &group,
-    ]);
+    platform.add_partner_policy(&["--action", "auto", "--group", &group]);
     let denied = format!("denied-{}", platform.partner_domain);
     platform.cli(&["policy", "add", "--domain", &denied, "--action", "deny"]);
     let (a, b, c) = (
@@ -90,14 +81,7 @@ async fn bulk_invitations_report_per_row_and_resume() {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_interrupted_row_is_finished_by_the_rerun() {
     let platform = Platform::start().await;
-    platform.cli(&[
-        "policy",
-        "add",
-        "--domain",
-        &platform.partner_domain,
-        "--action",
-        "auto",
-    ]);
+    platform.add_partner_policy(&["--action", "auto"]);
     let a = platform.address("resume-a");
     let dir = tempfile::tempdir().unwrap();
     let csv = dir.path().join("one.csv");

@@ -20,11 +20,7 @@ async fn graph_fault_case(fault: Fault, label: &str) {
     let group = platform.sim.add_group("Partners");
     let role = uuid::Uuid::from_u128(42);
     let sp = platform.sim.add_service_principal("Partner app", &[role]);
-    let out = platform.cli(&[
-        "policy",
-        "add",
-        "--domain",
-        &platform.partner_domain,
+    let out = platform.add_partner_policy(&[
         "--action",
         "auto",
         "--group",
@@ -192,14 +188,7 @@ async fn whole_batch_fails() {
 async fn a_transient_blip_is_absorbed_without_the_timer() {
     // One 503, then Graph answers: the form's own retry covers it.
     let platform = Platform::start().await;
-    platform.cli(&[
-        "policy",
-        "add",
-        "--domain",
-        &platform.partner_domain,
-        "--action",
-        "auto",
-    ]);
+    platform.add_partner_policy(&["--action", "auto"]);
     let handler = platform.start_handler().await;
     let email = platform.address("blip");
     platform
@@ -216,14 +205,7 @@ async fn a_transient_blip_is_absorbed_without_the_timer() {
 #[tokio::test(flavor = "multi_thread")]
 async fn smtp_down_at_verification_loses_nothing() {
     let platform = Platform::start().await;
-    platform.cli(&[
-        "policy",
-        "add",
-        "--domain",
-        &platform.partner_domain,
-        "--action",
-        "auto",
-    ]);
+    platform.add_partner_policy(&["--action", "auto"]);
     let down = platform.with(&[("SMTP_URL", &format!("smtp://127.0.0.1:{}", free_port()))]);
     let broken = down.start_handler().await;
     let email = platform.address("nomail");
@@ -248,14 +230,7 @@ async fn smtp_down_at_verification_loses_nothing() {
 
 async fn invitation_mail_fault_case(smtp_url: String, label: &str) {
     let platform = Platform::start().await;
-    platform.cli(&[
-        "policy",
-        "add",
-        "--domain",
-        &platform.partner_domain,
-        "--action",
-        "auto",
-    ]);
+    platform.add_partner_policy(&["--action", "auto"]);
     let working = platform.start_handler().await;
     let email = platform.address("mailfault");
     assert_eq!(
@@ -334,14 +309,7 @@ async fn smtp_deferral_for_the_invitation_mail() {
 #[tokio::test(flavor = "multi_thread")]
 async fn smtp_permanent_refusal_ends_in_failed_for_an_operator() {
     let platform = Platform::start().await;
-    platform.cli(&[
-        "policy",
-        "add",
-        "--domain",
-        &platform.partner_domain,
-        "--action",
-        "auto",
-    ]);
+    platform.add_partner_policy(&["--action", "auto"]);
     let working = platform.start_handler().await;
     let email = platform.address("refused");
     submit_form(&working, &partner_fields(&email, "Ref")).await;
@@ -373,14 +341,7 @@ async fn table_storage_going_away_loses_nothing() {
     let azurite = StorageOutage::start();
     let base = Platform::start().await;
     let platform = base.with(&[("PORTAL_STORAGE", &azurite.connection_string())]);
-    platform.cli(&[
-        "policy",
-        "add",
-        "--domain",
-        &platform.partner_domain,
-        "--action",
-        "auto",
-    ]);
+    platform.add_partner_policy(&["--action", "auto"]);
     let handler = platform.start_handler().await;
     let email = platform.address("tables");
 
@@ -426,14 +387,7 @@ async fn table_storage_lost_between_invitation_and_its_record_is_finished_by_the
     let azurite = StorageOutage::start();
     let base = Platform::start().await;
     let platform = base.with(&[("PORTAL_STORAGE", &azurite.connection_string())]);
-    platform.cli(&[
-        "policy",
-        "add",
-        "--domain",
-        &platform.partner_domain,
-        "--action",
-        "auto",
-    ]);
+    platform.add_partner_policy(&["--action", "auto"]);
     let handler = platform.start_handler().await;
     let email = platform.address("midway");
     submit_form(&handler, &partner_fields(&email, "Mid")).await;

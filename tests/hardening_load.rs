@@ -40,11 +40,7 @@ async fn two_instances_take_a_burst_without_losing_or_duplicating_anything() {
             "warn"
         },
     );
-    platform.cli(&[
-        "policy",
-        "add",
-        "--domain",
-        &platform.partner_domain,
+    platform.add_partner_policy(&[
         "--action",
         "approve",
         "--approver",

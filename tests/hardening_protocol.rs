@@ -40,14 +40,7 @@ fn assert_security_headers(resp: &reqwest::Response, what: &str) {
 #[tokio::test(flavor = "multi_thread")]
 async fn bodies_that_are_too_large_endless_or_slow_are_cut_off() {
     let platform = Platform::start().await;
-    platform.cli(&[
-        "policy",
-        "add",
-        "--domain",
-        &platform.partner_domain,
-        "--action",
-        "auto",
-    ]);
+    platform.add_partner_policy(&["--action", "auto"]);
     let handler = platform.start_handler().await;
 
     // Endless chunked bodies: the handler stops reading at its limit.
@@ -232,14 +225,7 @@ const HOSTILE: &[&str] = &[
 #[tokio::test(flavor = "multi_thread")]
 async fn hostile_values_in_every_field_and_parameter_are_escaped_and_never_in_a_header() {
     let platform = Platform::start().await;
-    platform.cli(&[
-        "policy",
-        "add",
-        "--domain",
-        &platform.partner_domain,
-        "--action",
-        "auto",
-    ]);
+    platform.add_partner_policy(&["--action", "auto"]);
     let handler = platform.start_handler().await;
     let fields = [
         "email",

@@ -8,14 +8,7 @@ use common::*;
 #[tokio::test(flavor = "multi_thread")]
 async fn the_operator_sees_requests_their_history_and_guests() {
     let platform = Platform::start().await;
-    platform.cli(&[
-        "policy",
-        "add",
-        "--domain",
-        &platform.partner_domain,
-        "--action",
-        "auto",
-    ]);
+    platform.add_partner_policy(&["--action", "auto"]);
     let handler = platform.start_handler().await;
     let email = platform.address("seen");
     sign_up_and_verify(&platform, &handler, &email, "Seen").await;

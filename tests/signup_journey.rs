@@ -17,11 +17,7 @@ async fn auto_domain_is_verified_invited_granted_and_mailed() {
         .sim
         .add_service_principal("Partner app", &[uuid::Uuid::from_u128(7)]);
     let role = format!("{sp}:{}", uuid::Uuid::from_u128(7));
-    let out = platform.cli(&[
-        "policy",
-        "add",
-        "--domain",
-        &platform.partner_domain,
+    let out = platform.add_partner_policy(&[
         "--action",
         "auto",
         "--group",
@@ -143,16 +139,7 @@ async fn auto_domain_is_verified_invited_granted_and_mailed() {
 #[tokio::test(flavor = "multi_thread")]
 async fn approve_domain_waits_for_a_decision_and_shows_in_the_cli() {
     let platform = Platform::start().await;
-    platform.cli(&[
-        "policy",
-        "add",
-        "--domain",
-        &platform.partner_domain,
-        "--action",
-        "approve",
-        "--approver",
-        "boss@contoso.example",
-    ]);
+    platform.add_partner_policy(&["--action", "approve", "--approver", "boss@contoso.example"]);
     let handler = platform.start_handler().await;
     let email = platform.address("grace");
     let (status, _page) = sign_up_and_verify(&platform, &handler, &email, "Grace").await;
@@ -170,14 +157,7 @@ async fn approve_domain_waits_for_a_decision_and_shows_in_the_cli() {
 async fn every_valid_submission_gets_the_same_answer_and_only_admitted_ones_get_mail() {
     let platform = Platform::start().await;
     let denied = format!("denied-{}", platform.partner_domain);
-    platform.cli(&[
-        "policy",
-        "add",
-        "--domain",
-        &platform.partner_domain,
-        "--action",
-        "auto",
-    ]);
+    platform.add_partner_policy(&["--action", "auto"]);
     platform.cli(&["policy", "add", "--domain", &denied, "--action", "deny"]);
     let handler = platform.start_handler().await;
     let admitted = platform.address("a");
@@ -227,28 +207,13 @@ async fn every_valid_submission_gets_the_same_answer_and_only_admitted_ones_get_
 #[tokio::test(flavor = "multi_thread")]
 async fn a_domain_denied_after_submission_is_denied_at_verification_with_a_polite_mail() {
     let platform = Platform::start().await;
-    platform.cli(&[
-        "policy",
-        "add",
-        "--domain",
-        &platform.partner_domain,
-        "--action",
-        "auto",
-    ]);
+    platform.add_partner_policy(&["--action", "auto"]);
     let handler = platform.start_handler().await;
     let email = platform.address("late");
     let resp = submit_form(&handler, &partner_fields(&email, "Late")).await;
     assert_eq!(resp.status(), 200);
     let link = platform.wait_for_mails(&email, 1).await[0].link_containing("/api/signup/verify");
-    platform.cli(&[
-        "policy",
-        "add",
-        "--domain",
-        &platform.partner_domain,
-        "--action",
-        "deny",
-        "--replace",
-    ]);
+    platform.add_partner_policy(&["--action", "deny", "--replace"]);
     let resp = post_form(
         &handler,
         "/api/signup/verify",
@@ -271,16 +236,7 @@ async fn a_domain_denied_after_submission_is_denied_at_verification_with_a_polit
 #[tokio::test(flavor = "multi_thread")]
 async fn tampered_expired_foreign_and_reused_links_are_refused() {
     let platform = Platform::start().await;
-    platform.cli(&[
-        "policy",
-        "add",
-        "--domain",
-        &platform.partner_domain,
-        "--action",
-        "approve",
-        "--approver",
-        "boss@contoso.example",
-    ]);
+    platform.add_partner_policy(&["--action", "approve", "--approver", "boss@contoso.example"]);
     let handler = platform.start_handler().await;
     let email = platform.address("eve");
     submit_form(&handler, &partner_fields(&email, "Eve")).await;
@@ -377,14 +333,7 @@ async fn tampered_expired_foreign_and_reused_links_are_refused() {
 async fn graph_throttling_and_failure_during_invite_are_retried_later_with_one_invitation() {
     for (status, retry_after) in [(429u16, Some(30u32)), (500, None)] {
         let platform = Platform::start().await;
-        platform.cli(&[
-            "policy",
-            "add",
-            "--domain",
-            &platform.partner_domain,
-            "--action",
-            "auto",
-        ]);
+        platform.add_partner_policy(&["--action", "auto"]);
         let handler = platform.start_handler().await;
         let email = platform.address("retry");
         // Enough failures to outlast the form's patience.
@@ -541,16 +490,7 @@ async fn validation_errors_keep_values_and_json_gets_field_errors() {
 #[tokio::test(flavor = "multi_thread")]
 async fn hostile_names_are_escaped_in_pages_and_mails() {
     let platform = Platform::start().await;
-    platform.cli(&[
-        "policy",
-        "add",
-        "--domain",
-        &platform.partner_domain,
-        "--action",
-        "approve",
-        "--approver",
-        "boss@contoso.example",
-    ]);
+    platform.add_partner_policy(&["--action", "approve", "--approver", "boss@contoso.example"]);
     let handler = platform.start_handler().await;
     let email = platform.address("xss");
     let hostile = "<script>alert(1)</script>\"><img src=x onerror=alert(2)>";
@@ -618,14 +558,7 @@ async fn hostile_names_are_escaped_in_pages_and_mails() {
 async fn rate_limits_answer_429_with_retry_after() {
     let mut platform = Platform::start().await;
     platform.set("PORTAL_RATE_LIMIT_ADDRESS", "2");
-    platform.cli(&[
-        "policy",
-        "add",
-        "--domain",
-        &platform.partner_domain,
-        "--action",
-        "auto",
-    ]);
+    platform.add_partner_policy(&["--action", "auto"]);
     let handler = platform.start_handler().await;
     let email = platform.address("spam");
     for _ in 0..2 {

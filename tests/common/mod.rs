@@ -257,6 +257,13 @@ impl Platform {
         }
     }
 
+    /// `handler policy add --domain <this test's partner domain> ARGS`.
+    pub fn add_partner_policy(&self, args: &[&str]) -> CliOutput {
+        let mut all = vec!["policy", "add", "--domain", self.partner_domain.as_str()];
+        all.extend_from_slice(args);
+        self.cli(&all)
+    }
+
     /// Where the test SMTP server writes mail.
     pub fn maildir(&self) -> PathBuf {
         services().maildir.clone()
