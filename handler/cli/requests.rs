@@ -161,6 +161,7 @@ pub async fn decide(
             approved,
             final_decision,
             setup,
+            ..
         } => {
             let what = if approved { "approved" } else { "denied" };
             if !final_decision {
@@ -189,7 +190,7 @@ pub async fn decide(
             "{} is not an approver of this request's current stage",
             approver.as_str()
         ))),
-        DecideOutcome::StageMoved => Err(CliError::failed(
+        DecideOutcome::StageMoved(_) => Err(CliError::failed(
             "the request moved to another stage; look again",
         )),
         DecideOutcome::NotFound => Err(CliError::failed(format!("no request with id {id:?}"))),

@@ -40,13 +40,24 @@ pub async fn set_up(
     request_id: &str,
     now: OffsetDateTime,
 ) -> Result<SetupOutcome, StoreError> {
-    let Some(Stored {
+    match requests::get(&portal.store, request_id).await? {
+        Some(stored) => set_up_stored(portal, graph, stored, now).await,
+        None => Ok(SetupOutcome::NotApproved),
+    }
+}
+
+/// [`set_up`] for a request its caller has just written (and so holds with its ETag): no
+/// need to read it back.
+pub async fn set_up_stored(
+    portal: &Portal,
+    graph: &GraphClient,
+    stored: Stored,
+    now: OffsetDateTime,
+) -> Result<SetupOutcome, StoreError> {
+    let Stored {
         mut request,
         mut etag,
-    }) = requests::get(&portal.store, request_id).await?
-    else {
-        return Ok(SetupOutcome::NotApproved);
-    };
+    } = stored;
     if request.status == crate::core::request::RequestStatus::Invited {
         return Ok(SetupOutcome::Ready {
             redeem_url: request.redeem_url.clone().unwrap_or_default(),
@@ -188,31 +199,30 @@ pub async fn set_up(
         .await?;
     }
 
-    // 3. The guest record the cleanup works from (idempotent: keyed by user id).
+    // 3. The guest record the cleanup works from, unless one is there already (a repeat
+    //    after a lost write, or a guest invited before): keyed by user id.
     let language = policy.language.unwrap_or(request.applicant.language);
     let redeem_url = request.redeem_url.clone().unwrap_or_default();
-    if guests::get(&portal.store, &user_id).await?.is_none() {
-        guests::record(
-            &portal.store,
-            &Guest {
-                user_id: user_id.clone(),
-                email: request.applicant.email.as_str().to_string(),
-                request_id: Some(request.id.clone()),
-                policy_key: Some(policy.key()),
-                invited_at: now,
-                access_ends_at: (policy.access_days > 0)
-                    .then(|| now + Duration::days(policy.access_days as i64)),
-                redeem_url: Some(redeem_url.clone()),
-                language: language.as_str().to_string(),
-                first_name: request.applicant.first_name.clone(),
-                state: GuestState::Active,
-                state_changed_at: now,
-                removal_reason: None,
-                reminder_sent_at: None,
-            },
-        )
-        .await?;
-    }
+    guests::record_new(
+        &portal.store,
+        &Guest {
+            user_id: user_id.clone(),
+            email: request.applicant.email.as_str().to_string(),
+            request_id: Some(request.id.clone()),
+            policy_key: Some(policy.key()),
+            invited_at: now,
+            access_ends_at: (policy.access_days > 0)
+                .then(|| now + Duration::days(policy.access_days as i64)),
+            redeem_url: Some(redeem_url.clone()),
+            language: language.as_str().to_string(),
+            first_name: request.applicant.first_name.clone(),
+            state: GuestState::Active,
+            state_changed_at: now,
+            removal_reason: None,
+            reminder_sent_at: None,
+        },
+    )
+    .await?;
 
     // 4. Our own invitation mail (Graph drops custom text for app-sent invitations).
     if !request.invitation_mailed {

@@ -236,10 +236,12 @@ async fn tell_outcome(
 pub enum DecideOutcome {
     /// Recorded. `final_decision` is false when a stage-1 approval moved the request on to
     /// stage 2. `setup` tells how setting up access went after a final approval.
+    /// `request` is as this decision left it (before any setup), for the page that confirms it.
     Recorded {
         approved: bool,
         final_decision: bool,
         setup: Option<SetupOutcome>,
+        request: Box<SignupRequest>,
     },
     /// Someone decided first (or the request closed); here is what happened.
     AlreadyDecided {
@@ -249,8 +251,8 @@ pub enum DecideOutcome {
     },
     OwnRequest,
     NotAnApprover,
-    /// The link's stage is not the request's current stage.
-    StageMoved,
+    /// The link's stage is not the request's current stage (`request` as it stands).
+    StageMoved(Box<SignupRequest>),
     NotFound,
 }
 
@@ -276,7 +278,7 @@ pub async fn decide(
         return Ok(already(&request));
     }
     if stage.is_some_and(|s| s != request.stage) {
-        return Ok(DecideOutcome::StageMoved);
+        return Ok(DecideOutcome::StageMoved(Box::new(request)));
     }
     let Some(policy) = policy_of(portal, &request).await? else {
         return Ok(DecideOutcome::NotAnApprover);
@@ -299,8 +301,8 @@ pub async fn decide(
     };
     // First decision wins: a concurrent decision makes this write fail, and the loser is
     // shown the winner's decision.
-    match requests::save(&portal.store, &request, &etag).await {
-        Ok(_) => {}
+    let etag = match requests::save(&portal.store, &request, &etag).await {
+        Ok(etag) => etag,
         Err(StoreError::Changed) => {
             let current = requests::get(&portal.store, request_id).await?;
             return Ok(match current {
@@ -308,14 +310,14 @@ pub async fn decide(
                     if s.request.stage != stage_decided
                         && s.request.status == RequestStatus::PendingApproval =>
                 {
-                    DecideOutcome::StageMoved
+                    DecideOutcome::StageMoved(Box::new(s.request))
                 }
                 Some(s) => already(&s.request),
                 None => DecideOutcome::NotFound,
             });
         }
         Err(e) => return Err(e),
-    }
+    };
     audit::record(
         &portal.store,
         AuditEntry::new(
@@ -343,7 +345,11 @@ pub async fn decide(
         ask(portal, request_id, now).await?;
         None
     } else if approve {
-        Some(access::set_up(portal, graph, request_id, now).await?)
+        let stored = requests::Stored {
+            request: request.clone(),
+            etag,
+        };
+        Some(access::set_up_stored(portal, graph, stored, now).await?)
     } else {
         tell_denied(portal, request_id, now).await?;
         None
@@ -352,6 +358,7 @@ pub async fn decide(
         approved: approve,
         final_decision,
         setup,
+        request: Box::new(request),
     })
 }
 

@@ -235,23 +235,21 @@ async fn submit(portal: &Portal, req: &HttpRequest) -> Response {
         Ok(o) => o,
         Err(e) => return web::unavailable(portal, req, l, &e),
     };
-    let stored = match requests::get(&portal.store, &claims.request_id).await {
-        Ok(s) => s,
-        Err(e) => return web::unavailable(portal, req, l, &e),
-    };
-    match (outcome, stored) {
-        (DecideOutcome::Recorded { approved, .. }, Some(s)) => {
-            let key = s.request.policy_key.clone().unwrap_or_default();
-            let submitted = approvals::format_date(s.request.created_at);
+    match outcome {
+        DecideOutcome::Recorded {
+            approved, request, ..
+        } => {
+            let key = request.policy_key.clone().unwrap_or_default();
+            let submitted = approvals::format_date(request.created_at);
             // The summary shows the stage that was decided, so a stage-1 yes reads as
             // "sent on to the second stage".
-            let mut shown = s.request.clone();
+            let mut shown = (*request).clone();
             shown.stage = claims.stage;
             let summary = approvals::summary(
                 &shown,
                 &key,
                 &submitted,
-                if s.request.stage == 2 || claims.stage == 2 {
+                if request.stage == 2 || claims.stage == 2 {
                     2
                 } else {
                     1
@@ -262,7 +260,7 @@ async fn submit(portal: &Portal, req: &HttpRequest) -> Response {
                 views::decision_recorded(&brand(portal), l, approved, &summary),
             )
         }
-        (DecideOutcome::AlreadyDecided { approved, by, at }, _) => page(
+        DecideOutcome::AlreadyDecided { approved, by, at } => page(
             StatusCode::CONFLICT,
             views::already_decided(
                 &brand(portal),
@@ -272,16 +270,16 @@ async fn submit(portal: &Portal, req: &HttpRequest) -> Response {
                 &approvals::format_date(at),
             ),
         ),
-        (DecideOutcome::OwnRequest, _) => page(
+        DecideOutcome::OwnRequest => page(
             StatusCode::FORBIDDEN,
             views::cannot_decide_own(&brand(portal), l),
         ),
-        (DecideOutcome::StageMoved, Some(s)) => already_page(portal, l, &s.request),
-        (DecideOutcome::NotAnApprover, _) => page(
+        DecideOutcome::StageMoved(request) => already_page(portal, l, &request),
+        DecideOutcome::NotAnApprover => page(
             StatusCode::FORBIDDEN,
             views::link_problem(&brand(portal), l, LinkProblem::Invalid),
         ),
-        _ => page(
+        DecideOutcome::NotFound => page(
             StatusCode::BAD_REQUEST,
             views::link_problem(&brand(portal), l, LinkProblem::Invalid),
         ),

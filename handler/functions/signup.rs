@@ -571,8 +571,8 @@ async fn verified(
         }
     };
     // The compare-and-swap that makes the link single-use: of two clicks racing, one wins.
-    match requests::save(&portal.store, &request, &stored.etag).await {
-        Ok(_) => {}
+    let etag = match requests::save(&portal.store, &request, &stored.etag).await {
+        Ok(etag) => etag,
         Err(StoreError::Changed) => {
             return Ok(page(
                 StatusCode::CONFLICT,
@@ -580,7 +580,7 @@ async fn verified(
             ));
         }
         Err(e) => return Err(e),
-    }
+    };
     audit::record(
         &portal.store,
         AuditEntry::new(now, "requester", "request.verified")
@@ -591,7 +591,8 @@ async fn verified(
     let res = match next {
         AfterVerification::Invite => {
             let graph = portal.graph.clone();
-            match access::set_up(portal, &graph, &request.id, now).await? {
+            let stored = requests::Stored { request, etag };
+            match access::set_up_stored(portal, &graph, stored, now).await? {
                 SetupOutcome::Ready { redeem_url } => page(
                     StatusCode::OK,
                     views::access_ready(&brand, lang, &redeem_url),

@@ -121,6 +121,16 @@ pub async fn record(store: &TableStore, guest: &Guest) -> Result<(), StoreError>
         .map(|_| ())
 }
 
+/// Records a guest unless a row for it exists already (kept as it is: the cleanup's state
+/// of a returning guest is not reset). Returns whether this wrote it.
+pub async fn record_new(store: &TableStore, guest: &Guest) -> Result<bool, StoreError> {
+    match store.insert(TableName::Guests, &to_row(guest)).await {
+        Ok(_) => Ok(true),
+        Err(StoreError::AlreadyExists) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 pub async fn get(store: &TableStore, user_id: &str) -> Result<Option<(Guest, String)>, StoreError> {
     match store
         .get(TableName::Guests, &partition_of(user_id), user_id)
