@@ -481,35 +481,29 @@ impl TableStore {
     /// at most 100 rows of one partition each (the service's limit): for bulk writes no one
     /// races on, such as seeding.
     pub async fn upsert_batch(&self, table: TableName, rows: &[Row]) -> Result<(), StoreError> {
-        let mut by_partition: HashMap<&str, Vec<&Row>> = HashMap::new();
         for row in rows {
             check_key(&row.partition_key)?;
             check_key(&row.row_key)?;
-            by_partition
-                .entry(row.partition_key.as_str())
-                .or_default()
-                .push(row);
         }
         let client = self.client(table).await?;
-        for (pk, rows) in by_partition {
-            for chunk in rows.chunks(100) {
-                let mut transaction = client.partition_key_client(pk).transaction();
-                for row in chunk {
-                    transaction = transaction
-                        .insert_or_replace(row.row_key.clone(), row.to_entity())
-                        .map_err(classify)?;
-                }
-                let response = transaction.await.map_err(classify)?;
-                if let Some(failed) = response
+        for (pk, chunk) in transactions(rows.iter().enumerate()) {
+            let mut transaction = client.partition_key_client(pk).transaction();
+            for &i in &chunk {
+                let row = &rows[i];
+                transaction = transaction
+                    .insert_or_replace(row.row_key.clone(), row.to_entity())
+                    .map_err(classify)?;
+            }
+            let response = transaction.await.map_err(classify)?;
+            if let Some(status) = failed_status(
+                response
                     .operation_responses
                     .iter()
-                    .find(|o| !(200..300).contains(&u16::from(o.status_code)))
-                {
-                    return Err(StoreError::Rejected(format!(
-                        "a batch write failed with {}",
-                        u16::from(failed.status_code)
-                    )));
-                }
+                    .map(|o| u16::from(o.status_code)),
+            ) {
+                return Err(StoreError::Rejected(format!(
+                    "a batch write failed with {status}"
+                )));
             }
         }
         Ok(())
@@ -525,31 +519,20 @@ impl TableStore {
         table: TableName,
         rows: &[(Row, String)],
     ) -> Vec<Result<(), StoreError>> {
-        let mut results: Vec<Result<(), StoreError>> = Vec::with_capacity(rows.len());
-        let mut by_partition: HashMap<&str, Vec<usize>> = HashMap::new();
-        for (i, (row, _)) in rows.iter().enumerate() {
-            let valid = check_key(&row.partition_key).and_then(|()| check_key(&row.row_key));
-            if valid.is_ok() {
-                by_partition
-                    .entry(row.partition_key.as_str())
-                    .or_default()
-                    .push(i);
-            }
-            results.push(valid);
-        }
+        let mut results: Vec<Result<(), StoreError>> = rows
+            .iter()
+            .map(|(row, _)| check_key(&row.partition_key).and_then(|()| check_key(&row.row_key)))
+            .collect();
         let client = match self.client(table).await {
             Ok(c) => c,
             Err(e) => return rows.iter().map(|_| Err(e.clone())).collect(),
         };
-        let groups: Vec<(&str, Vec<usize>)> = by_partition
-            .into_iter()
-            .flat_map(|(pk, indexes)| {
-                indexes
-                    .chunks(100)
-                    .map(|chunk| (pk, chunk.to_vec()))
-                    .collect::<Vec<_>>()
-            })
-            .collect();
+        let groups = transactions(
+            rows.iter()
+                .enumerate()
+                .filter(|(i, _)| results[*i].is_ok())
+                .map(|(i, (row, _))| (i, row)),
+        );
         let outcomes = futures::future::join_all(
             groups
                 .iter()
@@ -663,6 +646,36 @@ fn check_key(key: &str) -> Result<(), StoreError> {
 
 /// `name eq 'value'` with the value quoted as OData requires (a `'` doubled), so a value from
 /// outside can never change the filter's meaning.
+/// Table Storage's limit on the operations of one entity-group transaction.
+const TRANSACTION_LIMIT: usize = 100;
+
+/// Rows (by their index) grouped into entity-group transactions: one partition each, at most
+/// [`TRANSACTION_LIMIT`] rows.
+fn transactions<'a>(rows: impl Iterator<Item = (usize, &'a Row)>) -> Vec<(&'a str, Vec<usize>)> {
+    let mut by_partition: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (i, row) in rows {
+        by_partition
+            .entry(row.partition_key.as_str())
+            .or_default()
+            .push(i);
+    }
+    by_partition
+        .into_iter()
+        .flat_map(|(pk, indexes)| {
+            indexes
+                .chunks(TRANSACTION_LIMIT)
+                .map(|chunk| (pk, chunk.to_vec()))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// The status of the operation that failed a transaction, if one did: a refused transaction
+/// answers with that one operation.
+fn failed_status(mut statuses: impl Iterator<Item = u16>) -> Option<u16> {
+    statuses.find(|s| !(200..300).contains(s))
+}
+
 /// One entity-group transaction of compare-and-swap merges (see [`TableStore::merge_batch`]).
 async fn merge_transaction(
     client: &TableClient,
@@ -682,13 +695,12 @@ async fn merge_transaction(
             .map_err(classify)?;
     }
     let response = transaction.await.map_err(classify)?;
-    // A refused transaction answers with the one operation that failed.
-    match response
-        .operation_responses
-        .iter()
-        .map(|o| u16::from(o.status_code))
-        .find(|s| !(200..300).contains(s))
-    {
+    match failed_status(
+        response
+            .operation_responses
+            .iter()
+            .map(|o| u16::from(o.status_code)),
+    ) {
         None => Ok(()),
         Some(404 | 409 | 412) => Err(StoreError::Changed),
         Some(status) => Err(StoreError::Rejected(format!(
