@@ -257,6 +257,22 @@ pub async fn run(
     })
 }
 
+/// The load's operation on the portal side: the i-th sign-up of run `run_id`, posted to the
+/// handler at `base`.
+fn signups(
+    http: &reqwest::Client,
+    base: &str,
+    run_id: String,
+) -> impl Fn(usize) -> futures::future::BoxFuture<'static, Result<(), String>> + Clone + Send + Sync
+{
+    let (http, base) = (http.clone(), base.to_string());
+    move |i| {
+        let (http, base) = (http.clone(), base.clone());
+        let input = input(&run_id, i, SIGNUP_POLICY_DOMAIN);
+        Box::pin(async move { post_signup(&http, &base, &input).await })
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn portal_side(
     stack: &Stack,
@@ -283,17 +299,7 @@ async fn portal_side(
     let mails_before = stack.mails_delivered();
     // Warm-up on other inputs: creates the tables, loads the policy cache, fills the pools.
     let run_id = format!("w{tag}");
-    let w = load::run(c, 0, warmup, max_time, {
-        let http = http.clone();
-        let base = base.clone();
-        move |i| {
-            let http = http.clone();
-            let base = base.clone();
-            let input = input(&run_id, i, SIGNUP_POLICY_DOMAIN);
-            async move { post_signup(&http, &base, &input).await }
-        }
-    })
-    .await;
+    let w = load::run(c, 0, warmup, max_time, signups(http, &base, run_id)).await;
     if w.errors > 0 {
         return Err(format!(
             "portal warm-up failed: {}",
@@ -302,17 +308,7 @@ async fn portal_side(
     }
     let before = Cpu::snapshot(stack, Some(pid));
     let run_id = tag.to_string();
-    let result = load::run(c, 0, total, max_time, {
-        let http = http.clone();
-        let base = base.clone();
-        move |i| {
-            let http = http.clone();
-            let base = base.clone();
-            let input = input(&run_id, i, SIGNUP_POLICY_DOMAIN);
-            async move { post_signup(&http, &base, &input).await }
-        }
-    })
-    .await;
+    let result = load::run(c, 0, total, max_time, signups(http, &base, run_id)).await;
     let cpu = Cpu::snapshot(stack, Some(pid)).since(&before);
     let peak = platform::memory_kib(pid).map(|(hwm, _)| hwm);
     drop(server);
