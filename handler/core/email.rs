@@ -354,6 +354,23 @@ impl EmailAddress {
         key
     }
 
+    /// The key of the *mailbox* behind the address: the identity key without a `+tag`
+    /// (`Jane+x@contoso.com` and `jane@contoso.com` are one mailbox at every provider that
+    /// supports sub-addressing, and at the others the tag is part of a name nobody can get
+    /// twice). Limits on how much mail one mailbox receives count by this key, so `+1`, `+2`,
+    /// ... cannot multiply them; comparisons of people use it too (an alias of the requester
+    /// is the requester). The address as typed is still what is invited and mailed.
+    pub fn mailbox_key(&self) -> String {
+        let key = self.identity_key();
+        let (local, domain) = key.split_at(self.at);
+        let local = local.split('+').next().unwrap_or(local);
+        // `+tag` only: a local part that *is* "+x" keeps its text (nothing before the tag).
+        if local.is_empty() {
+            return key;
+        }
+        format!("{local}{domain}")
+    }
+
     /// A form safe for logs: `sha256:<first 12 hex digits of SHA-256(identity key)>@domain`.
     /// The domain of a company is not personal data; the local part is, so only an unkeyed
     /// hash of the address appears, enough to correlate log lines about one mailbox (hashed
@@ -366,6 +383,54 @@ impl EmailAddress {
             self.domain.as_str()
         )
     }
+}
+
+/// `text` with every address-like run (`local@domain`) replaced by its masked form, for error
+/// messages from outside that end up in logs and records: SMTP servers and Graph quote the
+/// address they refuse (`550 5.1.1 <bob@contoso.com>: unknown user`). What is not a valid
+/// address keeps its domain and loses its local part, so nothing personal survives either way.
+pub fn mask_addresses(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let local_byte = |b: u8| b == b'.' || is_atext(b);
+    let domain_byte = |b: u8| b.is_ascii_alphanumeric() || b == b'-' || b == b'.';
+    let mut out = String::with_capacity(text.len());
+    let mut copied = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] != b'@' {
+            i += 1;
+            continue;
+        }
+        let mut start = i;
+        while start > copied && local_byte(bytes[start - 1]) {
+            start -= 1;
+        }
+        let mut end = i + 1;
+        while end < bytes.len() && domain_byte(bytes[end]) {
+            end += 1;
+        }
+        // A sentence's full stop is not part of the domain.
+        while end > i + 1 && bytes[end - 1] == b'.' {
+            end -= 1;
+        }
+        if start == i || end == i + 1 {
+            i += 1;
+            continue;
+        }
+        out.push_str(&text[copied..start]);
+        let candidate = &text[start..end];
+        match EmailAddress::parse(candidate) {
+            Ok(address) => out.push_str(&address.masked()),
+            Err(_) => {
+                out.push_str("***");
+                out.push_str(&text[i..end]);
+            }
+        }
+        copied = end;
+        i = end;
+    }
+    out.push_str(&text[copied..]);
+    out
 }
 
 impl fmt::Display for EmailAddress {
@@ -1205,5 +1270,57 @@ mod tests {
             LocalPartTooLong.to_string(),
             "The part before @ is longer than 64 characters."
         );
+    }
+
+    #[test]
+    fn a_mailbox_is_the_address_without_its_tag_and_case() {
+        for (a, b) in [
+            ("Victim+1@Partner.example", "victim@partner.example"),
+            ("victim+12@partner.example", "victim@partner.example"),
+            ("victim@partner.example", "victim@partner.example"),
+            ("v.ic+a+b@partner.example", "v.ic@partner.example"),
+            ("+x@partner.example", "+x@partner.example"),
+        ] {
+            assert_eq!(ok(a).mailbox_key(), b, "{a}");
+        }
+        assert_ne!(
+            ok("victim@partner.example").mailbox_key(),
+            ok("victim@other.example").mailbox_key()
+        );
+        // The address as typed is untouched.
+        assert_eq!(
+            ok("Victim+1@partner.example").as_str(),
+            "Victim+1@partner.example"
+        );
+    }
+
+    #[test]
+    fn addresses_inside_error_text_are_masked() {
+        let masked = ok("bob@contoso.com").masked();
+        assert_eq!(
+            mask_addresses("550 5.1.1 <bob@contoso.com>: unknown user"),
+            format!("550 5.1.1 <{masked}>: unknown user")
+        );
+        assert_eq!(
+            mask_addresses("refused bob@contoso.com."),
+            format!("refused {masked}.")
+        );
+        // Not a valid address: the local part goes, the domain stays.
+        assert_eq!(
+            mask_addresses("user b..ob@contoso.com unknown"),
+            "user ***@contoso.com unknown"
+        );
+        assert_eq!(
+            mask_addresses("two: a.b@x.example, c@y.example"),
+            format!(
+                "two: {}, {}",
+                ok("a.b@x.example").masked(),
+                ok("c@y.example").masked()
+            )
+        );
+        for plain in ["no address here", "a lone @ sign", "@start", "end@", ""] {
+            assert_eq!(mask_addresses(plain), plain);
+        }
+        assert!(!mask_addresses("450 try later for Jane.Doe+x@partner.example").contains("Jane"));
     }
 }

@@ -267,6 +267,15 @@ impl fmt::Debug for SigningKey {
     }
 }
 
+fn seal_mac(key: &SigningKey, context: &str, parts: &[&[u8]]) -> Vec<u8> {
+    let mut mac = key.mac();
+    for piece in std::iter::once(context.as_bytes()).chain(parts.iter().copied()) {
+        mac.update(&(piece.len() as u64).to_be_bytes());
+        mac.update(piece);
+    }
+    mac.finalize().into_bytes().to_vec()
+}
+
 fn is_kid(id: &str) -> bool {
     (1..=MAX_KID_LEN).contains(&id.len())
         && id
@@ -343,6 +352,36 @@ impl SigningKeys {
         mac.update(signed.as_bytes());
         let tag = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
         format!("{signed}.{tag}")
+    }
+
+    /// A seal over a record the portal wrote and will read back to act on (an outbox mail, a
+    /// plan): `<kid>.<base64url MAC>`, HMAC-SHA256 with the current key over `context` and
+    /// each part, every piece length-prefixed so no two different records share a MAC input.
+    /// Whoever can write the table but does not hold the key cannot make a record that passes
+    /// [`SigningKeys::verify_seal`]; `context` keeps a seal of one kind of record from passing
+    /// as another kind.
+    pub fn seal(&self, context: &str, parts: &[&[u8]]) -> String {
+        let tag = seal_mac(&self.current, context, parts);
+        format!("{}.{}", self.current.id, URL_SAFE_NO_PAD.encode(tag))
+    }
+
+    /// Whether `seal` is a seal of ours (current or previous key) over exactly these parts.
+    /// Compared in constant time.
+    pub fn verify_seal(&self, context: &str, parts: &[&[u8]], seal: &str) -> bool {
+        let Some((kid, tag)) = seal.split_once('.') else {
+            return false;
+        };
+        let Some(key) = std::iter::once(&self.current)
+            .chain(&self.previous)
+            .find(|k| k.id == kid)
+        else {
+            return false;
+        };
+        let Ok(tag) = URL_SAFE_NO_PAD.decode(tag) else {
+            return false;
+        };
+        let expected = seal_mac(key, context, parts);
+        subtle::ConstantTimeEq::ct_eq(expected.as_slice(), tag.as_slice()).into()
     }
 
     /// Checks a token and returns its claims. Order of checks: size, shape, key, MAC (constant
@@ -828,5 +867,35 @@ mod tests {
             assert!(text.ends_with('.'), "{text}");
             assert!(codes.insert(e.code()));
         }
+    }
+
+    #[test]
+    fn seals_bind_context_parts_and_key() {
+        let ring = keys(&format!("k2:{K2},k1:{K1}"));
+        let seal = ring.seal("outbox", &[b"to", b"body"]);
+        assert!(seal.starts_with("k2."));
+        assert!(ring.verify_seal("outbox", &[b"to", b"body"], &seal));
+        assert!(
+            !ring.verify_seal("plan", &[b"to", b"body"], &seal),
+            "other context"
+        );
+        assert!(
+            !ring.verify_seal("outbox", &[b"to", b"bodY"], &seal),
+            "other part"
+        );
+        assert!(
+            !ring.verify_seal("outbox", &[b"tob", b"ody"], &seal),
+            "moved boundary"
+        );
+        assert!(
+            !ring.verify_seal("outbox", &[b"to", b"body"], "k2.AAAA"),
+            "forged tag"
+        );
+        assert!(!ring.verify_seal("outbox", &[b"to", b"body"], "nonsense"));
+        // Rotation: a seal made with the old key still verifies; a stranger's does not.
+        let old = keys(&format!("k1:{K1}")).seal("outbox", &[b"x"]);
+        assert!(ring.verify_seal("outbox", &[b"x"], &old));
+        let stranger = keys(&format!("k3:{K3}")).seal("outbox", &[b"x"]);
+        assert!(!ring.verify_seal("outbox", &[b"x"], &stranger));
     }
 }
