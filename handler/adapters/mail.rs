@@ -15,6 +15,9 @@ pub struct OutgoingMail {
     pub subject: String,
     pub text: String,
     pub html: String,
+    /// `<id@host>`: the same for every attempt at one mail, so a mail sent twice (a crash
+    /// between the server's acceptance and our record of it) is recognisably one message.
+    pub message_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,7 +55,7 @@ impl Mailer {
     pub fn new(settings: &MailSettings) -> Result<Self, String> {
         let mut builder = AsyncSmtpTransport::<Tokio1Executor>::from_url(&settings.smtp_url)
             .map_err(|e| format!("SMTP_URL: {e}"))?
-            .timeout(Some(std::time::Duration::from_secs(15)));
+            .timeout(Some(settings.timeout));
         if let (Some(user), Some(pass)) = (&settings.username, &settings.password) {
             builder = builder.credentials(Credentials::new(user.clone(), pass.clone()));
         }
@@ -73,6 +76,7 @@ impl Mailer {
             .map_err(|e| MailError::Rejected(format!("recipient: {e}")))?;
         let subject = mail.subject.replace(['\r', '\n'], " ");
         let message = Message::builder()
+            .message_id(mail.message_id.clone())
             .from(self.from.clone())
             .to(to)
             .subject(subject)

@@ -37,16 +37,18 @@ pub enum TableName {
     Audit,
     Limits,
     Jobs,
+    Demand,
 }
 
 impl TableName {
-    pub const ALL: [TableName; 6] = [
+    pub const ALL: [TableName; 7] = [
         TableName::Policies,
         TableName::Requests,
         TableName::Guests,
         TableName::Audit,
         TableName::Limits,
         TableName::Jobs,
+        TableName::Demand,
     ];
 
     fn suffix(self) -> &'static str {
@@ -57,6 +59,7 @@ impl TableName {
             TableName::Audit => "Audit",
             TableName::Limits => "Limits",
             TableName::Jobs => "Jobs",
+            TableName::Demand => "Demand",
         }
     }
 }
@@ -264,6 +267,28 @@ fn classify(err: azure_core_legacy::Error) -> StoreError {
             // The SDK reports connection failures as generic errors wrapping reqwest's.
             let text = err.to_string();
             StoreError::Unavailable(text)
+        }
+    }
+}
+
+/// One write of an entity-group transaction (see [`TableStore::transact`]).
+#[derive(Clone, Debug)]
+pub enum Write {
+    /// Fails the transaction with [`StoreError::AlreadyExists`] when the key is taken.
+    Insert(Row),
+    /// Only if the row's ETag is still the one given; else [`StoreError::Changed`].
+    Replace(Row, String),
+    /// Properties merged in, only if the row's ETag is still the one given.
+    Merge(Row, String),
+    /// Only if the row's ETag is still the one given.
+    Delete { row_key: String, etag: String },
+}
+
+impl Write {
+    fn row_key(&self) -> &str {
+        match self {
+            Write::Insert(r) | Write::Replace(r, _) | Write::Merge(r, _) => &r.row_key,
+            Write::Delete { row_key, .. } => row_key,
         }
     }
 }
@@ -545,6 +570,83 @@ impl TableStore {
             }
         }
         results
+    }
+
+    /// Writes to rows of one partition as one entity-group transaction: all of them or none.
+    /// This is how a state change and the mail it causes are recorded together. Returns the
+    /// new ETag of each write (empty for a delete), in order. A transaction that fails because
+    /// a row changed or is gone answers [`StoreError::Changed`]; one whose insert found its key
+    /// taken answers [`StoreError::AlreadyExists`]; either way nothing was written.
+    pub async fn transact(
+        &self,
+        table: TableName,
+        partition_key: &str,
+        writes: Vec<Write>,
+    ) -> Result<Vec<String>, StoreError> {
+        check_key(partition_key)?;
+        for w in &writes {
+            check_key(w.row_key())?;
+            if let Write::Insert(r) | Write::Replace(r, _) | Write::Merge(r, _) = w {
+                if r.partition_key != partition_key {
+                    return Err(StoreError::Rejected(format!(
+                        "a transaction on partition {partition_key:?} cannot write to {:?}",
+                        r.partition_key
+                    )));
+                }
+            }
+        }
+        if writes.is_empty() {
+            return Ok(Vec::new());
+        }
+        if writes.len() > TRANSACTION_LIMIT {
+            return Err(StoreError::Rejected(format!(
+                "{} writes in one transaction (at most {TRANSACTION_LIMIT})",
+                writes.len()
+            )));
+        }
+        let client = self.client(table).await?;
+        let mut transaction = client.partition_key_client(partition_key).transaction();
+        for w in &writes {
+            let cas = |etag: &str| Some(IfMatchCondition::Etag(Etag::from(etag.to_string())));
+            transaction = match w {
+                Write::Insert(row) => transaction.insert(row.to_entity()),
+                Write::Replace(row, etag) => {
+                    transaction.update(row.row_key.clone(), row.to_entity(), cas(etag))
+                }
+                Write::Merge(row, etag) => {
+                    transaction.merge(row.row_key.clone(), row.to_entity(), cas(etag))
+                }
+                Write::Delete { row_key, etag } => transaction.delete(row_key.clone(), cas(etag)),
+            }
+            .map_err(classify)?;
+        }
+        let response = transaction.await.map_err(classify)?;
+        let statuses = response
+            .operation_responses
+            .iter()
+            .map(|o| u16::from(o.status_code));
+        match failed_status(statuses) {
+            None => {}
+            Some(409) => return Err(StoreError::AlreadyExists),
+            Some(404 | 412) => return Err(StoreError::Changed),
+            Some(status) => {
+                return Err(StoreError::Rejected(format!(
+                    "a transaction failed with {status}"
+                )))
+            }
+        }
+        if response.operation_responses.len() != writes.len() {
+            return Err(StoreError::Unavailable(format!(
+                "a transaction of {} writes answered {} results",
+                writes.len(),
+                response.operation_responses.len()
+            )));
+        }
+        Ok(response
+            .operation_responses
+            .iter()
+            .map(|o| o.etag.as_ref().map(|e| e.to_string()).unwrap_or_default())
+            .collect())
     }
 
     /// Deletes a row; with an ETag only if unchanged. A row already gone is not an error.

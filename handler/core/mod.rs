@@ -6,12 +6,14 @@
 //!
 //! - [`email`]: email addresses and domains, parsed once into canonical values.
 //! - [`policy`]: per-domain admission policies, their validation and matching.
+//! - [`outbox`]: mails as records: what is sent to whom, its link, and its delivery's retries.
 //! - [`request`]: a sign-up request and the state machine of its only allowed changes.
 //! - [`token`]: signed, expiring, purpose-bound link tokens with key rotation.
 //! - [`cleanup`]: the guest lifecycle the cleanup timer follows, and its per-run cap.
 
 pub mod cleanup;
 pub mod email;
+pub mod outbox;
 pub mod policy;
 pub mod request;
 pub mod token;
