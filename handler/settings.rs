@@ -401,6 +401,9 @@ pub struct MailSettings {
     pub password: Option<String>,
     /// The From header, e.g. `Contoso Partner Access <no-reply@contoso.com>`.
     pub from: String,
+    /// `SMTP_TIMEOUT_SECONDS` (15): how long one exchange with the mail server may take. A
+    /// sender owns a mail it is sending for about twice this (see `core::outbox`).
+    pub timeout: Duration,
 }
 
 impl fmt::Debug for MailSettings {
@@ -449,11 +452,24 @@ impl MailSettings {
                 "a sender like Partner Access <no-reply@contoso.com>",
             ));
         }
+        let timeout: u64 = parse_number(
+            env,
+            "SMTP_TIMEOUT_SECONDS",
+            15,
+            "a number of seconds from 1 to 120",
+        )?;
+        if !(1..=120).contains(&timeout) {
+            return Err(invalid(
+                "SMTP_TIMEOUT_SECONDS",
+                format!("a number of seconds from 1 to 120, got {timeout}"),
+            ));
+        }
         Ok(MailSettings {
             smtp_url: smtp_url.to_string(),
             username: env.get("SMTP_USERNAME").map(str::to_string),
             password: env.get("SMTP_PASSWORD").map(str::to_string),
             from: from.to_string(),
+            timeout: Duration::from_secs(timeout),
         })
     }
 }
@@ -608,6 +624,16 @@ pub struct CleanupSettings {
     /// `CLEANUP_CONCURRENCY` (4): `$batch` calls in flight at once. Graph's write quota, not
     /// this, should bound the rate; more than a few only earns more 429s.
     pub concurrency: usize,
+    /// `CLEANUP_DIRECTORY_INTERVAL_MINUTES` (60): the timer fires every few minutes
+    /// (`CLEANUP_SCHEDULE`) to send mail and move requests along; the directory cleanup and
+    /// the purges run at most this often.
+    pub directory_interval: time::Duration,
+    /// `MAIL_RETENTION_DAYS` (7): sent mail stays in the outbox this long (dead mail four times
+    /// as long, for an admin to see), then it goes with the addresses and names it holds.
+    pub mail_retention_days: u32,
+    /// `DEMAND_RETENTION_DAYS` (365): a domain nobody tried to sign up from for this long
+    /// leaves `handler demand`.
+    pub demand_retention_days: u32,
 }
 
 impl CleanupSettings {
@@ -703,6 +729,23 @@ impl CleanupSettings {
             )?),
             retention_days: days("CLEANUP_RETENTION_DAYS", 90)?,
             concurrency,
+            directory_interval: {
+                let minutes: u32 = parse_number(
+                    env,
+                    "CLEANUP_DIRECTORY_INTERVAL_MINUTES",
+                    60,
+                    "a number of minutes from 1 to 1440",
+                )?;
+                if !(1..=1440).contains(&minutes) {
+                    return Err(invalid(
+                        "CLEANUP_DIRECTORY_INTERVAL_MINUTES",
+                        format!("a number of minutes from 1 to 1440, got {minutes}"),
+                    ));
+                }
+                time::Duration::minutes(i64::from(minutes))
+            },
+            mail_retention_days: days("MAIL_RETENTION_DAYS", 7)?.max(1),
+            demand_retention_days: days("DEMAND_RETENTION_DAYS", 365)?.max(1),
         })
     }
 }

@@ -75,7 +75,7 @@ param mailFrom string
 // --- cleanup and features --------------------------------------------------------------------
 
 @description('NCRONTAB schedule of the cleanup timer, six fields, UTC (CLEANUP_SCHEDULE).')
-param cleanupSchedule string = '0 0 * * * *'
+param cleanupSchedule string = '0 */5 * * * *'
 
 @description('Inactivity-based cleanup: grants AuditLog.Read.All and sets GRAPH_SIGN_IN_ACTIVITY=true. Needs Entra ID P1.')
 param enableInactivityCleanup bool = false

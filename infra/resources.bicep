@@ -64,7 +64,7 @@ param mailFrom string
 param portalSigningKeys string
 
 @description('NCRONTAB (six fields, UTC) of the cleanup timer (CLEANUP_SCHEDULE).')
-param cleanupSchedule string = '0 0 * * * *'
+param cleanupSchedule string = '0 */5 * * * *'
 
 @description('GRAPH_SIGN_IN_ACTIVITY: true only when the tenant has Entra ID P1 and the identity AuditLog.Read.All.')
 param graphSignInActivity bool = false

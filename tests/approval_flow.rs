@@ -14,13 +14,10 @@ fn rfc3339(t: OffsetDateTime) -> String {
         .unwrap()
 }
 
-fn approver_link(platform: &Platform, approver: &str, requester: &str) -> String {
+async fn approver_link(platform: &Platform, approver: &str, requester: &str) -> String {
     platform
-        .mails_to(approver)
-        .iter()
-        .rev()
-        .find(|m| m.text.contains(requester))
-        .unwrap_or_else(|| panic!("no approver mail to {approver} about {requester}"))
+        .wait_for_mail(approver, |m| m.text.contains(requester))
+        .await
         .link_containing("/api/approve")
 }
 
@@ -63,8 +60,8 @@ async fn approval_invites_once_with_the_approver_as_sponsor() {
     let email = platform.address("ada");
     let (status, _) = sign_up_and_verify(&platform, &handler, &email, "Ada").await;
     assert_eq!(status, 200);
-    let boss_link = approver_link(&platform, "boss@contoso.example", &email);
-    let deputy_link = approver_link(&platform, "deputy@contoso.example", &email);
+    let boss_link = approver_link(&platform, "boss@contoso.example", &email).await;
+    let deputy_link = approver_link(&platform, "deputy@contoso.example", &email).await;
     assert_ne!(
         token_of(&boss_link),
         token_of(&deputy_link),
@@ -135,7 +132,7 @@ async fn denial_mails_the_requester_and_writes_nothing_to_graph() {
     for (local, share) in [("shared", true), ("private", false)] {
         let email = platform.address(local);
         sign_up_and_verify(&platform, &handler, &email, "Sam").await;
-        let link = approver_link(&platform, "boss@contoso.example", &email);
+        let link = approver_link(&platform, "boss@contoso.example", &email).await;
         let (status, _) = decide(&handler, &link, "deny", "Contract not signed yet", share).await;
         assert_eq!(status, 200);
         assert_eq!(
@@ -173,8 +170,8 @@ async fn two_approvers_at_the_same_moment_make_one_decision() {
     let handler = platform.start_handler().await;
     let email = platform.address("race");
     sign_up_and_verify(&platform, &handler, &email, "Race").await;
-    let l1 = approver_link(&platform, "a1@contoso.example", &email);
-    let l2 = approver_link(&platform, "a2@contoso.example", &email);
+    let l1 = approver_link(&platform, "a1@contoso.example", &email).await;
+    let l2 = approver_link(&platform, "a2@contoso.example", &email).await;
     let (r1, r2) = tokio::join!(
         decide(&handler, &l1, "approve", "", false),
         decide(&handler, &l2, "deny", "", false)
@@ -206,7 +203,7 @@ async fn forged_expired_foreign_and_self_tokens_are_refused() {
     let handler = platform.start_handler().await;
     // The partner's lead is an approver, and signs up themself.
     sign_up_and_verify(&platform, &handler, &partner_lead, "Lead").await;
-    let own = approver_link(&platform, &partner_lead, &partner_lead);
+    let own = approver_link(&platform, &partner_lead, &partner_lead).await;
     let resp = handler
         .forward(Method::GET, &path_of(&own))
         .send()
@@ -241,7 +238,7 @@ async fn forged_expired_foreign_and_self_tokens_are_refused() {
         future,
         TokenPurpose::Verify,
     ));
-    let boss_link = approver_link(&platform, "boss@contoso.example", &partner_lead);
+    let boss_link = approver_link(&platform, "boss@contoso.example", &partner_lead).await;
     let mut forged = token_of(&boss_link);
     forged.pop();
     forged.push('x');
@@ -296,6 +293,9 @@ async fn reminders_escalation_and_expiry_happen_on_the_timer() {
             .filter(|m| m.text.contains(&email))
             .count()
     };
+    platform
+        .wait_for_mail("slow@contoso.example", |m| m.text.contains(&email))
+        .await;
     assert_eq!(count("slow@contoso.example"), 1);
 
     handler
@@ -342,7 +342,7 @@ async fn reminders_escalation_and_expiry_happen_on_the_timer() {
         "the requester is told"
     );
     // The escalation link, used after expiry, decides nothing.
-    let link = approver_link(&platform, "backup@contoso.example", &email);
+    let link = approver_link(&platform, "backup@contoso.example", &email).await;
     assert_ne!(decide(&handler, &link, "approve", "", false).await.0, 200);
     assert!(platform.sim.invitations().is_empty());
 }
@@ -370,7 +370,7 @@ async fn the_fallback_approver_can_decide_after_escalation() {
         .invoke_cleanup(&rfc3339(t0 + Duration::days(1) + Duration::hours(1)))
         .await;
     platform.wait_for_mails("backup@contoso.example", 1).await;
-    let link = approver_link(&platform, "backup@contoso.example", &email);
+    let link = approver_link(&platform, "backup@contoso.example", &email).await;
     assert_eq!(decide(&handler, &link, "approve", "", false).await.0, 200);
     assert_eq!(platform.sim.invitations().len(), 1);
 }
@@ -389,7 +389,7 @@ async fn two_stages_need_both_and_the_cli_decides_through_the_same_path() {
     let handler = platform.start_handler().await;
     let email = platform.address("staged");
     sign_up_and_verify(&platform, &handler, &email, "Staged").await;
-    let link = approver_link(&platform, "sponsor@contoso.example", &email);
+    let link = approver_link(&platform, "sponsor@contoso.example", &email).await;
     assert_eq!(decide(&handler, &link, "approve", "", false).await.0, 200);
     let request = requests_for(&platform, &email).await.remove(0);
     assert_eq!(
@@ -444,7 +444,7 @@ async fn the_signed_in_approver_option_is_enforced() {
     let handler = platform.start_handler().await;
     let email = platform.address("signin");
     sign_up_and_verify(&platform, &handler, &email, "Sign").await;
-    let link = approver_link(&platform, "boss@contoso.example", &email);
+    let link = approver_link(&platform, "boss@contoso.example", &email).await;
     let token = token_of(&link);
     let form = |principal: Option<&str>| {
         let mut rb = handler

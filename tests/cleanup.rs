@@ -495,7 +495,8 @@ async fn guests_the_portal_did_not_create_are_left_alone_unless_the_scope_is_wid
 
     platform.set("CLEANUP_SCOPE", "all_guests");
     let handler = platform.start_handler().await;
-    let body = tick(&handler, t).await;
+    // The directory is cleaned up once per CLEANUP_DIRECTORY_INTERVAL_MINUTES: the next pass.
+    let body = tick(&handler, t + Duration::hours(1)).await;
     let mails = platform.wait_for_mails(&outsider_mail, 1).await;
     assert_eq!(mails.len(), 1, "widened on purpose: {body}");
     assert!(mails[0]
@@ -547,7 +548,12 @@ async fn members_of_the_exclusion_group_are_never_touched() {
     assert_eq!(
         platform.mails_to(&kept_mail).len(),
         2,
-        "only the sign-up's mails"
+        "only the sign-up's mails: {:?}",
+        platform
+            .mails_to(&kept_mail)
+            .iter()
+            .map(|m| &m.subject)
+            .collect::<Vec<_>>()
     );
     assert_eq!(guest_row(&platform, &kept).await.state, GuestState::Active);
     let skipped = audit_of(&platform, "guest.skipped").await;
@@ -605,7 +611,14 @@ async fn the_cap_stops_a_run_that_would_remove_too_many() {
     platform.set("CLEANUP_MAX_REMOVAL_PERCENT", "100");
     platform.set("CLEANUP_MAX_REMOVALS", "7");
     let handler = platform.start_handler().await;
-    let body = tick(&handler, t).await;
+    // A run stopped at the cap counts as the hour's pass: the next one comes an hour later.
+    let body = tick(&handler, t + Duration::minutes(5)).await;
+    assert!(
+        summary(&body).contains("guests and purges not due"),
+        "{body}"
+    );
+    assert!(platform.sim.deleted_users().is_empty());
+    let body = tick(&handler, t + Duration::hours(1)).await;
     assert!(
         logs(&body)
             .iter()
@@ -618,7 +631,7 @@ async fn the_cap_stops_a_run_that_would_remove_too_many() {
     // The operator raises the cap for one run: the same plan goes through.
     platform.set("CLEANUP_MAX_REMOVALS", "8");
     let handler = platform.start_handler().await;
-    tick(&handler, t).await;
+    tick(&handler, t + Duration::hours(2)).await;
     let mut deleted = platform.sim.deleted_users();
     deleted.sort();
     due.sort();
@@ -869,12 +882,19 @@ async fn an_interrupted_run_resumes_where_it_stopped_without_repeating_anything(
     assert_eq!(audit_of(&platform, "guest.deleted").await.len(), 30);
     let jobs = platform.store().query(TableName::Jobs, None).await.unwrap();
     assert!(
-        jobs.is_empty(),
+        jobs.iter().all(|r| r.partition_key != "cleanup"),
         "checkpoint, plan and lease are gone: {jobs:?}"
     );
 
-    // A further run finds nothing to do.
-    let body = tick(&handler, t).await;
+    // The pass is complete: the next tick leaves the directory alone, and the next pass
+    // an hour later finds nothing to do.
+    let body = tick(&handler, t + Duration::minutes(5)).await;
+    assert!(
+        summary(&body).contains("guests and purges not due"),
+        "{}",
+        summary(&body)
+    );
+    let body = tick(&handler, t + Duration::hours(1)).await;
     assert!(summary(&body).contains("deleted 0"), "{}", summary(&body));
     assert_eq!(platform.sim.calls().delete_user, 30);
 }
@@ -1015,7 +1035,7 @@ async fn graph_faults_during_the_cleanup_leave_work_for_the_next_run_and_nothing
             .times(1000),
     );
     let (_, body) = handler
-        .invoke_cleanup(&rfc3339(now + Duration::minutes(1)))
+        .invoke_cleanup(&rfc3339(now + Duration::hours(1)))
         .await;
     assert_eq!(deleted(&platform), 0, "{body}");
     for id in &ids {
@@ -1032,10 +1052,10 @@ async fn graph_faults_during_the_cleanup_leave_work_for_the_next_run_and_nothing
         .sim
         .inject_fault(Fault::drop_connection(FaultRoute::Batch).times(1));
     handler
-        .invoke_cleanup(&rfc3339(now + Duration::minutes(2)))
+        .invoke_cleanup(&rfc3339(now + Duration::hours(2)))
         .await;
     platform.sim.clear_faults();
-    let body = tick(&handler, now + Duration::minutes(3)).await;
+    let body = tick(&handler, now + Duration::hours(3)).await;
     assert_eq!(
         deleted(&platform),
         2,

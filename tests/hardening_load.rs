@@ -107,14 +107,23 @@ async fn two_instances_take_a_burst_without_losing_or_duplicating_anything() {
     );
     assert_eq!(limited, addresses * (REPEATS - PER_ADDRESS));
 
+    // The policies look at each submission right after its answer: wait for them to finish.
     let store = platform.store();
-    let requests = b2b_signup::store::requests::list(&store, None, None)
-        .await
-        .unwrap();
-    let mine: Vec<_> = requests
-        .iter()
-        .filter(|r| r.applicant.email.domain().as_str() == platform.partner_domain)
-        .collect();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mine = loop {
+        let requests = b2b_signup::store::requests::list(&store, None, None)
+            .await
+            .unwrap();
+        let mine: Vec<_> = requests
+            .into_iter()
+            .filter(|r| r.applicant.email.domain().as_str() == platform.partner_domain)
+            .collect();
+        let settled = mine.iter().all(|r| r.status != RequestStatus::Submitted);
+        if settled || std::time::Instant::now() > deadline {
+            break mine;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
     assert_eq!(
         mine.len(),
         addresses,
@@ -176,10 +185,23 @@ async fn two_instances_take_a_burst_without_losing_or_duplicating_anything() {
             }
         })
         .await;
-    let approver_mails: Vec<Mail> = read_all_mails(&platform)
-        .into_iter()
-        .filter(|m| m.to.ends_with("@contoso.example"))
-        .collect();
+    // Approvers are mailed right after each answer: two per request.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let approver_mails: Vec<Mail> = loop {
+        let mails: Vec<Mail> = read_all_mails(&platform)
+            .into_iter()
+            .filter(|m| m.to.ends_with("@contoso.example"))
+            .collect();
+        if mails.len() >= 2 * addresses || std::time::Instant::now() > deadline {
+            break mails;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    assert_eq!(
+        approver_mails.len(),
+        2 * addresses,
+        "each approver mailed once per request"
+    );
     let wins = Arc::new(AtomicUsize::new(0));
     let losses = Arc::new(AtomicUsize::new(0));
     futures::stream::iter(emails.iter().enumerate())

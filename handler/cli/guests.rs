@@ -90,9 +90,15 @@ pub async fn guests(
 pub async fn cleanup(portal: &Portal, cmd: CleanupCommand) -> Result<(), CliError> {
     let CleanupCommand::Run { dry_run } = cmd;
     let mut logs = Vec::new();
-    let result =
-        crate::functions::cleanup::run_as(portal, portal.now(), dry_run, "operator", &mut logs)
-            .await;
+    let result = crate::functions::cleanup::run_as(
+        portal,
+        portal.now(),
+        dry_run,
+        "operator",
+        crate::functions::cleanup::Cadence::Everything,
+        &mut logs,
+    )
+    .await;
     for line in &logs {
         println!("{line}");
     }

@@ -18,7 +18,7 @@ use crate::core::request::{Applicant, RequestStatus, SignupRequest};
 use crate::functions::access::{self, SetupOutcome};
 use crate::functions::Portal;
 use crate::store::audit::{self, AuditEntry};
-use crate::store::requests;
+use crate::store::requests::{self, Claim};
 
 /// At most this many invitations per second from this tool: 125 per 5 s, leaving room under
 /// the tenant-wide 150 for the portal itself and other apps.
@@ -222,7 +222,10 @@ async fn invite_row(
     // One open request per address: resume an unfinished one rather than start another.
     let id = requests::new_id();
     let request_id = match requests::claim_address(&portal.store, &email, &id).await? {
-        Some(existing) => match requests::get(&portal.store, &existing).await? {
+        Claim::Held {
+            request_id: existing,
+            etag,
+        } => match requests::get(&portal.store, &existing).await? {
             Some(s) if s.request.needs_setup() => existing,
             Some(s) if !s.request.status.is_closed() => {
                 return Ok((
@@ -234,12 +237,17 @@ async fn invite_row(
                 ));
             }
             _ => {
+                if !requests::take_over_claim(&portal.store, &email, &id, &etag).await? {
+                    return Ok((
+                        "will retry: another sign-up for this address is being set up".into(),
+                        None,
+                    ));
+                }
                 create(portal, &id, applicant, &policy.key(), now).await?;
-                requests::take_over_claim(&portal.store, &email, &id).await?;
                 id
             }
         },
-        None => {
+        Claim::Ours => {
             create(portal, &id, applicant, &policy.key(), now).await?;
             id
         }

@@ -5,6 +5,7 @@
 
 pub mod guests;
 pub mod invite;
+pub mod mail;
 pub mod policy;
 pub mod requests;
 
@@ -55,6 +56,14 @@ pub enum Command {
     /// Run the cleanup now, as the timer would.
     #[command(subcommand)]
     Cleanup(guests::CleanupCommand),
+    /// The outbox: every mail the portal sends, and the failed ones to retry.
+    #[command(subcommand)]
+    Mail(mail::MailCommand),
+    /// Email domains people tried to sign up from that no policy admits.
+    Demand {
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// An error for the admin: one line, and the exit code says what kind.
@@ -138,18 +147,46 @@ async fn run(cli: Cli, env: Environment) -> Result<(), CliError> {
             id,
             approver,
             reason,
-        })) => requests::decide(&portal(&env)?, &id, &approver, true, reason, false).await,
+        })) => {
+            let p = portal(&env)?;
+            let done = requests::decide(&p, &id, &approver, true, reason, false).await;
+            mail_sent(&p, done).await
+        }
         Some(Command::Requests(requests::RequestsCommand::Deny {
             id,
             approver,
             reason,
             share_reason,
-        })) => requests::decide(&portal(&env)?, &id, &approver, false, reason, share_reason).await,
+        })) => {
+            let p = portal(&env)?;
+            let done = requests::decide(&p, &id, &approver, false, reason, share_reason).await;
+            mail_sent(&p, done).await
+        }
         Some(Command::Audit { since }) => requests::audit_since(&store_only(&env)?, since).await,
-        Some(Command::Invite { file, policy }) => invite::run(&portal(&env)?, &file, policy).await,
+        Some(Command::Invite { file, policy }) => {
+            let p = portal(&env)?;
+            let done = invite::run(&p, &file, policy).await;
+            mail_sent(&p, done).await
+        }
         Some(Command::Guests(cmd)) => guests::guests(&store_only(&env)?, cmd).await,
-        Some(Command::Cleanup(cmd)) => guests::cleanup(&portal(&env)?, cmd).await,
+        Some(Command::Cleanup(cmd)) => {
+            let p = portal(&env)?;
+            let done = guests::cleanup(&p, cmd).await;
+            mail_sent(&p, done).await
+        }
+        Some(Command::Mail(cmd)) => mail::run(&portal(&env)?, cmd).await,
+        Some(Command::Demand { json }) => mail::demand(&store_only(&env)?, json).await,
     }
+}
+
+/// A command that changed something may have mail on its way: the process waits for it
+/// (whatever is not sent by then stays in the outbox for the timer).
+async fn mail_sent(
+    portal: &crate::functions::Portal,
+    done: Result<(), CliError>,
+) -> Result<(), CliError> {
+    portal.outbox.idle().await;
+    done
 }
 
 async fn serve(env: Environment) -> Result<(), CliError> {

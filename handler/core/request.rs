@@ -7,6 +7,7 @@
 //! compare-and-swap, so the first writer wins and a replay changes nothing.
 //!
 //! ```text
+//! submitted --(admitted)--> pending_verification     (not admitted: counted as demand, discarded)
 //! pending_verification --verify--> pending_approval --approve--> approved --invite--> invited
 //!        |                     \--(auto)-----------------------------^        \--fail--> invite_failed --retry--> ...
 //!        |                      \--(deny / no policy)--> denied                               \--give up--> failed
@@ -22,6 +23,10 @@ use super::policy::{Language, PolicyAction};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RequestStatus {
+    /// Recorded as the partner submitted it; the policy has not looked at it yet. Every valid
+    /// submission starts here, whatever the policy will say, so the answer to the form does
+    /// the same work for all of them (see `functions::signup`).
+    Submitted,
     PendingVerification,
     PendingApproval,
     /// Decided yes (by policy or approver); the invitation is being set up.
@@ -37,7 +42,8 @@ pub enum RequestStatus {
 }
 
 impl RequestStatus {
-    pub const ALL: [RequestStatus; 8] = [
+    pub const ALL: [RequestStatus; 9] = [
+        RequestStatus::Submitted,
         RequestStatus::PendingVerification,
         RequestStatus::PendingApproval,
         RequestStatus::Approved,
@@ -50,6 +56,7 @@ impl RequestStatus {
 
     pub fn as_str(self) -> &'static str {
         match self {
+            RequestStatus::Submitted => "submitted",
             RequestStatus::PendingVerification => "pending_verification",
             RequestStatus::PendingApproval => "pending_approval",
             RequestStatus::Approved => "approved",
@@ -209,6 +216,24 @@ impl SignupRequest {
             next_attempt_at: None,
             grant_problems: Vec::new(),
         }
+    }
+
+    /// A submission as recorded before any policy has looked at it.
+    pub fn submitted(id: String, applicant: Applicant, now: OffsetDateTime) -> Self {
+        SignupRequest {
+            status: RequestStatus::Submitted,
+            ..SignupRequest::new(id, applicant, now)
+        }
+    }
+
+    /// A policy admits the submission: the partner is sent a link to prove the mailbox.
+    pub fn await_verification(&mut self, now: OffsetDateTime) -> Result<(), TransitionError> {
+        if self.status != RequestStatus::Submitted {
+            return Err(TransitionError::WrongState(self.status));
+        }
+        self.status = RequestStatus::PendingVerification;
+        self.updated_at = now;
+        Ok(())
     }
 
     /// The partner proved the mailbox. `policy` is what admits the address now (policies may
@@ -560,6 +585,22 @@ mod tests {
         assert!(r.expire(datetime!(2026-11-04 10:00 UTC)).is_err());
         assert!(r.is_purgeable(datetime!(2027-03-01 10:00 UTC), Duration::days(90)));
         assert!(!r.is_purgeable(datetime!(2026-11-05 10:00 UTC), Duration::days(90)));
+    }
+
+    #[test]
+    fn a_submission_waits_for_verification_only_once() {
+        let now = datetime!(2026-11-01 10:00 UTC);
+        let mut r = SignupRequest::submitted("r1".into(), request().applicant, now);
+        assert_eq!(r.status, RequestStatus::Submitted);
+        assert!(!r.status.is_closed());
+        assert_eq!(
+            r.verify(Some(("p", PolicyAction::Auto)), now),
+            Err(TransitionError::WrongState(RequestStatus::Submitted)),
+            "nobody has a link yet"
+        );
+        r.await_verification(now).unwrap();
+        assert_eq!(r.status, RequestStatus::PendingVerification);
+        assert!(r.await_verification(now).is_err());
     }
 
     #[test]

@@ -4,14 +4,16 @@
 //! One place, used by the sign-up (auto policies), the approval link, the operator's command
 //! line and the timer's retries. Each step records its result on the request (compare-and-swap)
 //! before the next begins, so a failure at any point resumes at that step: a guest is invited
-//! once, granted once ("already a member" counts as done) and mailed once.
+//! once, granted once ("already a member" counts as done) and mailed once (the invitation mail
+//! is recorded in the outbox with the request's completion).
 
 use time::{Duration, OffsetDateTime};
 
+use super::outbox;
 use super::Portal;
 use crate::adapters::graph::{GraphClient, InvitationRequest};
-use crate::adapters::mail::OutgoingMail;
-use crate::adapters::tables::StoreError;
+use crate::adapters::tables::{StoreError, TableName};
+use crate::core::outbox::{Letter, MailKind};
 use crate::core::policy::{admit, Admission, Policy};
 use crate::core::request::SignupRequest;
 use crate::store::audit::{self, AuditEntry};
@@ -224,7 +226,9 @@ pub async fn set_up_stored(
     )
     .await?;
 
-    // 4. Our own invitation mail (Graph drops custom text for app-sent invitations).
+    // 4. Our own invitation mail (Graph drops custom text for app-sent invitations), written
+    //    with the request's completion in one transaction: completed means mailed.
+    let mut letters = Vec::new();
     if !request.invitation_mailed {
         let mail = views::invitation_mail(
             &super::web::brand(portal),
@@ -232,42 +236,31 @@ pub async fn set_up_stored(
             &request.applicant.first_name,
             &redeem_url,
         );
-        let sent = portal
-            .mailer
-            .send(&OutgoingMail {
-                to: request.applicant.email.as_str().to_string(),
-                subject: mail.subject,
-                text: mail.text,
-                html: mail.html,
-            })
-            .await;
-        if let Err(e) = sent {
-            return fail(
-                portal,
-                request,
-                &etag,
-                format!("invitation mail: {e}"),
-                e.is_retryable(),
-                now,
-            )
-            .await;
-        }
+        letters.push(Letter::new(
+            MailKind::Invitation,
+            request.applicant.email.as_str(),
+            mail.subject,
+            mail.text,
+            mail.html,
+        ));
         request.invitation_mailed = true;
-        request.updated_at = now;
-        etag = match requests::save(&portal.store, &request, &etag).await {
-            Ok(e) => e,
-            Err(StoreError::Changed) => return Ok(SetupOutcome::TakenOver),
-            Err(e) => return Err(e),
-        };
     }
-
     request.setup_complete(now);
-    match requests::save(&portal.store, &request, &etag).await {
-        Ok(_) => {}
+    match outbox::record(
+        &portal.outbox,
+        TableName::Requests,
+        &request.id,
+        vec![requests::replace_write(&request, &etag)],
+        letters,
+        now,
+    )
+    .await
+    {
+        Ok((_, recorded)) => portal.outbox.send_soon(recorded),
         Err(StoreError::Changed) => return Ok(SetupOutcome::TakenOver),
         Err(e) => return Err(e),
     }
-    requests::release_address(&portal.store, &request.applicant.email).await?;
+    requests::release_address(&portal.store, &request.applicant.email, &request.id).await?;
     audit::record(
         &portal.store,
         AuditEntry::new(now, "portal", "request.completed")
@@ -315,7 +308,7 @@ async fn fail(
     }
     let gave_up = request.status == crate::core::request::RequestStatus::Failed;
     if gave_up {
-        requests::release_address(&portal.store, &request.applicant.email).await?;
+        requests::release_address(&portal.store, &request.applicant.email, &request.id).await?;
     }
     audit::record(
         &portal.store,

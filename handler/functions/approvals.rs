@@ -5,11 +5,12 @@
 use time::{Duration, OffsetDateTime};
 
 use super::access::{self, SetupOutcome};
+use super::outbox;
 use super::Portal;
 use crate::adapters::graph::GraphClient;
-use crate::adapters::mail::OutgoingMail;
-use crate::adapters::tables::StoreError;
+use crate::adapters::tables::{StoreError, TableName};
 use crate::core::email::EmailAddress;
+use crate::core::outbox::{Letter, LinkRecipe, MailKind};
 use crate::core::policy::Policy;
 use crate::core::request::{Decision, RequestStatus, SignupRequest, TransitionError};
 use crate::core::token::{new_nonce, TokenClaims, TokenPurpose};
@@ -84,152 +85,158 @@ pub fn format_date(t: OffsetDateTime) -> String {
     t.format(&f).unwrap_or_default()
 }
 
-/// Mails each approver of the current stage a personal link.
-async fn mail_approvers(
+/// A personal mail for each of `to`, with a link bound to the approver and the request's
+/// current stage (a forwarded link still names who may use it).
+pub fn approver_letters(
     portal: &Portal,
     request: &SignupRequest,
     policy: &Policy,
     to: &[EmailAddress],
     kind: ApproverMailKind,
-) -> usize {
+) -> Vec<Letter> {
     let expires = deadline(policy, request).unix_timestamp();
     let key = policy.key();
     let submitted = format_date(request.created_at);
     let summary = summary(request, &key, &submitted, stages(policy));
     let brand = super::web::brand(portal);
     let lang = portal.settings.portal.default_language;
-    let mut sent = 0;
-    for approver in to {
-        // Personal, stage-bound links: a forwarded link still names who may use it.
-        let token = portal.settings.portal.signing_keys.sign(&TokenClaims {
-            purpose: TokenPurpose::Decide,
-            request_id: request.id.clone(),
-            subject: approver.identity_key(),
-            stage: request.stage,
-            expires_at: expires,
-            nonce: new_nonce(),
-        });
-        let link = super::web::public_link(portal, "/api/approve", &token);
-        let mail = views::approver_mail(&brand, lang, &summary, &link, kind);
-        match portal
-            .mailer
-            .send(&OutgoingMail {
-                to: approver.as_str().to_string(),
-                subject: mail.subject,
-                text: mail.text,
-                html: mail.html,
-            })
-            .await
-        {
-            Ok(()) => sent += 1,
-            Err(e) => {
-                tracing::warn!(request_id = %request.id, approver = %approver.masked(), error = %e, "approver mail failed")
-            }
-        }
-    }
-    sent
+    let mail_kind = match kind {
+        ApproverMailKind::Request => MailKind::ApproverRequest,
+        ApproverMailKind::Reminder => MailKind::ApproverReminder,
+        ApproverMailKind::Escalation => MailKind::ApproverEscalation,
+    };
+    to.iter()
+        .map(|approver| {
+            let recipe = LinkRecipe::new(
+                &TokenClaims {
+                    purpose: TokenPurpose::Decide,
+                    request_id: request.id.clone(),
+                    subject: approver.identity_key(),
+                    stage: request.stage,
+                    expires_at: expires,
+                    nonce: new_nonce(),
+                },
+                false,
+            );
+            let mail = views::approver_mail(&brand, lang, &summary, &recipe.placeholder, kind);
+            Letter::new(
+                mail_kind,
+                approver.as_str(),
+                mail.subject,
+                mail.text,
+                mail.html,
+            )
+            .with_link(recipe)
+        })
+        .collect()
 }
 
-/// A verified request (or one that passed stage 1) needs its approvers asked.
-pub async fn ask(portal: &Portal, request_id: &str, now: OffsetDateTime) -> Result<(), StoreError> {
-    let Some(Stored { request, .. }) = requests::get(&portal.store, request_id).await? else {
-        return Ok(());
-    };
-    if request.status != RequestStatus::PendingApproval {
-        return Ok(());
-    }
-    let Some(policy) = policy_of(portal, &request).await? else {
-        tracing::warn!(
-            request_id,
-            "the request's policy is gone; the timer will expire it"
-        );
-        return Ok(());
-    };
-    let approvers = approvers_for(&policy, &request);
-    let sent = mail_approvers(
-        portal,
-        &request,
-        &policy,
-        &approvers,
-        ApproverMailKind::Request,
-    )
-    .await;
-    audit::record(
-        &portal.store,
-        AuditEntry::new(now, "portal", "approval.requested")
-            .request(&request.id)
-            .detail(format!(
-                "stage {}: {sent} of {} approvers mailed",
-                request.stage,
-                approvers.len()
-            )),
-    )
-    .await
-}
-
-/// Tells the requester the request was denied (once), and frees the address.
-pub async fn tell_denied(
-    portal: &Portal,
-    request_id: &str,
-    now: OffsetDateTime,
-) -> Result<(), StoreError> {
-    tell_outcome(portal, request_id, now, false).await
-}
-
-async fn tell_outcome(
-    portal: &Portal,
-    request_id: &str,
-    now: OffsetDateTime,
-    expired: bool,
-) -> Result<(), StoreError> {
-    let Some(Stored { mut request, etag }) = requests::get(&portal.store, request_id).await? else {
-        return Ok(());
-    };
-    requests::release_address(&portal.store, &request.applicant.email).await?;
-    if request.outcome_mailed
-        || !matches!(
-            request.status,
-            RequestStatus::Denied | RequestStatus::Expired
-        )
-    {
-        return Ok(());
-    }
+/// The requester's mail about a closed request: denied (with the reason if shared) or expired.
+pub fn outcome_letter(portal: &Portal, request: &SignupRequest) -> Letter {
     let brand = super::web::brand(portal);
     let lang = request.applicant.language;
-    let mail = if expired {
-        views::expired_mail(&brand, lang, &request.applicant.first_name)
+    let (kind, mail) = if request.status == RequestStatus::Expired {
+        (
+            MailKind::Expired,
+            views::expired_mail(&brand, lang, &request.applicant.first_name),
+        )
     } else {
         let reason = request
             .decision
             .as_ref()
             .filter(|d| d.share_reason)
             .and_then(|d| d.reason.as_deref());
-        views::denied_mail(&brand, lang, &request.applicant.first_name, reason)
+        (
+            MailKind::Denied,
+            views::denied_mail(&brand, lang, &request.applicant.first_name, reason),
+        )
     };
-    let sent = portal
-        .mailer
-        .send(&OutgoingMail {
-            to: request.applicant.email.as_str().to_string(),
-            subject: mail.subject,
-            text: mail.text,
-            html: mail.html,
-        })
-        .await;
-    match sent {
-        Ok(()) => {
-            request.outcome_mailed = true;
-            request.updated_at = now;
-            match requests::save(&portal.store, &request, &etag).await {
-                Ok(_) | Err(StoreError::Changed) => {}
-                Err(e) => return Err(e),
+    Letter::new(
+        kind,
+        request.applicant.email.as_str(),
+        mail.subject,
+        mail.text,
+        mail.html,
+    )
+}
+
+/// Writes a request whose change asks the approvers of its (new) stage, with their mails.
+/// `false` when someone else changed the request first (nothing written, nothing sent).
+pub async fn save_and_ask(
+    portal: &Portal,
+    request: &SignupRequest,
+    etag: &str,
+    policy: &Policy,
+    kind: ApproverMailKind,
+    to: &[EmailAddress],
+    now: OffsetDateTime,
+) -> Result<Option<String>, StoreError> {
+    let letters = approver_letters(portal, request, policy, to, kind);
+    let mailed = letters.len();
+    match outbox::record(
+        &portal.outbox,
+        TableName::Requests,
+        &request.id,
+        vec![requests::replace_write(request, etag)],
+        letters,
+        now,
+    )
+    .await
+    {
+        Ok((etags, recorded)) => {
+            portal.outbox.send_soon(recorded);
+            if kind == ApproverMailKind::Request {
+                audit::record(
+                    &portal.store,
+                    AuditEntry::new(now, "portal", "approval.requested")
+                        .request(&request.id)
+                        .detail(format!(
+                            "stage {}: {mailed} approvers mailed",
+                            request.stage
+                        )),
+                )
+                .await?;
             }
+            Ok(etags.into_iter().next())
         }
-        // The timer retries outcome mails of closed requests that were not sent.
-        Err(e) => {
-            tracing::warn!(request_id, error = %e, "outcome mail failed; the timer will retry")
-        }
+        Err(StoreError::Changed) => Ok(None),
+        Err(e) => Err(e),
     }
-    Ok(())
+}
+
+/// Writes a request that has just closed (denied or expired) with the requester's mail when
+/// they had proved the mailbox (an unproved address gets nothing: nobody asked for mail), and
+/// frees the address. `false` when someone else changed the request first.
+pub async fn save_closed(
+    portal: &Portal,
+    request: &mut SignupRequest,
+    etag: &str,
+    now: OffsetDateTime,
+) -> Result<bool, StoreError> {
+    let letters = if request.verified_at.is_some() {
+        request.outcome_mailed = true;
+        vec![outcome_letter(portal, request)]
+    } else {
+        Vec::new()
+    };
+    match outbox::record(
+        &portal.outbox,
+        TableName::Requests,
+        &request.id,
+        vec![requests::replace_write(request, etag)],
+        letters,
+        now,
+    )
+    .await
+    {
+        Ok((_, recorded)) => {
+            portal.outbox.send_soon(recorded);
+            requests::release_address(&portal.store, &request.applicant.email, &request.id).await?;
+            Ok(true)
+        }
+        Err(StoreError::Changed) => Ok(false),
+        Err(e) => Err(e),
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -271,7 +278,11 @@ pub async fn decide(
     actor: &str,
     now: OffsetDateTime,
 ) -> Result<DecideOutcome, StoreError> {
-    let Some(Stored { mut request, etag }) = requests::get(&portal.store, request_id).await? else {
+    let Some(Stored {
+        mut request,
+        mut etag,
+    }) = requests::get(&portal.store, request_id).await?
+    else {
         return Ok(DecideOutcome::NotFound);
     };
     if request.status != RequestStatus::PendingApproval {
@@ -300,24 +311,46 @@ pub async fn decide(
         Err(TransitionError::WrongState(_)) => return Ok(already(&request)),
     };
     // First decision wins: a concurrent decision makes this write fail, and the loser is
-    // shown the winner's decision.
-    let etag = match requests::save(&portal.store, &request, &etag).await {
-        Ok(etag) => etag,
-        Err(StoreError::Changed) => {
-            let current = requests::get(&portal.store, request_id).await?;
-            return Ok(match current {
-                Some(s)
-                    if s.request.stage != stage_decided
-                        && s.request.status == RequestStatus::PendingApproval =>
-                {
-                    DecideOutcome::StageMoved(Box::new(s.request))
-                }
-                Some(s) => already(&s.request),
-                None => DecideOutcome::NotFound,
-            });
+    // shown the winner's decision. The write carries what the decision causes: the next
+    // stage's mails, or the requester's refusal.
+    let written = if !final_decision {
+        let approvers = approvers_for(&policy, &request);
+        save_and_ask(
+            portal,
+            &request,
+            &etag,
+            &policy,
+            ApproverMailKind::Request,
+            &approvers,
+            now,
+        )
+        .await?
+        .is_some()
+    } else if approve {
+        match requests::save(&portal.store, &request, &etag).await {
+            Ok(new_etag) => {
+                etag = new_etag;
+                true
+            }
+            Err(StoreError::Changed) => false,
+            Err(e) => return Err(e),
         }
-        Err(e) => return Err(e),
+    } else {
+        save_closed(portal, &mut request, &etag, now).await?
     };
+    if !written {
+        let current = requests::get(&portal.store, request_id).await?;
+        return Ok(match current {
+            Some(s)
+                if s.request.stage != stage_decided
+                    && s.request.status == RequestStatus::PendingApproval =>
+            {
+                DecideOutcome::StageMoved(Box::new(s.request))
+            }
+            Some(s) => already(&s.request),
+            None => DecideOutcome::NotFound,
+        });
+    }
     audit::record(
         &portal.store,
         AuditEntry::new(
@@ -341,17 +374,13 @@ pub async fn decide(
         )),
     )
     .await?;
-    let setup = if !final_decision {
-        ask(portal, request_id, now).await?;
-        None
-    } else if approve {
+    let setup = if final_decision && approve {
         let stored = requests::Stored {
             request: request.clone(),
             etag,
         };
         Some(access::set_up_stored(portal, graph, stored, now).await?)
     } else {
-        tell_denied(portal, request_id, now).await?;
         None
     };
     Ok(DecideOutcome::Recorded {
@@ -380,16 +409,21 @@ fn already(request: &SignupRequest) -> DecideOutcome {
 /// What one pass of the timer did with requests, for its summary line.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct RequestSweep {
+    /// Submissions whose instance died before the policies looked at them.
+    pub submissions: u32,
     pub expired: u32,
     pub reminded: u32,
     pub escalated: u32,
     pub retried: u32,
     pub completed: u32,
     pub gave_up: u32,
-    pub mails_resent: u32,
 }
 
-/// The timer's work on open requests: expiry, reminders, escalation, and retrying setups.
+/// A submission younger than this is still being processed by the instance that took it.
+const SUBMISSION_GRACE: Duration = Duration::minutes(1);
+
+/// The timer's work on open requests: submissions left behind, expiry, reminders,
+/// escalation, and retrying setups.
 pub async fn sweep(
     portal: &Portal,
     graph: &GraphClient,
@@ -399,8 +433,17 @@ pub async fn sweep(
 ) -> Result<RequestSweep, StoreError> {
     let mut out = RequestSweep::default();
     let verification = Duration::hours(portal.settings.portal.verification_hours as i64);
-    for Stored { mut request, etag } in requests::open(&portal.store).await? {
+    for stored in requests::open(&portal.store).await? {
+        let Stored { mut request, etag } = stored.clone();
         match request.status {
+            RequestStatus::Submitted if now - request.created_at >= SUBMISSION_GRACE => {
+                log.push(format!("process submission {}", request.id));
+                if dry_run {
+                    continue;
+                }
+                super::signup::process(portal, stored, now).await?;
+                out.submissions += 1;
+            }
             RequestStatus::PendingVerification if now - request.created_at >= verification => {
                 log.push(format!("expire unverified request {}", request.id));
                 if dry_run {
@@ -444,15 +487,17 @@ pub async fn sweep(
                     }
                     request.escalated = true;
                     request.updated_at = now;
-                    if save_or_skip(portal, &request, &etag).await? {
-                        mail_approvers(
-                            portal,
-                            &request,
-                            &policy,
-                            &policy.fallback_approvers,
-                            ApproverMailKind::Escalation,
-                        )
-                        .await;
+                    let asked = save_and_ask(
+                        portal,
+                        &request,
+                        &etag,
+                        &policy,
+                        ApproverMailKind::Escalation,
+                        &policy.fallback_approvers,
+                        now,
+                    )
+                    .await?;
+                    if asked.is_some() {
                         audit::record(
                             &portal.store,
                             AuditEntry::new(now, "timer", "approval.escalated")
@@ -474,16 +519,18 @@ pub async fn sweep(
                     }
                     request.reminders_sent += 1;
                     request.updated_at = now;
-                    if save_or_skip(portal, &request, &etag).await? {
-                        let approvers = approvers_for(&policy, &request);
-                        mail_approvers(
-                            portal,
-                            &request,
-                            &policy,
-                            &approvers,
-                            ApproverMailKind::Reminder,
-                        )
-                        .await;
+                    let approvers = approvers_for(&policy, &request);
+                    let asked = save_and_ask(
+                        portal,
+                        &request,
+                        &etag,
+                        &policy,
+                        ApproverMailKind::Reminder,
+                        &approvers,
+                        now,
+                    )
+                    .await?;
+                    if asked.is_some() {
                         audit::record(
                             &portal.store,
                             AuditEntry::new(now, "timer", "approval.reminded").request(&request.id),
@@ -512,22 +559,6 @@ pub async fn sweep(
             _ => {}
         }
     }
-    // Outcome mails that failed when the request closed.
-    for status in [RequestStatus::Denied, RequestStatus::Expired] {
-        for r in requests::list(&portal.store, Some(status), None).await? {
-            if !r.outcome_mailed
-                && r.verified_at.is_some()
-                && now - r.updated_at < Duration::days(7)
-            {
-                if dry_run {
-                    log.push(format!("re-send outcome mail of request {}", r.id));
-                    continue;
-                }
-                tell_outcome(portal, &r.id, now, status == RequestStatus::Expired).await?;
-                out.mails_resent += 1;
-            }
-        }
-    }
     Ok(out)
 }
 
@@ -540,7 +571,7 @@ async fn expire(
     now: OffsetDateTime,
     why: &str,
 ) -> Result<bool, StoreError> {
-    if request.expire(now).is_err() || !save_or_skip(portal, &request, etag).await? {
+    if request.expire(now).is_err() || !save_closed(portal, &mut request, etag, now).await? {
         return Ok(false);
     }
     audit::record(
@@ -550,24 +581,5 @@ async fn expire(
             .detail(why),
     )
     .await?;
-    // An unverified address gets no mail: nobody proved it wanted one.
-    if request.verified_at.is_some() {
-        tell_outcome(portal, &request.id, now, true).await?;
-    } else {
-        requests::release_address(&portal.store, &request.applicant.email).await?;
-    }
     Ok(true)
-}
-
-async fn save_or_skip(
-    portal: &Portal,
-    request: &SignupRequest,
-    etag: &str,
-) -> Result<bool, StoreError> {
-    match requests::save(&portal.store, request, etag).await {
-        Ok(_) => Ok(true),
-        // Someone (a decision, another run) changed it meanwhile: theirs stands.
-        Err(StoreError::Changed) => Ok(false),
-        Err(e) => Err(e),
-    }
 }

@@ -8,6 +8,7 @@ pub mod access;
 pub mod approvals;
 pub mod approve;
 pub mod cleanup;
+pub mod outbox;
 pub mod signup;
 pub mod web;
 
@@ -28,6 +29,8 @@ pub struct Portal {
     pub store: TableStore,
     pub graph: GraphClient,
     pub mailer: Mailer,
+    /// Every mail goes through it: recorded with its cause, sent after the answer.
+    pub outbox: outbox::Outbox,
     policy_cache: Mutex<Option<(Instant, Arc<Vec<Policy>>)>>,
 }
 
@@ -84,11 +87,19 @@ impl Portal {
             credential,
         );
         let mailer = Mailer::new(&settings.mail)?;
+        let outbox = outbox::Outbox::new(
+            store.clone(),
+            mailer.clone(),
+            settings.portal.signing_keys.clone(),
+            &settings.portal.public_url,
+            settings.mail.timeout,
+        );
         Ok(Portal {
             settings,
             store,
             graph,
             mailer,
+            outbox,
             policy_cache: Mutex::new(None),
         })
     }

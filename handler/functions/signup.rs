@@ -14,18 +14,20 @@ use time::{Duration, OffsetDateTime};
 use warp::http::{header, Method, StatusCode};
 
 use super::access::{self, SetupOutcome};
+use super::outbox::{self, Recorded};
 use super::web::{self, brand, page, wants_json};
 use super::Portal;
-use crate::adapters::mail::OutgoingMail;
-use crate::adapters::tables::StoreError;
+use crate::adapters::tables::{StoreError, TableName};
 use crate::core::email::EmailAddress;
+use crate::core::outbox::{Letter, LinkRecipe, MailKind};
 use crate::core::policy::{admit, Admission, Language};
 use crate::core::request::{AfterVerification, Applicant, RequestStatus, SignupRequest};
 use crate::core::token::{new_nonce, TokenClaims, TokenError, TokenPurpose};
 use crate::host::request::{self, HttpRequest, Response};
 use crate::store::audit::{self, AuditEntry};
+use crate::store::demand::{self, Unadmitted};
 use crate::store::limits::{self, LimitKind};
-use crate::store::requests;
+use crate::store::requests::{self, Claim};
 use crate::views::{self, FieldErrors, FieldProblem, FormValues, LinkProblem};
 
 pub async fn handle(portal: &Arc<Portal>, req: HttpRequest) -> Response {
@@ -235,7 +237,7 @@ fn validate(
     }
 }
 
-async fn submit(portal: &Portal, req: &HttpRequest) -> Response {
+async fn submit(portal: &Arc<Portal>, req: &HttpRequest) -> Response {
     let pre_lang = web::language(portal, req, None);
     let submission = match parse_submission(req) {
         Parsed::Ok(s) => s,
@@ -301,10 +303,13 @@ enum Accepted {
     Limited(std::time::Duration),
 }
 
-/// Everything after validation. The answer is [`Accepted::CheckInbox`] whether or not the
-/// address is admitted, so the form cannot be used to probe policies.
+/// Everything after validation, up to the answer: the rate limits, then the submission
+/// recorded as it was typed. What the policies make of it happens after the answer
+/// ([`process`]), so the answer does the same storage work and takes the same time whether
+/// the domain is admitted, denied, unknown or the address already has an open request: the
+/// form cannot be used to probe policies or people, by its words or by its clock.
 async fn accept(
-    portal: &Portal,
+    portal: &Arc<Portal>,
     req: &HttpRequest,
     applicant: &Applicant,
 ) -> Result<Accepted, StoreError> {
@@ -319,16 +324,17 @@ async fn accept(
             return Ok(Accepted::Limited(wait));
         }
     }
+    // Per mailbox, not per spelling: `jane+1@`, `Jane+2@` ... are one inbox.
     if let Some(wait) = limits::hit(
         &portal.store,
         LimitKind::Address,
-        &email.identity_key(),
+        &email.mailbox_key(),
         limits.per_address,
         now,
     )
     .await?
     {
-        tracing::info!(address = %email.masked(), "sign-up refused: address over its limit");
+        tracing::info!(address = %email.masked(), "sign-up refused: mailbox over its limit");
         return Ok(Accepted::Limited(wait));
     }
     if let Some(wait) = limits::hit(
@@ -343,102 +349,228 @@ async fn accept(
         tracing::info!(domain = %email.domain().as_str(), "sign-up refused: domain over its limit");
         return Ok(Accepted::Limited(wait));
     }
-    let policies = portal.policies().await?;
-    match admit(&policies, email) {
-        Admission::Admitted(_) => {}
-        // No mail at all: no backscatter to addresses nobody admitted.
-        Admission::Denied(_) | Admission::NoMatch => {
-            tracing::info!(address = %email.masked(), "sign-up for an address no policy admits: no mail sent");
-            return Ok(Accepted::CheckInbox);
+    let request = SignupRequest::submitted(requests::new_id(), applicant.clone(), now);
+    let etag = requests::insert(&portal.store, &request).await?;
+    let portal = portal.clone();
+    tokio::spawn(async move {
+        let id = request.id.clone();
+        let stored = requests::Stored { request, etag };
+        if let Err(e) = process(&portal, stored, now).await {
+            // Recorded and not lost: the timer's sweep processes it again.
+            tracing::warn!(request_id = %id, error = %e, "processing a submission failed; the timer retries");
         }
-    }
-
-    let id = requests::new_id();
-    let request = match requests::claim_address(&portal.store, email, &id).await? {
-        None => {
-            let request = SignupRequest::new(id, applicant.clone(), now);
-            requests::insert(&portal.store, &request).await?;
-            audit::record(
-                &portal.store,
-                AuditEntry::new(now, "requester", "request.submitted")
-                    .request(&request.id)
-                    .detail(email.masked()),
-            )
-            .await?;
-            request
-        }
-        Some(existing) => match requests::get(&portal.store, &existing).await? {
-            // Still waiting for the mailbox proof: send the link again (the per-address limit
-            // above bounds how often).
-            Some(s) if s.request.status == RequestStatus::PendingVerification => s.request,
-            // Already verified and in progress: nothing to send, same answer.
-            Some(s) if !s.request.status.is_closed() => {
-                tracing::info!(request_id = %s.request.id, "repeat sign-up while a request is open");
-                return Ok(Accepted::CheckInbox);
-            }
-            // The claim is stale (its request closed or was never written): start afresh.
-            _ => {
-                let request = SignupRequest::new(id, applicant.clone(), now);
-                requests::insert(&portal.store, &request).await?;
-                requests::take_over_claim(&portal.store, email, &request.id).await?;
-                audit::record(
-                    &portal.store,
-                    AuditEntry::new(now, "requester", "request.submitted")
-                        .request(&request.id)
-                        .detail(email.masked()),
-                )
-                .await?;
-                request
-            }
-        },
-    };
-    send_verification(portal, &request, now).await;
+    });
     Ok(Accepted::CheckInbox)
 }
 
-/// Mails the verification link. A failure is logged, not shown: the partner's answer must not
-/// differ by domain, and submitting again (or the next mail) re-sends.
-pub async fn send_verification(
+/// What the policies make of a recorded submission: right after the partner's answer, or by
+/// the timer's sweep when the instance died first. Safe to run twice or concurrently: each
+/// step is an insert or a compare-and-swap, and the mail it causes is written with it.
+///
+/// - No policy admits the address: the domain's demand is counted (no personal data) and the
+///   submission is deleted. No mail: nobody admitted it (no backscatter).
+/// - Admitted, no open request: the submission becomes the request, waiting for the mailbox
+///   proof, with its verification mail.
+/// - Admitted, a request for the address waits for its proof: this submission is kept beside
+///   it with a verification mail of its own, whose link confirms *these* details (so whoever
+///   typed the address first cannot put their name on the real person's request).
+/// - Admitted, a request for the address is further along: nothing to send.
+pub async fn process(
     portal: &Portal,
-    request: &SignupRequest,
+    submission: requests::Stored,
     now: OffsetDateTime,
-) -> bool {
-    let hours = portal.settings.portal.verification_hours;
-    let token = portal.settings.portal.signing_keys.sign(&TokenClaims {
-        purpose: TokenPurpose::Verify,
-        request_id: request.id.clone(),
-        subject: request.applicant.email.identity_key(),
-        stage: 0,
-        expires_at: (now + Duration::hours(hours as i64)).unix_timestamp(),
-        nonce: new_nonce(),
-    });
-    let link = web::public_link(portal, "/api/signup/verify", &token);
-    let mail = views::verification_mail(
-        &brand(portal),
-        request.applicant.language,
-        &request.applicant.first_name,
-        &link,
-        hours,
-    );
-    match portal
-        .mailer
-        .send(&OutgoingMail {
-            to: request.applicant.email.as_str().to_string(),
-            subject: mail.subject,
-            text: mail.text,
-            html: mail.html,
-        })
-        .await
-    {
-        Ok(()) => {
-            tracing::info!(request_id = %request.id, address = %request.applicant.email.masked(), "verification mail sent");
-            true
-        }
-        Err(e) => {
-            tracing::warn!(request_id = %request.id, error = %e, "verification mail failed; a new submission re-sends it");
-            false
+) -> Result<(), StoreError> {
+    if submission.request.status != RequestStatus::Submitted {
+        return Ok(());
+    }
+    let email = submission.request.applicant.email.clone();
+    let policies = portal.policies().await?;
+    let unadmitted = match admit(&policies, &email) {
+        Admission::Admitted(_) => None,
+        Admission::Denied(_) => Some(Unadmitted::Denied),
+        Admission::NoMatch => Some(Unadmitted::NoPolicy),
+    };
+    if let Some(why) = unadmitted {
+        tracing::info!(request_id = %submission.request.id, domain = %email.domain().as_str(), "submission no policy admits: counted as demand, no mail");
+        demand::count(
+            &portal.store,
+            email.domain().as_str(),
+            why,
+            &submission.request.id,
+            now,
+        )
+        .await?;
+        return requests::discard(&portal.store, &submission)
+            .await
+            .or_else(ignore_changed);
+    }
+    for _ in 0..3 {
+        match requests::claim_address(&portal.store, &email, &submission.request.id).await? {
+            Claim::Ours => return first_submission(portal, submission, now).await,
+            Claim::Held { request_id, etag } => {
+                let open = requests::get(&portal.store, &request_id).await?;
+                match open.map(|s| s.request) {
+                    Some(open)
+                        if matches!(
+                            open.status,
+                            RequestStatus::Submitted | RequestStatus::PendingVerification
+                        ) =>
+                    {
+                        return later_submission(portal, &open, submission, now).await;
+                    }
+                    Some(open) if !open.status.is_closed() => {
+                        tracing::info!(request_id = %open.id, "repeat sign-up while a request is open");
+                        return requests::discard(&portal.store, &submission)
+                            .await
+                            .or_else(ignore_changed);
+                    }
+                    // The claim is stale (its request closed or never got written): take it
+                    // over, unless someone else just did; then look again.
+                    _ => {
+                        if requests::take_over_claim(
+                            &portal.store,
+                            &email,
+                            &submission.request.id,
+                            &etag,
+                        )
+                        .await?
+                        {
+                            return first_submission(portal, submission, now).await;
+                        }
+                    }
+                }
+            }
         }
     }
+    Err(StoreError::Unavailable(
+        "the address's claim kept changing".into(),
+    ))
+}
+
+fn ignore_changed(e: StoreError) -> Result<(), StoreError> {
+    match e {
+        StoreError::Changed => Ok(()),
+        e => Err(e),
+    }
+}
+
+/// The submission becomes the address's request: waiting for the proof, with its mail.
+async fn first_submission(
+    portal: &Portal,
+    submission: requests::Stored,
+    now: OffsetDateTime,
+) -> Result<(), StoreError> {
+    let requests::Stored { mut request, etag } = submission;
+    if request.await_verification(now).is_err() {
+        return Ok(());
+    }
+    let letter = verification_letter(portal, &request.id, &request.id, &request.applicant, now);
+    let recorded = match outbox::record(
+        &portal.outbox,
+        TableName::Requests,
+        &request.id,
+        vec![requests::replace_write(&request, &etag)],
+        vec![letter],
+        now,
+    )
+    .await
+    {
+        Ok((_, recorded)) => recorded,
+        // Processed meanwhile by another instance (the sweep): theirs stands.
+        Err(StoreError::Changed) => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    audit::record(
+        &portal.store,
+        AuditEntry::new(now, "requester", "request.submitted")
+            .request(&request.id)
+            .detail(request.applicant.email.masked()),
+    )
+    .await?;
+    portal.outbox.send_now(recorded).await;
+    Ok(())
+}
+
+/// Another submission for an address whose request still waits for its proof.
+async fn later_submission(
+    portal: &Portal,
+    open: &SignupRequest,
+    submission: requests::Stored,
+    now: OffsetDateTime,
+) -> Result<(), StoreError> {
+    let applicant = &submission.request.applicant;
+    let letter = verification_letter(portal, &open.id, &submission.request.id, applicant, now);
+    let recorded = match outbox::record(
+        &portal.outbox,
+        TableName::Requests,
+        &open.id,
+        vec![requests::submission_write(
+            &open.id,
+            &submission.request.id,
+            applicant,
+            now,
+        )],
+        vec![letter],
+        now,
+    )
+    .await
+    {
+        Ok((_, recorded)) => recorded,
+        // Recorded by an earlier attempt at this submission; only the clean-up is left.
+        Err(StoreError::AlreadyExists) => Recorded::none(),
+        Err(e) => return Err(e),
+    };
+    requests::discard(&portal.store, &submission)
+        .await
+        .or_else(ignore_changed)?;
+    if !recorded.is_empty() {
+        audit::record(
+            &portal.store,
+            AuditEntry::new(now, "requester", "request.submitted_again")
+                .request(&open.id)
+                .detail(applicant.email.masked()),
+        )
+        .await?;
+        portal.outbox.send_now(recorded).await;
+    }
+    Ok(())
+}
+
+/// The verification mail for `submission_id` of request `request_id`: its link names the
+/// submission (the token's nonce), valid for `PORTAL_VERIFICATION_HOURS`.
+fn verification_letter(
+    portal: &Portal,
+    request_id: &str,
+    submission_id: &str,
+    applicant: &Applicant,
+    now: OffsetDateTime,
+) -> Letter {
+    let hours = portal.settings.portal.verification_hours;
+    let claims = TokenClaims {
+        purpose: TokenPurpose::Verify,
+        request_id: request_id.to_string(),
+        subject: applicant.email.identity_key(),
+        stage: 0,
+        expires_at: (now + Duration::hours(hours as i64)).unix_timestamp(),
+        nonce: requests::submission_nonce(submission_id).unwrap_or_else(new_nonce),
+    };
+    let recipe = LinkRecipe::new(&claims, true);
+    let mail = views::verification_mail(
+        &brand(portal),
+        applicant.language,
+        &applicant.first_name,
+        &recipe.placeholder,
+        hours,
+    );
+    Letter::new(
+        MailKind::Verification,
+        applicant.email.as_str(),
+        mail.subject,
+        mail.text,
+        mail.html,
+    )
+    .with_id(submission_id)
+    .with_link(recipe)
 }
 
 /// A field of a posted form (first value wins), or of a JSON body.
@@ -539,21 +671,29 @@ async fn verified(
     now: OffsetDateTime,
 ) -> Result<Response, StoreError> {
     let brand = brand(portal);
-    let Some(stored) = requests::get(&portal.store, &claims.request_id).await? else {
-        return Ok(page(
+    let invalid = |lang: Language| {
+        Ok(page(
             StatusCode::BAD_REQUEST,
-            views::link_problem(&brand, chosen.unwrap_or_default(), LinkProblem::Invalid),
-        ));
+            views::link_problem(&brand, lang, LinkProblem::Invalid),
+        ))
+    };
+    // The link names the submission whose details it confirms (its nonce): the details typed
+    // by whoever sent *this* link to the mailbox, not by whoever typed the address first.
+    let submission_id = requests::submission_id(&claims.nonce);
+    let Some((stored, submission)) =
+        requests::get_with_submission(&portal.store, &claims.request_id, &submission_id).await?
+    else {
+        return invalid(chosen.unwrap_or_default());
     };
     let mut request = stored.request;
     let lang = chosen.unwrap_or(request.applicant.language);
     // The token names the address it was sent to; a token for another request's address is
     // a forgery or a bug, never a reason to act.
-    if request.applicant.email.identity_key() != claims.subject {
-        return Ok(page(
-            StatusCode::BAD_REQUEST,
-            views::link_problem(&brand, lang, LinkProblem::Invalid),
-        ));
+    let Some(applicant) = submission.filter(|a| a.email.identity_key() == claims.subject) else {
+        return invalid(lang);
+    };
+    if request.status == RequestStatus::PendingVerification {
+        request.applicant = applicant;
     }
     let policies = portal.policies().await?;
     let admitted = match admit(&policies, &request.applicant.email) {
@@ -570,16 +710,46 @@ async fn verified(
             ));
         }
     };
-    // The compare-and-swap that makes the link single-use: of two clicks racing, one wins.
-    let etag = match requests::save(&portal.store, &request, &stored.etag).await {
-        Ok(etag) => etag,
-        Err(StoreError::Changed) => {
-            return Ok(page(
-                StatusCode::CONFLICT,
-                views::link_problem(&brand, lang, LinkProblem::AlreadyUsed),
-            ));
+    // The compare-and-swap that makes the link single-use: of two clicks racing, one wins. It
+    // carries what the verification causes (approvers' mails, or the refusal).
+    let etag = &stored.etag;
+    let written = match next {
+        AfterVerification::Invite => match requests::save(&portal.store, &request, etag).await {
+            Ok(etag) => Some(etag),
+            Err(StoreError::Changed) => None,
+            Err(e) => return Err(e),
+        },
+        AfterVerification::AskApprovers => {
+            let policy = policies
+                .iter()
+                .find(|p| Some(p.key()) == request.policy_key)
+                .cloned();
+            match policy {
+                Some(policy) => {
+                    let approvers = super::approvals::approvers_for(&policy, &request);
+                    super::approvals::save_and_ask(
+                        portal,
+                        &request,
+                        etag,
+                        &policy,
+                        views::ApproverMailKind::Request,
+                        &approvers,
+                        now,
+                    )
+                    .await?
+                }
+                None => None,
+            }
         }
-        Err(e) => return Err(e),
+        AfterVerification::Deny => super::approvals::save_closed(portal, &mut request, etag, now)
+            .await?
+            .then(String::new),
+    };
+    let Some(etag) = written else {
+        return Ok(page(
+            StatusCode::CONFLICT,
+            views::link_problem(&brand, lang, LinkProblem::AlreadyUsed),
+        ));
     };
     audit::record(
         &portal.store,
@@ -604,13 +774,9 @@ async fn verified(
             }
         }
         AfterVerification::AskApprovers => {
-            super::approvals::ask(portal, &request.id, now).await?;
             page(StatusCode::OK, views::awaiting_approval(&brand, lang))
         }
-        AfterVerification::Deny => {
-            super::approvals::tell_denied(portal, &request.id, now).await?;
-            page(StatusCode::OK, views::request_closed(&brand, lang))
-        }
+        AfterVerification::Deny => page(StatusCode::OK, views::request_closed(&brand, lang)),
     };
     Ok(res)
 }

@@ -492,6 +492,38 @@ pub async fn clear(store: &TableStore, job: &str) -> Result<(), StoreError> {
     Ok(())
 }
 
+// --- cadence -------------------------------------------------------------------------------
+
+/// When a job last finished a whole pass (host time), kept apart from its checkpoint so
+/// clearing a finished plan keeps it.
+pub async fn last_pass(
+    store: &TableStore,
+    job: &str,
+) -> Result<Option<OffsetDateTime>, StoreError> {
+    let Some(row) = store
+        .get(TableName::Jobs, &format!("{job}-passes"), "last")
+        .await?
+    else {
+        return Ok(None);
+    };
+    store.decode(TableName::Jobs, &row, |r| r.time("At"))
+}
+
+pub async fn record_pass(
+    store: &TableStore,
+    job: &str,
+    at: OffsetDateTime,
+) -> Result<(), StoreError> {
+    let mut row = Row::new(format!("{job}-passes"), "last");
+    row.set("At", format_time(at));
+    store.upsert(TableName::Jobs, &row).await.map(|_| ())
+}
+
+/// Whether a run of `job` stopped halfway and left a checkpoint to resume.
+pub async fn in_progress(store: &TableStore, job: &str) -> Result<bool, StoreError> {
+    Ok(store.get(TableName::Jobs, job, CHECKPOINT).await?.is_some())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,13 +4,14 @@
 use time::OffsetDateTime;
 
 use super::{key_hash, Row, StoreError, TableName, TableStore};
-use crate::adapters::tables::{format_time, odata_eq};
+use crate::adapters::tables::{format_time, odata_eq, Write};
 use crate::core::email::EmailAddress;
 use crate::core::policy::{Language, PolicyAction};
 use crate::core::request::{Applicant, Decision, RequestStatus, SignupRequest};
 
 const REQUEST_ROW: &str = "request";
 const OPEN_ROW: &str = "open";
+const SUBMISSION_PREFIX: &str = "submission-";
 
 /// A request as read, with the ETag that a later write must match.
 #[derive(Debug, Clone)]
@@ -19,18 +20,38 @@ pub struct Stored {
     pub etag: String,
 }
 
-pub fn to_row(r: &SignupRequest) -> Row {
-    let a = &r.applicant;
-    let mut row = Row::new(&r.id, REQUEST_ROW);
-    row.set("Status", r.status.as_str())
-        .set("Email", a.email.as_str())
+fn set_applicant(row: &mut Row, a: &Applicant) {
+    row.set("Email", a.email.as_str())
         .set("Domain", a.email.domain().as_str())
         .set("FirstName", a.first_name.clone())
         .set("LastName", a.last_name.clone())
         .set("Organisation", a.organisation.clone())
         .set_opt("Justification", a.justification.clone())
-        .set("Language", a.language.as_str())
-        .set("CreatedAt", format_time(r.created_at))
+        .set("Language", a.language.as_str());
+}
+
+fn applicant(row: &Row) -> Result<Applicant, String> {
+    let email =
+        EmailAddress::parse(row.str("Email")?).map_err(|e| format!("property Email: {e}"))?;
+    let language: Language = row
+        .str("Language")?
+        .parse()
+        .map_err(|_| "property Language should be en or sv".to_string())?;
+    Ok(Applicant {
+        email,
+        first_name: row.str("FirstName")?.to_string(),
+        last_name: row.str("LastName")?.to_string(),
+        organisation: row.opt_str("Organisation")?.unwrap_or("").to_string(),
+        justification: row.opt_str("Justification")?.map(str::to_string),
+        language,
+    })
+}
+
+pub fn to_row(r: &SignupRequest) -> Row {
+    let mut row = Row::new(&r.id, REQUEST_ROW);
+    row.set("Status", r.status.as_str());
+    set_applicant(&mut row, &r.applicant);
+    row.set("CreatedAt", format_time(r.created_at))
         .set("UpdatedAt", format_time(r.updated_at))
         .set_time("VerifiedAt", r.verified_at)
         .set_opt("PolicyKey", r.policy_key.clone())
@@ -62,12 +83,6 @@ pub fn to_row(r: &SignupRequest) -> Row {
 }
 
 pub fn from_row(row: &Row) -> Result<SignupRequest, String> {
-    let email =
-        EmailAddress::parse(row.str("Email")?).map_err(|e| format!("property Email: {e}"))?;
-    let language: Language = row
-        .str("Language")?
-        .parse()
-        .map_err(|_| "property Language should be en or sv".to_string())?;
     let status: RequestStatus = row.str("Status")?.parse()?;
     let action = match row.opt_str("Action")? {
         None => None,
@@ -91,14 +106,7 @@ pub fn from_row(row: &Row) -> Result<SignupRequest, String> {
     Ok(SignupRequest {
         id: row.partition_key.clone(),
         status,
-        applicant: Applicant {
-            email,
-            first_name: row.str("FirstName")?.to_string(),
-            last_name: row.str("LastName")?.to_string(),
-            organisation: row.opt_str("Organisation")?.unwrap_or("").to_string(),
-            justification: row.opt_str("Justification")?.map(str::to_string),
-            language,
-        },
+        applicant: applicant(row)?,
         created_at: row
             .time("CreatedAt")?
             .ok_or("property CreatedAt is missing")?,
@@ -134,8 +142,7 @@ pub fn new_id() -> String {
 }
 
 pub async fn get(store: &TableStore, id: &str) -> Result<Option<Stored>, StoreError> {
-    if id.is_empty() || id.len() > 64 || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-    {
+    if !valid_id(id) {
         return Ok(None);
     }
     match store.get(TableName::Requests, id, REQUEST_ROW).await? {
@@ -148,6 +155,88 @@ pub async fn get(store: &TableStore, id: &str) -> Result<Option<Stored>, StoreEr
             }))
         }
     }
+}
+
+/// The insert of a new request, for a transaction with what it causes.
+pub fn insert_write(request: &SignupRequest) -> Write {
+    Write::Insert(to_row(request))
+}
+
+/// The compare-and-swap of a request, for a transaction with what it causes.
+pub fn replace_write(request: &SignupRequest, etag: &str) -> Write {
+    Write::Replace(to_row(request), etag.to_string())
+}
+
+// --- submissions -------------------------------------------------------------------------
+
+/// The 16 random bytes behind a submission id, which the verification link carries as its
+/// nonce: the link names the submission whose details it confirms.
+pub fn submission_nonce(submission_id: &str) -> Option<[u8; 16]> {
+    <[u8; 16]>::try_from(hex::decode(submission_id).ok()?).ok()
+}
+
+pub fn submission_id(nonce: &[u8; 16]) -> String {
+    hex::encode(nonce)
+}
+
+/// A later submission for an address whose request still waits for its mailbox proof: kept
+/// beside the request, so the link sent for it confirms these details and no others.
+pub fn submission_write(
+    request_id: &str,
+    submission_id: &str,
+    a: &Applicant,
+    now: OffsetDateTime,
+) -> Write {
+    let mut row = Row::new(request_id, format!("{SUBMISSION_PREFIX}{submission_id}"));
+    set_applicant(&mut row, a);
+    row.set("CreatedAt", format_time(now));
+    Write::Insert(row)
+}
+
+/// The request and, when the link names a later submission, that submission's details (one
+/// round trip: both are in the request's partition). `Ok(None)` when the request is gone;
+/// `Some((stored, None))` when the named submission is not there.
+pub async fn get_with_submission(
+    store: &TableStore,
+    id: &str,
+    submission_id: &str,
+) -> Result<Option<(Stored, Option<Applicant>)>, StoreError> {
+    if submission_id == id {
+        return Ok(get(store, id).await?.map(|s| {
+            let a = s.request.applicant.clone();
+            (s, Some(a))
+        }));
+    }
+    if !valid_id(id) || !valid_id(submission_id) {
+        return Ok(None);
+    }
+    let filter = format!(
+        "{} and ({} or {})",
+        odata_eq("PartitionKey", id),
+        odata_eq("RowKey", REQUEST_ROW),
+        odata_eq("RowKey", &format!("{SUBMISSION_PREFIX}{submission_id}"))
+    );
+    let rows = store.query(TableName::Requests, Some(filter)).await?;
+    let Some(request_row) = rows.iter().find(|r| r.row_key == REQUEST_ROW) else {
+        return Ok(None);
+    };
+    let request = store.decode(TableName::Requests, request_row, from_row)?;
+    let submission = rows
+        .iter()
+        .find(|r| r.row_key != REQUEST_ROW)
+        .map(|r| store.decode(TableName::Requests, r, applicant))
+        .transpose()?;
+    Ok(Some((
+        Stored {
+            request,
+            etag: request_row.etag.clone().unwrap_or_default(),
+        },
+        submission,
+    )))
+}
+
+fn valid_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 64 && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
 }
 
 pub async fn insert(store: &TableStore, request: &SignupRequest) -> Result<String, StoreError> {
@@ -166,9 +255,28 @@ pub async fn save(
         .await
 }
 
+/// Deletes a request with everything in its partition (later submissions, mails).
 pub async fn delete(store: &TableStore, id: &str) -> Result<(), StoreError> {
+    if !valid_id(id) {
+        return Ok(());
+    }
+    for row in store.partition(TableName::Requests, id).await? {
+        store
+            .delete(TableName::Requests, id, &row.row_key, None)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Deletes a submission nobody admitted, if it is still as it was read.
+pub async fn discard(store: &TableStore, stored: &Stored) -> Result<(), StoreError> {
     store
-        .delete(TableName::Requests, id, REQUEST_ROW, None)
+        .delete(
+            TableName::Requests,
+            &stored.request.id,
+            REQUEST_ROW,
+            Some(&stored.etag),
+        )
         .await
 }
 
@@ -199,6 +307,7 @@ pub async fn open(store: &TableStore) -> Result<Vec<Stored>, StoreError> {
     let filter = format!(
         "RowKey eq '{REQUEST_ROW}' and ({})",
         [
+            RequestStatus::Submitted,
             RequestStatus::PendingVerification,
             RequestStatus::PendingApproval,
             RequestStatus::Approved,
@@ -247,50 +356,95 @@ fn open_key(email: &EmailAddress) -> String {
     format!("open-{}", key_hash(&email.identity_key()))
 }
 
-/// Claims the address for `request_id`. Returns `Ok(None)` when claimed, or the id of the
-/// request that already holds it.
+/// Who holds an address's claim.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// The request asking holds it (newly, or from an earlier attempt at the same request).
+    Ours,
+    /// Another request holds it; `etag` is the claim's, for a take-over by compare-and-swap.
+    Held { request_id: String, etag: String },
+}
+
+async fn read_claim(
+    store: &TableStore,
+    email: &EmailAddress,
+) -> Result<Option<(String, String)>, StoreError> {
+    let Some(row) = store
+        .get(TableName::Requests, &open_key(email), OPEN_ROW)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let holder = store.decode(TableName::Requests, &row, |r| {
+        r.str("RequestId").map(str::to_string)
+    })?;
+    Ok(Some((holder, row.etag.unwrap_or_default())))
+}
+
+/// Claims the address for `request_id`: one open request per address, decided by insert.
 pub async fn claim_address(
     store: &TableStore,
     email: &EmailAddress,
     request_id: &str,
-) -> Result<Option<String>, StoreError> {
+) -> Result<Claim, StoreError> {
     let mut row = Row::new(open_key(email), OPEN_ROW);
     row.set("RequestId", request_id);
-    match store.insert(TableName::Requests, &row).await {
-        Ok(_) => Ok(None),
-        Err(StoreError::AlreadyExists) => {
-            let existing = store
-                .get(TableName::Requests, &open_key(email), OPEN_ROW)
-                .await?;
-            match existing {
-                Some(r) => Ok(Some(store.decode(TableName::Requests, &r, |r| {
-                    r.str("RequestId").map(str::to_string)
-                })?)),
-                // Released in between: try once more.
-                None => match store.insert(TableName::Requests, &row).await {
-                    Ok(_) => Ok(None),
-                    Err(e) => Err(e),
-                },
-            }
+    for _ in 0..3 {
+        match store.insert(TableName::Requests, &row).await {
+            Ok(_) => return Ok(Claim::Ours),
+            Err(StoreError::AlreadyExists) => match read_claim(store, email).await? {
+                Some((holder, _)) if holder == request_id => return Ok(Claim::Ours),
+                Some((holder, etag)) => {
+                    return Ok(Claim::Held {
+                        request_id: holder,
+                        etag,
+                    })
+                }
+                // Released in between: try again.
+                None => continue,
+            },
+            Err(e) => return Err(e),
         }
-        Err(e) => Err(e),
     }
+    Err(StoreError::Unavailable(
+        "the address's claim kept changing".into(),
+    ))
 }
 
-/// Moves a stale claim (its request closed or missing) to a new request.
+/// Moves a stale claim (its request closed or missing) to `request_id`, only if it is still
+/// the claim that was read: of two take-overs racing, one wins and the other sees `false`.
 pub async fn take_over_claim(
     store: &TableStore,
     email: &EmailAddress,
     request_id: &str,
-) -> Result<(), StoreError> {
+    etag: &str,
+) -> Result<bool, StoreError> {
     let mut row = Row::new(open_key(email), OPEN_ROW);
     row.set("RequestId", request_id);
-    store.upsert(TableName::Requests, &row).await.map(|_| ())
+    match store.replace(TableName::Requests, &row, etag).await {
+        Ok(_) => Ok(true),
+        Err(StoreError::Changed) => Ok(false),
+        Err(e) => Err(e),
+    }
 }
 
-/// Frees the address once its request is closed, so the partner can ask again later.
-pub async fn release_address(store: &TableStore, email: &EmailAddress) -> Result<(), StoreError> {
-    store
-        .delete(TableName::Requests, &open_key(email), OPEN_ROW, None)
-        .await
+/// Frees the address once `request_id` is closed, so the partner can ask again later. A
+/// claim that meanwhile belongs to a newer request is left alone.
+pub async fn release_address(
+    store: &TableStore,
+    email: &EmailAddress,
+    request_id: &str,
+) -> Result<(), StoreError> {
+    match read_claim(store, email).await? {
+        Some((holder, etag)) if holder == request_id => {
+            match store
+                .delete(TableName::Requests, &open_key(email), OPEN_ROW, Some(&etag))
+                .await
+            {
+                Ok(()) | Err(StoreError::Changed) => Ok(()),
+                Err(e) => Err(e),
+            }
+        }
+        _ => Ok(()),
+    }
 }

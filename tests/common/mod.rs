@@ -314,6 +314,26 @@ impl Platform {
         read_mails(&services().maildir)
     }
 
+    /// Waits for the newest mail to `address` that `wanted` accepts: mail leaves after the
+    /// answer (through the outbox), so a test looks until it arrives or 10 s pass.
+    pub async fn wait_for_mail(&self, address: &str, wanted: impl Fn(&Mail) -> bool) -> Mail {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(m) = self.mails_to(address).into_iter().rev().find(&wanted) {
+                return m;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no such mail to {address} within 10 s; it has {:?}",
+                self.mails_to(address)
+                    .iter()
+                    .map(|m| &m.subject)
+                    .collect::<Vec<_>>()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Waits until `address` has at least `n` mails.
     pub async fn wait_for_mails(&self, address: &str, n: usize) -> Vec<Mail> {
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -663,6 +683,33 @@ pub async fn requests_for(
         .into_iter()
         .filter(|r| r.applicant.email.as_str() == email)
         .collect()
+}
+
+/// Every mail in this test's outbox (sent or not), oldest first.
+pub async fn outbox(platform: &Platform) -> Vec<b2b_signup::store::outbox::StoredMail> {
+    b2b_signup::store::outbox::list(&platform.store(), &signing_keys(), None)
+        .await
+        .unwrap()
+}
+
+/// Waits until the policies have looked at every submission for `email` (they do right after
+/// the answer) and returns its requests.
+pub async fn settled_requests(
+    platform: &Platform,
+    email: &str,
+) -> Vec<b2b_signup::core::request::SignupRequest> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let all = requests_for(platform, email).await;
+        if all
+            .iter()
+            .all(|r| r.status != b2b_signup::core::request::RequestStatus::Submitted)
+            || Instant::now() > deadline
+        {
+            return all;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 pub fn signing_keys() -> b2b_signup::core::token::SigningKeys {

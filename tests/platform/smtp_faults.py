@@ -16,3 +16,10 @@ class PermFail:
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         return "550 5.1.1 No such user here"
+
+
+class PermFailNamed:
+    """Refuses the recipient for good, quoting the address back as many servers do."""
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        return f"550 5.1.1 <{address}>: Recipient address rejected: User unknown"

@@ -538,6 +538,7 @@ async fn mail_and_advance(
             subject: mail.subject,
             text: mail.text,
             html: mail.html,
+            message_id: None,
         })
         .await
     {

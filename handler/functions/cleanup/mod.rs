@@ -117,15 +117,26 @@ pub async fn invoke(portal: &Arc<Portal>, req: HttpRequest) -> Response {
     )
 }
 
-/// One pass of every job, as the timer runs it. `dry_run` (or `CLEANUP_DRY_RUN`) only
-/// reports. Returns the summary line.
+/// Which jobs a run does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cadence {
+    /// The timer's tick (every few minutes): mail and requests every time; the directory
+    /// cleanup and the purges when `CLEANUP_DIRECTORY_INTERVAL_MINUTES` have passed since the
+    /// last whole pass, or when a pass stopped halfway.
+    Tick,
+    /// Everything now (an operator asked).
+    Everything,
+}
+
+/// One tick of the timer. `dry_run` (or `CLEANUP_DRY_RUN`) only reports. Returns the summary
+/// line.
 pub async fn run(
     portal: &Portal,
     now: OffsetDateTime,
     dry_run: bool,
     logs: &mut Vec<String>,
 ) -> Result<String, String> {
-    run_as(portal, now, dry_run, "timer", logs).await
+    run_as(portal, now, dry_run, "timer", Cadence::Tick, logs).await
 }
 
 /// [`run`], with the audit trail naming `actor` (`operator` from the command line).
@@ -134,6 +145,7 @@ pub async fn run_as(
     now: OffsetDateTime,
     dry_run: bool,
     actor: &str,
+    cadence: Cadence,
     logs: &mut Vec<String>,
 ) -> Result<String, String> {
     let dry_run = dry_run || portal.settings.cleanup.dry_run;
@@ -144,6 +156,14 @@ pub async fn run_as(
     } else {
         "cleanup"
     };
+
+    // Mail first, and outside the lease: a long directory pass must not hold up a partner's
+    // verification mail, and each mail is taken by compare-and-swap anyway.
+    let mail = portal
+        .outbox
+        .sweep(now, dry_run)
+        .await
+        .map_err(|e| format!("mail: {e}"))?;
 
     // A dry run writes nothing, so it cannot double-act and takes no lease.
     let lease = if dry_run {
@@ -184,30 +204,49 @@ pub async fn run_as(
         logs,
         action_lines: 0,
     };
-    let result = run.all_jobs().await;
+    let directory = match cadence {
+        Cadence::Everything => true,
+        Cadence::Tick => {
+            dry_run
+                || run
+                    .directory_due()
+                    .await
+                    .map_err(|e| format!("reading the job's cadence: {e}"))?
+        }
+    };
+    let result = run.all_jobs(directory).await;
     if let Some(lease) = run.lease.take() {
         if let Err(e) = jobs::release_lease(&portal.store, &lease).await {
             // It expires by itself within LEASE_TTL.
             tracing::warn!(error = %e, "could not release the cleanup lease");
         }
     }
-    let (requests, purged, guests) = result?;
+    let (requests, directory) = result?;
     if run.action_lines > MAX_ACTION_LINES {
         run.logs.push(format!(
             "... and {} more actions (see the audit trail)",
             run.action_lines - MAX_ACTION_LINES
         ));
     }
+    // What the run itself recorded (reminders, outcomes) is on its way before it answers.
+    portal.outbox.idle().await;
+    let directory = match directory {
+        Some((purged, guests)) => format!("purged {purged}; {}", guests.summary(dry_run)),
+        None => format!(
+            "guests and purges not due (every {} minutes)",
+            portal.settings.cleanup.directory_interval.whole_minutes()
+        ),
+    };
     Ok(format!(
-        "{title}: requests expired {}, reminded {}, escalated {}, retried {} ({} completed, {} gave up), outcome mails re-sent {}, purged {purged}; {}",
+        "{title}: {}; submissions processed {}, requests expired {}, reminded {}, escalated {}, retried {} ({} completed, {} gave up); {directory}",
+        mail.summary(dry_run),
+        requests.submissions,
         requests.expired,
         requests.reminded,
         requests.escalated,
         requests.retried,
         requests.completed,
         requests.gave_up,
-        requests.mails_resent,
-        guests.summary(dry_run),
     ))
 }
 
@@ -331,19 +370,79 @@ struct Ctx<'a> {
 }
 
 impl Run<'_> {
+    /// The requests every tick; the purges and the guests when `directory` is due.
     async fn all_jobs(
         &mut self,
-    ) -> Result<(super::approvals::RequestSweep, u32, GuestReport), String> {
+        directory: bool,
+    ) -> Result<(super::approvals::RequestSweep, Option<(u32, GuestReport)>), String> {
         let requests =
             super::approvals::sweep(self.portal, &self.graph, self.now, self.dry_run, self.logs)
                 .await
                 .map_err(|e| format!("requests: {e}"))?;
-        let purged = self
-            .purge_requests()
-            .await
-            .map_err(|e| format!("purging closed requests: {e}"))?;
+        if !directory {
+            return Ok((requests, None));
+        }
+        let purged = self.purge().await.map_err(|e| format!("purging: {e}"))?;
         let guests = self.guests().await?;
-        Ok((requests, purged, guests))
+        // A pass paused by the time budget resumes at the next tick; one that finished (or
+        // stopped at the cap, which only an admin can lift) waits for the interval.
+        let store = &self.portal.store;
+        let paused = jobs::in_progress(store, JOB)
+            .await
+            .map_err(|e| format!("reading the checkpoint: {e}"))?;
+        if !self.dry_run && !paused {
+            jobs::record_pass(store, JOB, self.now)
+                .await
+                .map_err(|e| format!("recording the pass: {e}"))?;
+        }
+        Ok((requests, Some((purged, guests))))
+    }
+
+    /// Whether the directory cleanup and the purges are due at this tick.
+    async fn directory_due(&self) -> Result<bool, StoreError> {
+        let store = &self.portal.store;
+        if jobs::in_progress(store, JOB).await? {
+            return Ok(true);
+        }
+        Ok(match jobs::last_pass(store, JOB).await? {
+            None => true,
+            // A pass "in the future" is a clock that jumped (or a row someone wrote): never a
+            // reason to stop cleaning up.
+            Some(last) => {
+                last > self.now
+                    || self.now - last >= self.portal.settings.cleanup.directory_interval
+            }
+        })
+    }
+
+    /// Everything kept only for a while: closed requests' personal data, sent mail, demand
+    /// of domains not seen for a long time.
+    async fn purge(&mut self) -> Result<u32, StoreError> {
+        let mut purged = self.purge_requests().await?;
+        if self.dry_run {
+            return Ok(purged);
+        }
+        let settings = &self.portal.settings.cleanup;
+        let mail_days = Duration::days(i64::from(settings.mail_retention_days));
+        let mails = crate::store::outbox::purge(
+            &self.portal.store,
+            self.portal.outbox.keys(),
+            self.now - mail_days,
+            self.now - mail_days * 4,
+        )
+        .await?;
+        if mails > 0 {
+            self.tell(format!(
+                "purged {mails} sent or long-dead mails from the outbox"
+            ));
+        }
+        let demand = crate::store::demand::purge(
+            &self.portal.store,
+            self.now - Duration::days(i64::from(settings.demand_retention_days)),
+        )
+        .await?;
+        purged += mails + demand;
+        Ok(purged)
     }
 
     fn tell(&mut self, line: String) {
