@@ -33,7 +33,7 @@ fn assert_security_headers(resp: &reqwest::Response, what: &str) {
         "{what}: no script allowed at all: {csp}"
     );
     assert_eq!(h["x-content-type-options"], "nosniff", "{what}");
-    assert_eq!(h["referrer-policy"], "no-referrer", "{what}");
+    assert_eq!(h["referrer-policy"], "same-origin", "{what}");
     assert_eq!(h["cache-control"], "no-store", "{what}");
 }
 

@@ -129,6 +129,29 @@ pub fn self_path(req: &HttpRequest) -> String {
     format!("{}?{}", req.path, query)
 }
 
+/// Whether a state-changing POST comes from the portal's own pages. Browsers send `Origin` on
+/// every cross-site POST, so a decision forged by another site's form carries that site's
+/// origin (or `null`) and is refused. No `Origin` at all is a client that is not a browser
+/// page, which a cross-site forgery cannot be.
+pub fn same_origin(portal: &Portal, req: &HttpRequest) -> bool {
+    let Some(origin) = req.header("origin") else {
+        return true;
+    };
+    let ours = portal.settings.portal.public_url.origin();
+    match url::Url::parse(origin.trim()) {
+        Ok(theirs) => theirs.origin() == ours,
+        Err(_) => false,
+    }
+}
+
+/// The answer to a POST from another site's page.
+pub fn cross_site(portal: &Portal, req: &HttpRequest, lang: Language) -> Response {
+    tracing::info!("refused a POST from another origin");
+    let mut res = error(portal, req, lang, views::ErrorKind::BadRequest);
+    *res.status_mut() = StatusCode::FORBIDDEN;
+    res
+}
+
 /// A link for mail, always from the configured public URL, never from the Host header.
 pub fn public_link(portal: &Portal, path: &str, token: &str) -> String {
     let base = portal

@@ -44,27 +44,58 @@ impl HttpRequest {
         })
     }
 
-    /// The caller's IP as the Functions front end reports it. Azure's front ends append the
-    /// real client to `X-Forwarded-For`; the left-most entry can be forged by the client, so
-    /// we take the right-most one, which our own front end wrote. `X-Azure-ClientIP` (set by
-    /// Front Door / App Service) wins when present.
-    pub fn client_ip(&self) -> Option<String> {
-        if let Some(ip) = self.header("x-azure-clientip") {
-            return Some(strip_port(ip.trim()).to_string());
-        }
-        // Repeated header fields form one comma-separated list (RFC 9110 §5.3).
-        let forwarded = self
-            .headers
-            .get_all("x-forwarded-for")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .collect::<Vec<_>>()
-            .join(",");
-        forwarded
-            .rsplit(',')
-            .map(str::trim)
-            .find(|s| !s.is_empty())
-            .map(|s| strip_port(s).to_string())
+    /// The key the per-client rate limit counts under: the caller's IP as the platform saw
+    /// it, with IPv6 clients bucketed by their /64 (one customer line holds a whole /64, so
+    /// per-address counting would let one machine rotate through 2^64 "clients").
+    ///
+    /// Whose word is taken: App Service's front end *appends* the address it accepted the
+    /// connection from to `X-Forwarded-For`, so the right-most entry is the platform's and
+    /// everything left of it is whatever the client sent. Any other header (`X-Azure-ClientIP`,
+    /// `X-Real-IP`, ...) is the client's to invent unless a trusted proxy in front writes it,
+    /// so it is used only when `trusted_header` (the setting `PORTAL_CLIENT_IP_HEADER`) names
+    /// it, as for a deployment behind Front Door.
+    pub fn client_key(&self, trusted_header: Option<&str>) -> Option<String> {
+        let raw = match trusted_header {
+            Some(name) => self
+                .headers
+                .get_all(name)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .next_back()
+                .map(|v| v.rsplit(',').next().unwrap_or(v).trim().to_string()),
+            None => {
+                // Repeated header fields form one comma-separated list (RFC 9110 §5.3).
+                let forwarded = self
+                    .headers
+                    .get_all("x-forwarded-for")
+                    .iter()
+                    .filter_map(|v| v.to_str().ok())
+                    .collect::<Vec<_>>()
+                    .join(",");
+                forwarded
+                    .rsplit(',')
+                    .map(str::trim)
+                    .find(|s| !s.is_empty())
+                    .map(str::to_string)
+            }
+        }?;
+        let ip: std::net::IpAddr = strip_port(&raw).parse().ok()?;
+        Some(rate_key(ip))
+    }
+}
+
+/// IPv4 addresses as they are; IPv6 as their /64 network (an IPv4-mapped one as its IPv4).
+fn rate_key(ip: std::net::IpAddr) -> String {
+    match ip {
+        std::net::IpAddr::V4(v4) => v4.to_string(),
+        std::net::IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                let net = std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0);
+                format!("{net}/64")
+            }
+        },
     }
 }
 
@@ -79,8 +110,8 @@ fn strip_port(ip: &str) -> &str {
     }
 }
 
-/// Headers every page carries: no inline script, no framing, no sniffing, no referrer (token
-/// pages must not leak their URL to anything they link to), nothing cached.
+/// Headers every page carries: no inline script, no framing, no sniffing, no referrer to other
+/// sites (token pages must not leak their URL to anything they link to), nothing cached.
 pub fn page_headers(headers: &mut HeaderMap) {
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
@@ -93,9 +124,13 @@ pub fn page_headers(headers: &mut HeaderMap) {
         HeaderValue::from_static("nosniff"),
     );
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    // `same-origin`: a token page's address never reaches another site (the links out, to
+    // Microsoft's redeem page or the terms, carry no Referer), while the page's own form posts
+    // still carry their Origin. `no-referrer` would make browsers send `Origin: null` on them,
+    // indistinguishable from a post forged by another site.
     headers.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        HeaderValue::from_static("same-origin"),
     );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
 }
@@ -188,25 +223,51 @@ mod tests {
     }
 
     #[test]
-    fn client_ip_takes_the_hop_our_front_end_wrote() {
+    fn the_client_is_the_hop_the_platform_wrote() {
         let r = with_headers(&[("x-forwarded-for", "6.6.6.6, 203.0.113.7:51234")]);
-        assert_eq!(r.client_ip().as_deref(), Some("203.0.113.7"));
+        assert_eq!(r.client_key(None).as_deref(), Some("203.0.113.7"));
         let mut r = with_headers(&[("x-forwarded-for", "6.6.6.6")]);
         r.headers
             .append("x-forwarded-for", HeaderValue::from_static("192.0.2.4"));
         assert_eq!(
-            r.client_ip().as_deref(),
+            r.client_key(None).as_deref(),
             Some("192.0.2.4"),
             "the last field's last hop"
         );
-        let r = with_headers(&[("x-forwarded-for", "2001:db8::1")]);
-        assert_eq!(r.client_ip().as_deref(), Some("2001:db8::1"));
+        assert_eq!(with_headers(&[]).client_key(None), None);
+        assert_eq!(
+            with_headers(&[("x-forwarded-for", "not-an-ip")]).client_key(None),
+            None
+        );
+    }
+
+    #[test]
+    fn headers_a_client_can_send_count_only_when_a_setting_trusts_them() {
         let r = with_headers(&[
-            ("x-forwarded-for", "1.1.1.1"),
-            ("x-azure-clientip", "198.51.100.2"),
+            ("x-forwarded-for", "198.51.100.9"),
+            ("x-azure-clientip", "203.0.113.77"),
         ]);
-        assert_eq!(r.client_ip().as_deref(), Some("198.51.100.2"));
-        assert_eq!(with_headers(&[]).client_ip(), None);
+        assert_eq!(r.client_key(None).as_deref(), Some("198.51.100.9"));
+        assert_eq!(
+            r.client_key(Some("x-azure-clientip")).as_deref(),
+            Some("203.0.113.77")
+        );
+        // Trusted but absent: no key (the limit then counts nothing rather than a guess).
+        let r = with_headers(&[("x-forwarded-for", "198.51.100.9")]);
+        assert_eq!(r.client_key(Some("x-azure-clientip")), None);
+    }
+
+    #[test]
+    fn ipv6_clients_count_by_their_64() {
+        for (raw, key) in [
+            ("2001:db8:1:2::1", "2001:db8:1:2::/64"),
+            ("2001:db8:1:2:ffff:eeee:dddd:cccc", "2001:db8:1:2::/64"),
+            ("[2001:db8:1:3::9]:443", "2001:db8:1:3::/64"),
+            ("::ffff:192.0.2.1", "192.0.2.1"),
+        ] {
+            let r = with_headers(&[("x-forwarded-for", raw)]);
+            assert_eq!(r.client_key(None).as_deref(), Some(key), "{raw}");
+        }
     }
 
     #[test]

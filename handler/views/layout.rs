@@ -142,7 +142,7 @@ pub(crate) fn page(brand: &Brand, lang: Language, page: &Page) -> String {
 <meta charset=\"utf-8\">\n\
 <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
 <meta name=\"robots\" content=\"noindex, nofollow\">\n\
-<meta name=\"referrer\" content=\"no-referrer\">\n\
+<meta name=\"referrer\" content=\"same-origin\">\n\
 <title>{title}</title>\n\
 <style>:root{{--accent:{accent};--on-accent:{on_accent}}}\n{STYLE}</style>\n\
 </head>\n\
