@@ -385,6 +385,16 @@ impl EmailAddress {
     }
 }
 
+/// Whether two addresses (as identity keys or typed) reach the same person: the same mailbox,
+/// whatever their case or `+tags`. Text that is not an address (`policy`, `operator`) is the
+/// same person only as the same word.
+pub fn same_person(a: &str, b: &str) -> bool {
+    match (EmailAddress::parse(a), EmailAddress::parse(b)) {
+        (Ok(a), Ok(b)) => a.mailbox_key() == b.mailbox_key(),
+        _ => a.eq_ignore_ascii_case(b),
+    }
+}
+
 /// `text` with every address-like run (`local@domain`) replaced by its masked form, for error
 /// messages from outside that end up in logs and records: SMTP servers and Graph quote the
 /// address they refuse (`550 5.1.1 <bob@contoso.com>: unknown user`). What is not a valid
@@ -415,6 +425,15 @@ pub fn mask_addresses(text: &str) -> String {
         }
         if start == i || end == i + 1 {
             i += 1;
+            continue;
+        }
+        // Already masked (`sha256:<12 hex>@domain`): leave it, so masking twice changes nothing.
+        let local = &text[start..i];
+        if text[..start].ends_with("sha256:")
+            && local.len() == 12
+            && local.bytes().all(|b| b.is_ascii_hexdigit())
+        {
+            i = end;
             continue;
         }
         out.push_str(&text[copied..start]);
@@ -1322,5 +1341,20 @@ mod tests {
             assert_eq!(mask_addresses(plain), plain);
         }
         assert!(!mask_addresses("450 try later for Jane.Doe+x@partner.example").contains("Jane"));
+        let once = mask_addresses("550 <bob@contoso.com> refused");
+        assert_eq!(mask_addresses(&once), once, "masking twice changes nothing");
+    }
+
+    #[test]
+    fn one_person_behind_case_and_tags() {
+        assert!(same_person(
+            "boss@contoso.com",
+            "Boss+approvals@Contoso.com"
+        ));
+        assert!(same_person("ada+1@partner.example", "ADA@partner.example"));
+        assert!(!same_person("ada@partner.example", "ada@other.example"));
+        assert!(!same_person("ada@partner.example", "adam@partner.example"));
+        assert!(same_person("policy", "Policy"));
+        assert!(!same_person("policy", "ada@partner.example"));
     }
 }

@@ -17,7 +17,7 @@
 use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
 
-use super::email::EmailAddress;
+use super::email::{same_person, EmailAddress};
 use super::policy::{Language, PolicyAction};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -143,6 +143,9 @@ pub struct SignupRequest {
     pub action: Option<PolicyAction>,
     /// Approval stage: 1 or 2 (0 before approval).
     pub stage: u8,
+    /// When the current stage began (the mailbox proof for stage 1, the stage-1 approval for
+    /// stage 2): reminders and escalation count from here, so a second stage gets its own time.
+    pub stage_started_at: Option<OffsetDateTime>,
     pub stage_one_approved_by: Option<String>,
     pub decision: Option<Decision>,
     pub reminders_sent: u32,
@@ -166,6 +169,8 @@ pub enum TransitionError {
     WrongState(RequestStatus),
     /// An approver may not decide their own request.
     SelfApproval,
+    /// The second stage must be someone other than whoever approved the first.
+    SamePersonTwice,
 }
 
 impl std::fmt::Display for TransitionError {
@@ -174,6 +179,9 @@ impl std::fmt::Display for TransitionError {
             TransitionError::WrongState(s) => write!(f, "the request is {s}"),
             TransitionError::SelfApproval => {
                 f.write_str("an approver cannot decide their own request")
+            }
+            TransitionError::SamePersonTwice => {
+                f.write_str("the second stage needs a different person from the first")
             }
         }
     }
@@ -202,6 +210,7 @@ impl SignupRequest {
             policy_key: None,
             action: None,
             stage: 0,
+            stage_started_at: None,
             stage_one_approved_by: None,
             decision: None,
             reminders_sent: 0,
@@ -274,6 +283,7 @@ impl SignupRequest {
             AfterVerification::AskApprovers => {
                 self.status = RequestStatus::PendingApproval;
                 self.stage = 1;
+                self.stage_started_at = Some(now);
             }
             AfterVerification::Deny => {
                 self.status = RequestStatus::Denied;
@@ -325,15 +335,22 @@ impl SignupRequest {
         if self.status != RequestStatus::PendingApproval {
             return Err(TransitionError::WrongState(self.status));
         }
-        if decision
-            .by
-            .eq_ignore_ascii_case(&self.applicant.email.identity_key())
-        {
+        // One person is one mailbox: an alias (`+tag`, other case) is the same person.
+        if same_person(&decision.by, self.applicant.email.as_str()) {
             return Err(TransitionError::SelfApproval);
+        }
+        if self.stage == 2
+            && self
+                .stage_one_approved_by
+                .as_deref()
+                .is_some_and(|first| same_person(first, &decision.by))
+        {
+            return Err(TransitionError::SamePersonTwice);
         }
         self.updated_at = decision.at;
         if decision.approve && two_stages && self.stage == 1 {
             self.stage = 2;
+            self.stage_started_at = Some(decision.at);
             self.stage_one_approved_by = Some(decision.by);
             self.reminders_sent = 0;
             self.escalated = false;
@@ -547,6 +564,43 @@ mod tests {
             Ok(true)
         );
         assert_eq!(r.status, RequestStatus::Denied);
+    }
+
+    #[test]
+    fn aliases_are_the_same_person_for_self_approval_and_for_both_stages() {
+        let mut r = request();
+        r.verify(
+            Some(("p", PolicyAction::Approve)),
+            datetime!(2026-11-01 11:00 UTC),
+        )
+        .unwrap();
+        assert_eq!(r.stage_started_at, Some(datetime!(2026-11-01 11:00 UTC)));
+        assert_eq!(
+            r.decide(decision(true, "Ada+boss@partner.example"), true),
+            Err(TransitionError::SelfApproval)
+        );
+        assert_eq!(
+            r.decide(decision(true, "sponsor@corp.example"), true),
+            Ok(false)
+        );
+        assert_eq!(r.stage_started_at, Some(datetime!(2026-11-02 10:00 UTC)));
+        let before = r.clone();
+        for same in ["sponsor@corp.example", "Sponsor+2@corp.example"] {
+            assert_eq!(
+                r.decide(decision(true, same), true),
+                Err(TransitionError::SamePersonTwice)
+            );
+            assert_eq!(
+                r.decide(decision(false, same), true),
+                Err(TransitionError::SamePersonTwice),
+                "nor deny in the second stage"
+            );
+        }
+        assert_eq!(r, before);
+        assert_eq!(
+            r.decide(decision(true, "ciso@corp.example"), true),
+            Ok(true)
+        );
     }
 
     #[test]

@@ -9,7 +9,7 @@ use super::outbox;
 use super::Portal;
 use crate::adapters::graph::GraphClient;
 use crate::adapters::tables::{StoreError, TableName};
-use crate::core::email::EmailAddress;
+use crate::core::email::{same_person, EmailAddress};
 use crate::core::outbox::{Letter, LinkRecipe, MailKind};
 use crate::core::policy::Policy;
 use crate::core::request::{Decision, RequestStatus, SignupRequest, TransitionError};
@@ -28,21 +28,57 @@ async fn policy_of(portal: &Portal, request: &SignupRequest) -> Result<Option<Po
 }
 
 /// Who may decide the request's current stage: the stage's approvers, plus the fallback
-/// approvers once the request was escalated.
+/// approvers once the request was escalated; never the requester, and at the second stage
+/// never whoever approved the first (one person is one mailbox, aliases included).
 pub fn approvers_for(policy: &Policy, request: &SignupRequest) -> Vec<EmailAddress> {
-    let mut list = if request.stage >= 2 {
+    approvers_of_stage(policy, request, request.stage, request.escalated)
+}
+
+fn approvers_of_stage(
+    policy: &Policy,
+    request: &SignupRequest,
+    stage: u8,
+    with_fallback: bool,
+) -> Vec<EmailAddress> {
+    let mut list = if stage >= 2 {
         policy.second_stage_approvers.clone()
     } else {
         policy.approvers.clone()
     };
-    if request.escalated {
+    if with_fallback {
         for a in &policy.fallback_approvers {
-            if !list.contains(a) {
+            if !list.iter().any(|l| l.identity_key() == a.identity_key()) {
                 list.push(a.clone());
             }
         }
     }
+    let approved_first = (stage >= 2)
+        .then_some(request.stage_one_approved_by.as_deref())
+        .flatten();
+    list.retain(|a| {
+        let is_requester = same_person(a.as_str(), request.applicant.email.as_str());
+        let approved_first = approved_first.is_some_and(|first| same_person(first, a.as_str()));
+        !is_requester && !approved_first
+    });
     list
+}
+
+/// The fallback approvers an escalation of the current stage mails: never the requester, and
+/// at the second stage never whoever approved the first.
+pub fn fallback_for(policy: &Policy, request: &SignupRequest) -> Vec<EmailAddress> {
+    let mut stage_only = policy.clone();
+    stage_only.approvers.clear();
+    stage_only.second_stage_approvers.clear();
+    approvers_of_stage(&stage_only, request, request.stage, true)
+}
+
+/// Whether the person a link names (its subject, an identity key) may still use it: one of
+/// the approvers the policy names *now* for the link's stage (fallback approvers included).
+/// A removed approver's link shows nothing of the request any more.
+pub fn may_use_link(policy: &Policy, request: &SignupRequest, subject: &str, stage: u8) -> bool {
+    approvers_of_stage(policy, request, stage, true)
+        .iter()
+        .any(|a| a.identity_key() == subject)
 }
 
 pub fn stages(policy: &Policy) -> u8 {
@@ -285,16 +321,32 @@ pub async fn decide(
     else {
         return Ok(DecideOutcome::NotFound);
     };
+    if same_person(approver.as_str(), request.applicant.email.as_str()) {
+        return Ok(DecideOutcome::OwnRequest);
+    }
+    // Who asks comes first: someone the policy no longer names learns nothing of the request,
+    // not even that it was decided.
+    let Some(policy) = policy_of(portal, &request).await? else {
+        return Ok(DecideOutcome::NotAnApprover);
+    };
+    if !may_use_link(
+        &policy,
+        &request,
+        &approver.identity_key(),
+        stage.unwrap_or(request.stage),
+    ) {
+        return Ok(DecideOutcome::NotAnApprover);
+    }
     if request.status != RequestStatus::PendingApproval {
         return Ok(already(&request));
     }
     if stage.is_some_and(|s| s != request.stage) {
         return Ok(DecideOutcome::StageMoved(Box::new(request)));
     }
-    let Some(policy) = policy_of(portal, &request).await? else {
-        return Ok(DecideOutcome::NotAnApprover);
-    };
-    if !approvers_for(&policy, &request).contains(approver) {
+    if !approvers_for(&policy, &request)
+        .iter()
+        .any(|a| a.identity_key() == approver.identity_key())
+    {
         return Ok(DecideOutcome::NotAnApprover);
     }
     let decision = Decision {
@@ -308,6 +360,7 @@ pub async fn decide(
     let final_decision = match request.decide(decision, stages(&policy) == 2) {
         Ok(f) => f,
         Err(TransitionError::SelfApproval) => return Ok(DecideOutcome::OwnRequest),
+        Err(TransitionError::SamePersonTwice) => return Ok(DecideOutcome::NotAnApprover),
         Err(TransitionError::WrongState(_)) => return Ok(already(&request)),
     };
     // First decision wins: a concurrent decision makes this write fail, and the loser is
@@ -465,7 +518,12 @@ pub async fn sweep(
                     }
                     continue;
                 };
-                let age = now - request.verified_at.unwrap_or(request.created_at);
+                // Reminders and escalation count from the start of the current stage.
+                let age = now
+                    - request
+                        .stage_started_at
+                        .or(request.verified_at)
+                        .unwrap_or(request.created_at);
                 if now >= deadline(&policy, &request) {
                     log.push(format!(
                         "expire request {} (approval window of {} days over)",
@@ -493,7 +551,7 @@ pub async fn sweep(
                         &etag,
                         &policy,
                         ApproverMailKind::Escalation,
-                        &policy.fallback_approvers,
+                        &fallback_for(&policy, &request),
                         now,
                     )
                     .await?;

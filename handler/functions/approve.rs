@@ -7,13 +7,12 @@
 
 use std::sync::Arc;
 
-use base64::Engine;
 use warp::http::{Method, StatusCode};
 
 use super::approvals::{self, DecideOutcome};
 use super::web::{self, brand, page};
 use super::Portal;
-use crate::core::email::EmailAddress;
+use crate::core::email::{same_person, EmailAddress};
 use crate::core::policy::Language;
 use crate::core::request::RequestStatus;
 use crate::core::token::{TokenClaims, TokenError, TokenPurpose};
@@ -46,7 +45,7 @@ fn lang(portal: &Portal, req: &HttpRequest) -> Language {
 
 /// Checks the token and, when the hardening option is on, that the signed-in principal is the
 /// approver the token names.
-fn authorise(
+async fn authorise(
     portal: &Portal,
     req: &HttpRequest,
     l: Language,
@@ -74,51 +73,57 @@ fn authorise(
         return invalid(LinkProblem::Invalid);
     };
     if portal.settings.portal.approvers_must_sign_in {
-        let signed_in = principal_name(req);
-        let matches = signed_in
-            .as_deref()
-            .and_then(|n| EmailAddress::parse(n).ok())
-            .is_some_and(|p| p.identity_key() == approver.identity_key());
-        if !matches {
-            tracing::info!(
-                "approval refused: the signed-in principal is not the approver the link names"
-            );
-            return Err(Box::new(page(
-                StatusCode::FORBIDDEN,
-                views::sign_in_required(&brand(portal), l),
-            )));
+        match signed_in_as_approver(portal, req, &approver).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::info!(
+                    "approval refused: the signed-in principal is not the approver the link names"
+                );
+                return Err(Box::new(page(
+                    StatusCode::FORBIDDEN,
+                    views::sign_in_required(&brand(portal), l),
+                )));
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not look the approver up in the directory");
+                return Err(Box::new(web::unavailable(
+                    portal,
+                    req,
+                    l,
+                    &crate::adapters::tables::StoreError::Unavailable(
+                        "the directory could not be asked".into(),
+                    ),
+                )));
+            }
         }
     }
     Ok((claims, approver))
 }
 
-/// The signed-in user as App Service Authentication reports it. The platform strips these
-/// headers from incoming requests and sets them itself, so they can be trusted only when
-/// authentication is on, which is exactly when this is asked.
-fn principal_name(req: &HttpRequest) -> Option<String> {
-    if let Some(encoded) = req.header("x-ms-client-principal") {
-        let decoded = base64::engine::general_purpose::STANDARD
-            .decode(encoded.trim())
-            .ok()?;
-        let v: serde_json::Value = serde_json::from_slice(&decoded).ok()?;
-        let claims = v["claims"].as_array()?;
-        for wanted in [
-            "preferred_username",
-            "email",
-            "upn",
-            "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/upn",
-        ] {
-            if let Some(c) = claims.iter().find(|c| c["typ"].as_str() == Some(wanted)) {
-                return c["val"].as_str().map(str::to_string);
-            }
-        }
-    }
-    req.header("x-ms-client-principal-name").map(str::to_string)
+/// Whether the principal App Service Authentication signed in is the approver, by object id:
+/// the id the platform puts in `X-MS-CLIENT-PRINCIPAL-ID` against the id the directory gives
+/// the approver's address. Names (`preferred_username`) are mutable and not compared. The
+/// platform strips these headers from incoming requests and sets them itself; the handler
+/// refuses to start with this option unless the platform says Authentication is on.
+async fn signed_in_as_approver(
+    portal: &Portal,
+    req: &HttpRequest,
+    approver: &EmailAddress,
+) -> Result<bool, crate::adapters::graph::GraphError> {
+    let Some(principal) = req
+        .header("x-ms-client-principal-id")
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+    else {
+        return Ok(false);
+    };
+    let expected = portal.graph.find_user_by_mail(approver.as_str()).await?;
+    Ok(expected.is_some_and(|id| id.eq_ignore_ascii_case(principal)))
 }
 
 async fn show(portal: &Portal, req: &HttpRequest) -> Response {
     let l = lang(portal, req);
-    let (claims, _approver) = match authorise(portal, req, l, req.query_param("token")) {
+    let (claims, _approver) = match authorise(portal, req, l, req.query_param("token")).await {
         Ok(x) => x,
         Err(res) => return *res,
     };
@@ -133,24 +138,31 @@ async fn show(portal: &Portal, req: &HttpRequest) -> Response {
         Err(e) => return web::unavailable(portal, req, l, &e),
     };
     let r = &stored.request;
-    if r.status != RequestStatus::PendingApproval || r.stage != claims.stage {
-        return already_page(portal, l, r);
-    }
-    if r.applicant.email.identity_key() == claims.subject {
+    let key = r.policy_key.clone().unwrap_or_default();
+    let policy = match portal.policies().await {
+        Ok(p) => p.iter().find(|p| p.key() == key).cloned(),
+        Err(e) => return web::unavailable(portal, req, l, &e),
+    };
+    if same_person(r.applicant.email.as_str(), &claims.subject) {
         return page(
             StatusCode::FORBIDDEN,
             views::cannot_decide_own(&brand(portal), l),
         );
     }
-    let key = r.policy_key.clone().unwrap_or_default();
-    let stages = match portal.policies().await {
-        Ok(p) => p
-            .iter()
-            .find(|p| p.key() == key)
-            .map(approvals::stages)
-            .unwrap_or(1),
-        Err(e) => return web::unavailable(portal, req, l, &e),
+    // A link whose holder can no longer decide (removed from the policy, or the policy is
+    // gone) shows nothing of the request: the same answer as a link that was never valid.
+    let Some(policy) =
+        policy.filter(|p| approvals::may_use_link(p, r, &claims.subject, claims.stage))
+    else {
+        return page(
+            StatusCode::BAD_REQUEST,
+            views::link_problem(&brand(portal), l, LinkProblem::Invalid),
+        );
     };
+    if r.status != RequestStatus::PendingApproval || r.stage != claims.stage {
+        return already_page(portal, l, r);
+    }
+    let stages = approvals::stages(&policy);
     let submitted = approvals::format_date(r.created_at);
     let summary = approvals::summary(r, &key, &submitted, stages);
     let token = req.query_param("token").unwrap_or_default();
@@ -181,6 +193,9 @@ fn already_page(portal: &Portal, l: Language, r: &crate::core::request::SignupRe
 
 async fn submit(portal: &Portal, req: &HttpRequest) -> Response {
     let l = lang(portal, req);
+    if !web::same_origin(portal, req) {
+        return web::cross_site(portal, req, l);
+    }
     if req.content_type().as_deref() != Some("application/x-www-form-urlencoded") {
         return web::error(portal, req, l, views::ErrorKind::UnsupportedType);
     }
@@ -195,7 +210,7 @@ async fn submit(portal: &Portal, req: &HttpRequest) -> Response {
     }
     // The page's own language field keeps the approver's choice across the POST.
     let l = web::language(portal, req, fields.get("lang").map(String::as_str));
-    let (claims, approver) = match authorise(portal, req, l, fields.get("token").cloned()) {
+    let (claims, approver) = match authorise(portal, req, l, fields.get("token").cloned()).await {
         Ok(x) => x,
         Err(res) => return *res,
     };
@@ -276,7 +291,7 @@ async fn submit(portal: &Portal, req: &HttpRequest) -> Response {
         ),
         DecideOutcome::StageMoved(request) => already_page(portal, l, &request),
         DecideOutcome::NotAnApprover => page(
-            StatusCode::FORBIDDEN,
+            StatusCode::BAD_REQUEST,
             views::link_problem(&brand(portal), l, LinkProblem::Invalid),
         ),
         DecideOutcome::NotFound => page(

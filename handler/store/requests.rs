@@ -57,6 +57,7 @@ pub fn to_row(r: &SignupRequest) -> Row {
         .set_opt("PolicyKey", r.policy_key.clone())
         .set_opt("Action", r.action.map(|a| a.as_str()))
         .set("Stage", r.stage as u32)
+        .set_time("StageStartedAt", r.stage_started_at)
         .set_opt("StageOneApprovedBy", r.stage_one_approved_by.clone())
         .set("RemindersSent", r.reminders_sent)
         .set("Escalated", r.escalated)
@@ -117,6 +118,7 @@ pub fn from_row(row: &Row) -> Result<SignupRequest, String> {
         policy_key: row.opt_str("PolicyKey")?.map(str::to_string),
         action,
         stage: u8::try_from(stage).map_err(|_| "property Stage should be 0, 1 or 2".to_string())?,
+        stage_started_at: row.time("StageStartedAt")?,
         stage_one_approved_by: row.opt_str("StageOneApprovedBy")?.map(str::to_string),
         decision,
         reminders_sent: row.u32("RemindersSent")?,
