@@ -51,6 +51,7 @@ pub(crate) enum FaultOutcome {
     Fail {
         status: u16,
         retry_after: Option<u32>,
+        message: Option<String>,
     },
 }
 
@@ -64,6 +65,7 @@ impl From<&Fault> for FaultAction {
             FaultOutcome::Fail {
                 status: f.status,
                 retry_after: f.retry_after,
+                message: f.message.clone(),
             }
         };
         FaultAction {

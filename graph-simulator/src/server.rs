@@ -141,6 +141,7 @@ async fn token(
             FaultOutcome::Fail {
                 status,
                 retry_after,
+                message,
             } => {
                 if status == 429 {
                     shared.count(|c| c.throttled_429 += 1);
@@ -149,7 +150,9 @@ async fn token(
                     status,
                     "temporarily_unavailable",
                     50196,
-                    "The server encountered an unexpected error (injected fault).",
+                    message
+                        .as_deref()
+                        .unwrap_or("The server encountered an unexpected error (injected fault)."),
                 );
                 if let Some(s) = retry_after {
                     resp = resp.with_header("Retry-After", s.to_string());

@@ -221,6 +221,10 @@ pub struct Fault {
     pub delay: Option<Duration>,
     #[serde(default)]
     pub drop_connection: bool,
+    /// The error's `message` instead of the status's usual one (Graph's messages can quote
+    /// the object they are about, an address included).
+    #[serde(default)]
+    pub message: Option<String>,
 }
 
 fn one() -> u32 {
@@ -237,6 +241,7 @@ impl Fault {
             times: 1,
             delay: None,
             drop_connection: false,
+            message: None,
         }
     }
     /// Close the connection of the next matching call without answering.
@@ -263,6 +268,10 @@ impl Fault {
     }
     pub fn delay(mut self, d: Duration) -> Self {
         self.delay = Some(d);
+        self
+    }
+    pub fn message(mut self, text: &str) -> Self {
+        self.message = Some(text.to_string());
         self
     }
 }

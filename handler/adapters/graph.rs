@@ -48,21 +48,29 @@ impl GraphError {
     }
 }
 
+/// Graph's messages can quote the address they are about ("Invited user bob@... already
+/// exists"); everything shown, logged or stored of an error has its addresses masked.
 impl std::fmt::Display for GraphError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let text = self.unmasked();
+        f.write_str(&crate::core::email::mask_addresses(&text))
+    }
+}
+
+impl GraphError {
+    fn unmasked(&self) -> String {
         match self {
-            GraphError::Throttled { retry_after } => write!(
-                f,
+            GraphError::Throttled { retry_after } => format!(
                 "Graph is throttling; retry after {} s",
                 retry_after.as_secs()
             ),
-            GraphError::Unavailable(why) => write!(f, "Graph is unavailable: {why}"),
+            GraphError::Unavailable(why) => format!("Graph is unavailable: {why}"),
             GraphError::Refused {
                 status,
                 code,
                 message,
-            } => write!(f, "Graph refused ({status} {code}): {message}"),
-            GraphError::NotFound(what) => write!(f, "Graph has no {what}"),
+            } => format!("Graph refused ({status} {code}): {message}"),
+            GraphError::NotFound(what) => format!("Graph has no {what}"),
         }
     }
 }

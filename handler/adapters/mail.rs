@@ -34,12 +34,15 @@ impl MailError {
     }
 }
 
+/// Mail servers quote the recipient they refuse (`550 5.1.1 <bob@...>: unknown user`):
+/// addresses are masked in everything shown, logged or stored of an error.
 impl std::fmt::Display for MailError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            MailError::Unavailable(why) => write!(f, "the mail server is unavailable: {why}"),
-            MailError::Rejected(why) => write!(f, "the mail server refused the message: {why}"),
-        }
+        let text = match self {
+            MailError::Unavailable(why) => format!("the mail server is unavailable: {why}"),
+            MailError::Rejected(why) => format!("the mail server refused the message: {why}"),
+        };
+        f.write_str(&crate::core::email::mask_addresses(&text))
     }
 }
 

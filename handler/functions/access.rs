@@ -69,15 +69,56 @@ pub async fn set_up_stored(
         return Ok(SetupOutcome::NotApproved);
     }
     let policies = portal.policies().await?;
-    // Deny wins at every step: a deny policy added after the approval still stops the invite.
-    let policy: Policy = match admit(&policies, &request.applicant.email) {
-        Admission::Admitted(p) => p.clone(),
-        _ => {
+    // The policy that admitted the request (its stored key), not whatever matches today: an
+    // admin's new, stricter policy must not hand out its groups without its approvers. And
+    // deny wins at every step: a deny policy added after the approval still stops the invite.
+    let admitted_by = request
+        .policy_key
+        .as_deref()
+        .and_then(|key| policies.iter().find(|p| p.key() == key));
+    let denied_now = matches!(
+        admit(&policies, &request.applicant.email),
+        Admission::Denied(_)
+    );
+    // A request the policy let in by itself, whose policy now wants a person to decide,
+    // waits for nobody's approval: it stops here.
+    let decided_by_policy = request
+        .decision
+        .as_ref()
+        .is_some_and(|d| d.approve && d.by == "policy");
+    let now_needs_approval =
+        admitted_by.is_some_and(|p| p.action == crate::core::policy::PolicyAction::Approve);
+    if decided_by_policy && now_needs_approval {
+        return fail(
+            portal,
+            request,
+            &etag,
+            "its policy now asks for approval, which nobody gave; the partner can sign up again"
+                .into(),
+            false,
+            now,
+        )
+        .await;
+    }
+    let policy: Policy = match admitted_by {
+        Some(p) if !denied_now && p.action != crate::core::policy::PolicyAction::Deny => p.clone(),
+        Some(_) => {
             return fail(
                 portal,
                 request,
                 &etag,
-                "no policy admits the address any more".into(),
+                "a policy denies the address now".into(),
+                false,
+                now,
+            )
+            .await;
+        }
+        None => {
+            return fail(
+                portal,
+                request,
+                &etag,
+                "the policy that admitted the request is gone".into(),
                 false,
                 now,
             )

@@ -205,12 +205,16 @@ async fn admit(shared: &Shared, req: &ApiRequest, route: &Route) -> Result<(), A
             FaultOutcome::Fail {
                 status,
                 retry_after,
+                message,
             } => {
                 if status == 429 {
                     shared.count(|c| c.throttled_429 += 1);
                 }
                 let mut e = GraphError::for_status(status);
                 e.retry_after = retry_after;
+                if let Some(m) = message {
+                    e.message = m;
+                }
                 return Err(req.error(e));
             }
         }
