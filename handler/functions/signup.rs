@@ -37,7 +37,7 @@ pub async fn handle(portal: &Arc<Portal>, req: HttpRequest) -> Response {
         ("/api/signup", Method::GET | Method::HEAD) => show_form(portal, &req),
         ("/api/signup", Method::POST) => submit(portal, &req).await,
         ("/api/signup", _) => request::method_not_allowed("GET, HEAD, POST"),
-        ("/api/signup/verify", Method::GET | Method::HEAD) => show_confirm(portal, &req),
+        ("/api/signup/verify", Method::GET | Method::HEAD) => show_confirm(portal, &req).await,
         ("/api/signup/verify", Method::POST) => verify(portal, &req).await,
         ("/api/signup/verify", _) => request::method_not_allowed("GET, HEAD, POST"),
         ("/api/signup/logo", Method::GET | Method::HEAD) => logo(portal).await,
@@ -316,7 +316,7 @@ async fn accept(
     let now = portal.now();
     let limits = &portal.settings.portal.limits;
     let email = &applicant.email;
-    if let Some(ip) = req.client_ip() {
+    if let Some(ip) = req.client_key(portal.settings.portal.client_ip_header.as_deref()) {
         if let Some(wait) =
             limits::hit(&portal.store, LimitKind::ClientIp, &ip, limits.per_ip, now).await?
         {
@@ -604,28 +604,66 @@ fn link_problem(portal: &Portal, lang: Language, e: &TokenError) -> Response {
     )
 }
 
-/// The GET behind the mailed link: a page with a button, nothing else. Checks the token so a
-/// broken link says so at once, but reads and writes nothing.
-fn show_confirm(portal: &Portal, req: &HttpRequest) -> Response {
+/// The GET behind the mailed link: a page with a button that shows what is being confirmed
+/// (the details of the submission this link was sent for). It reads, and changes nothing.
+async fn show_confirm(portal: &Portal, req: &HttpRequest) -> Response {
     let lang = web::language(portal, req, None);
-    let Some(token) = req.query_param("token") else {
-        return page(
+    let invalid = || {
+        page(
             StatusCode::BAD_REQUEST,
             views::link_problem(&brand(portal), lang, LinkProblem::Invalid),
-        );
+        )
+    };
+    let Some(token) = req.query_param("token") else {
+        return invalid();
     };
     let now = portal.now().unix_timestamp();
-    if let Err(e) = portal
+    let claims = match portal
         .settings
         .portal
         .signing_keys
         .verify(&token, TokenPurpose::Verify, now)
     {
-        return link_problem(portal, lang, &e);
+        Ok(c) => c,
+        Err(e) => return link_problem(portal, lang, &e),
+    };
+    let submission_id = requests::submission_id(&claims.nonce);
+    let found = match requests::get_with_submission(
+        &portal.store,
+        &claims.request_id,
+        &submission_id,
+    )
+    .await
+    {
+        Ok(found) => found,
+        Err(e) => return web::unavailable(portal, req, lang, &e),
+    };
+    let Some((stored, Some(applicant))) = found else {
+        return invalid();
+    };
+    if applicant.email.identity_key() != claims.subject {
+        return invalid();
+    }
+    if stored.request.status != RequestStatus::PendingVerification {
+        return page(
+            StatusCode::CONFLICT,
+            views::link_problem(&brand(portal), lang, LinkProblem::AlreadyUsed),
+        );
     }
     page(
         StatusCode::OK,
-        views::confirm_email(&brand(portal), lang, &token, &web::self_path(req)),
+        views::confirm_email(
+            &brand(portal),
+            lang,
+            &token,
+            &web::self_path(req),
+            &views::Confirming {
+                first_name: &applicant.first_name,
+                last_name: &applicant.last_name,
+                email: applicant.email.as_str(),
+                organisation: &applicant.organisation,
+            },
+        ),
     )
 }
 
@@ -637,6 +675,9 @@ async fn verify(portal: &Portal, req: &HttpRequest) -> Response {
         .or_else(|| posted_field(req, "lang"))
         .and_then(|l| l.parse::<Language>().ok());
     let lang_hint = chosen.unwrap_or_else(|| web::language(portal, req, None));
+    if !web::same_origin(portal, req) {
+        return web::cross_site(portal, req, lang_hint);
+    }
     if !matches!(
         req.content_type().as_deref(),
         Some("application/x-www-form-urlencoded") | Some("application/json")

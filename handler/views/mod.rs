@@ -130,6 +130,16 @@ pub enum ErrorKind {
     UnsupportedType,
 }
 
+/// What the partner confirms on the page the verification link opens: the details of the
+/// submission that link was sent for.
+#[derive(Clone, Copy, Debug)]
+pub struct Confirming<'a> {
+    pub first_name: &'a str,
+    pub last_name: &'a str,
+    pub email: &'a str,
+    pub organisation: &'a str,
+}
+
 /// What an approver decides on. All of it but `stage`/`stages` is shown escaped.
 #[derive(Clone, Copy, Debug)]
 pub struct RequestSummary<'a> {

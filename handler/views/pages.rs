@@ -8,8 +8,8 @@
 use super::layout::{page, Page};
 use super::text::{fill, hours, minutes, number, text, Text};
 use super::{
-    escape, web_link, Brand, ErrorKind, FieldErrors, FieldProblem, FormValues, LinkProblem,
-    RequestSummary, EMAIL_MAX, JUSTIFICATION_MAX, REASON_MAX,
+    escape, web_link, Brand, Confirming, ErrorKind, FieldErrors, FieldProblem, FormValues,
+    LinkProblem, RequestSummary, EMAIL_MAX, JUSTIFICATION_MAX, REASON_MAX,
 };
 use crate::core::policy::Language;
 
@@ -154,10 +154,31 @@ pub fn check_inbox(brand: &Brand, lang: Language, valid_hours: u32) -> String {
 
 /// What the verification link opens: one button that posts the token. Opening the link
 /// changes nothing (mail scanners open links too).
-pub fn confirm_email(brand: &Brand, lang: Language, token: &str, self_path: &str) -> String {
+pub fn confirm_email(
+    brand: &Brand,
+    lang: Language,
+    token: &str,
+    self_path: &str,
+    confirming: &Confirming,
+) -> String {
     let t = text(lang);
+    let name = format!("{} {}", confirming.first_name, confirming.last_name);
+    let mut details = para(t.confirm_details);
+    details.push_str("<dl class=\"summary\">\n");
+    for (label, value) in [
+        (t.fact_name, name.trim()),
+        (t.fact_email, confirming.email),
+        (t.fact_organisation, confirming.organisation),
+    ] {
+        details.push_str(&format!(
+            "<dt>{}</dt>\n<dd dir=\"auto\">{}</dd>\n",
+            escape(label),
+            escape(value)
+        ));
+    }
+    details.push_str("</dl>\n");
     let body = format!(
-        "{intro}<form method=\"post\" action=\"{VERIFY_ACTION}\">\n{token}{lang_field}{button}</form>\n",
+        "{intro}{details}<form method=\"post\" action=\"{VERIFY_ACTION}\">\n{token}{lang_field}{button}</form>\n",
         intro = para(&fill(t.confirm_body, &[("org", org(brand))])),
         token = hidden("token", token),
         lang_field = hidden("lang", lang.as_str()),
@@ -795,7 +816,18 @@ mod tests {
             ("check_inbox".into(), check_inbox(brand, lang, 24)),
             (
                 "confirm_email".into(),
-                confirm_email(brand, lang, &i.token, &i.self_path),
+                confirm_email(
+                    brand,
+                    lang,
+                    &i.token,
+                    &i.self_path,
+                    &Confirming {
+                        first_name: v,
+                        last_name: v,
+                        email: v,
+                        organisation: v,
+                    },
+                ),
             ),
             (
                 "access_ready".into(),
@@ -938,7 +970,18 @@ mod tests {
             has_logo: false,
         };
         let i = attacker();
-        let html = confirm_email(&brand, Language::En, &i.token, &i.self_path);
+        let html = confirm_email(
+            &brand,
+            Language::En,
+            &i.token,
+            &i.self_path,
+            &Confirming {
+                first_name: "Ada",
+                last_name: "Lovelace",
+                email: "ada@partner.example",
+                organisation: "Partner AB",
+            },
+        );
         let token = opening_tags(&html)
             .into_iter()
             .find(|t| t.attr("name") == Some("token"))
@@ -1278,7 +1321,15 @@ mod tests {
             Language::Sv,
             "tok.en_1",
             "/api/signup/verify?token=tok.en_1",
+            &Confirming {
+                first_name: "Åsa",
+                last_name: "Öberg",
+                email: "asa@partner.example",
+                organisation: "Partner AB",
+            },
         );
+        assert!(html.contains("<dd dir=\"auto\">Åsa Öberg</dd>"), "{html}");
+        assert!(html.contains("Du bekräftar den här ansökan."));
         assert!(html.contains("<h1>Bekräfta din e-postadress</h1>"));
         assert!(html.contains(">Bekräfta</button>"));
         assert!(html.contains("<form method=\"post\" action=\"/api/signup/verify\">"));

@@ -97,6 +97,8 @@ texts! {
     confirm_body: "Select Confirm to show that the email address is yours and to send your request on to {org}."
         / "Välj Bekräfta för att visa att e-postadressen är din och skicka din ansökan vidare till {org}.",
     confirm_button: "Confirm" / "Bekräfta",
+    confirm_details: "You are confirming this request. If these are not your details, do not confirm: submit the form again with your own, and use the link in that email."
+        / "Du bekräftar den här ansökan. Om uppgifterna inte är dina ska du inte bekräfta: skicka formuläret igen med dina egna uppgifter och använd länken i det mejlet.",
     ready_heading: "Your access is ready" / "Din åtkomst är klar",
     ready_body: "Accept the invitation to start using your access to {org}. You sign in on a Microsoft page, with your work account or with a one-time code sent to your email."
         / "Acceptera inbjudan för att börja använda din åtkomst till {org}. Du loggar in på en sida från Microsoft, med ditt jobbkonto eller med en engångskod som skickas till din e-post.",
