@@ -441,6 +441,24 @@ impl MailSettings {
                 "no password inside the URL: put it in SMTP_PASSWORD (a Key Vault reference in Azure)",
             ));
         }
+        // Mail carries links that act (verify, decide) and the SMTP password: in clear text only
+        // to this machine, or where an admin says so in as many words.
+        let encrypted = parsed.scheme() == "smtps"
+            || parsed
+                .query_pairs()
+                .any(|(k, v)| k == "tls" && v == "required");
+        // An smtp: URL's host is opaque to the URL parser: an address is text to parse here.
+        let host = parsed.host_str().unwrap_or("").trim_matches(['[', ']']);
+        let local = host.eq_ignore_ascii_case("localhost")
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        if !encrypted && !local && !parse_bool(env, "SMTP_ALLOW_PLAINTEXT", false)? {
+            return Err(invalid(
+                "SMTP_URL",
+                "TLS for a mail server that is not on this machine: smtps://host:465 or smtp://host:587?tls=required (plain or opportunistic SMTP sends links and the password readably; SMTP_ALLOW_PLAINTEXT=true allows it on purpose)",
+            ));
+        }
         let from = required(
             env,
             "MAIL_FROM",
@@ -513,6 +531,11 @@ pub struct PortalSettings {
     /// link names.
     pub approvers_must_sign_in: bool,
     pub policy_cache: Duration,
+    /// `PORTAL_CLIENT_IP_HEADER`: a header a trusted proxy in front of the app writes with the
+    /// client's address (Front Door's `X-Azure-ClientIP`). Unset, the client is the right-most
+    /// `X-Forwarded-For` entry, the one the platform's own front end appended: every other
+    /// header is the client's to invent.
+    pub client_ip_header: Option<String>,
 }
 
 impl PortalSettings {
@@ -584,7 +607,36 @@ impl PortalSettings {
                     "sign-ups per domain per hour",
                 )?,
             },
-            approvers_must_sign_in: parse_bool(env, "PORTAL_APPROVERS_MUST_SIGN_IN", false)?,
+            approvers_must_sign_in: {
+                let on = parse_bool(env, "PORTAL_APPROVERS_MUST_SIGN_IN", false)?;
+                // The principal headers are the platform's only when its Authentication is
+                // on; otherwise any client can send them, and this option would trust a forgery.
+                let platform_auth = env
+                    .get("WEBSITE_AUTH_ENABLED")
+                    .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+                if on && !platform_auth {
+                    return Err(invalid(
+                        "PORTAL_APPROVERS_MUST_SIGN_IN",
+                        "App Service Authentication to be on (WEBSITE_AUTH_ENABLED=True) when it is true: without it anyone can send the signed-in headers; turn Authentication on (the template does with approversMustSignIn) or set this to false",
+                    ));
+                }
+                on
+            },
+            client_ip_header: match env.get("PORTAL_CLIENT_IP_HEADER") {
+                None => None,
+                Some(h)
+                    if !h.is_empty()
+                        && h.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') =>
+                {
+                    Some(h.to_ascii_lowercase())
+                }
+                Some(h) => {
+                    return Err(invalid(
+                        "PORTAL_CLIENT_IP_HEADER",
+                        format!("a header name like X-Azure-ClientIP, got {h:?}"),
+                    ))
+                }
+            },
             policy_cache: Duration::from_secs(parse_number(
                 env,
                 "PORTAL_POLICY_CACHE_SECONDS",
@@ -634,6 +686,9 @@ pub struct CleanupSettings {
     /// `DEMAND_RETENTION_DAYS` (365): a domain nobody tried to sign up from for this long
     /// leaves `handler demand`.
     pub demand_retention_days: u32,
+    /// `AUDIT_RETENTION_DAYS` (400): audit entries older than this are deleted. The default
+    /// keeps a year and a month, so a yearly review still finds last year's trail.
+    pub audit_retention_days: u32,
 }
 
 impl CleanupSettings {
@@ -746,6 +801,7 @@ impl CleanupSettings {
             },
             mail_retention_days: days("MAIL_RETENTION_DAYS", 7)?.max(1),
             demand_retention_days: days("DEMAND_RETENTION_DAYS", 365)?.max(1),
+            audit_retention_days: days("AUDIT_RETENTION_DAYS", 400)?.max(1),
         })
     }
 }

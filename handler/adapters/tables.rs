@@ -649,6 +649,28 @@ impl TableStore {
             .collect())
     }
 
+    /// Deletes rows as read (each only if unchanged since), as entity-group transactions per
+    /// partition: for purges. A transaction that meets a changed or vanished row is skipped
+    /// (someone else is at work on those rows). Returns how many rows were deleted.
+    pub async fn delete_rows(&self, table: TableName, rows: &[Row]) -> Result<u32, StoreError> {
+        let mut deleted = 0;
+        for (pk, chunk) in transactions(rows.iter().enumerate()) {
+            let writes = chunk
+                .iter()
+                .map(|&i| Write::Delete {
+                    row_key: rows[i].row_key.clone(),
+                    etag: rows[i].etag.clone().unwrap_or_else(|| "*".into()),
+                })
+                .collect();
+            match self.transact(table, pk, writes).await {
+                Ok(_) => deleted += chunk.len() as u32,
+                Err(StoreError::Changed) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(deleted)
+    }
+
     /// Deletes a row; with an ETag only if unchanged. A row already gone is not an error.
     pub async fn delete(
         &self,

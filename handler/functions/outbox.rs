@@ -19,7 +19,6 @@ use time::OffsetDateTime;
 
 use crate::adapters::mail::{Mailer, OutgoingMail};
 use crate::adapters::tables::{StoreError, TableName, TableStore, Write};
-use crate::core::email::mask_addresses;
 use crate::core::outbox::{sending_lease, Attempt, Delivery, Letter, MailState};
 use crate::core::token::{new_nonce, SigningKeys, TokenPurpose};
 use crate::store::outbox::{self as rows, StoredMail};
@@ -253,8 +252,9 @@ impl Outbox {
             .await;
         let attempt = match sent {
             Ok(()) => Attempt::Accepted,
-            Err(e) if e.is_retryable() => Attempt::Deferred(mask_addresses(&e.to_string())),
-            Err(e) => Attempt::Refused(mask_addresses(&e.to_string())),
+            // The error's text has its addresses masked already (see `MailError`).
+            Err(e) if e.is_retryable() => Attempt::Deferred(e.to_string()),
+            Err(e) => Attempt::Refused(e.to_string()),
         };
         mail.delivery.record(attempt, now);
         let state = mail.delivery.state;

@@ -153,3 +153,14 @@ pub async fn for_request(
     entries.sort_by_key(|e| e.at);
     Ok(entries)
 }
+
+/// Deletes the entries of days before `before` (`AUDIT_RETENTION_DAYS`). Returns how many.
+pub async fn purge(store: &TableStore, before: OffsetDateTime) -> Result<u32, StoreError> {
+    let rows = store
+        .query(
+            TableName::Audit,
+            Some(odata_cmp("PartitionKey", "lt", &day(before))),
+        )
+        .await?;
+    store.delete_rows(TableName::Audit, &rows).await
+}

@@ -131,3 +131,18 @@ async fn read_window(
         })
         .collect()
 }
+
+/// Deletes the counters of windows that are over: they decide nothing any more, and without
+/// this every client address ever seen would stay a row. Returns how many went.
+pub async fn purge(store: &TableStore, now: OffsetDateTime) -> Result<u32, StoreError> {
+    let window = now.unix_timestamp().div_euclid(WINDOW_SECONDS);
+    // Row keys are `<window>-<shard>`; window numbers have the same number of digits for
+    // centuries, so text order is time order.
+    let rows = store
+        .query(
+            TableName::Limits,
+            Some(odata_cmp("RowKey", "lt", &format!("{window}-"))),
+        )
+        .await?;
+    store.delete_rows(TableName::Limits, &rows).await
+}

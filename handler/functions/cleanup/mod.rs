@@ -441,7 +441,20 @@ impl Run<'_> {
             self.now - Duration::days(i64::from(settings.demand_retention_days)),
         )
         .await?;
-        purged += mails + demand;
+        let limits =
+            crate::store::limits::purge(&self.portal.store, OffsetDateTime::now_utc()).await?;
+        let audit = crate::store::audit::purge(
+            &self.portal.store,
+            self.now - Duration::days(i64::from(settings.audit_retention_days)),
+        )
+        .await?;
+        if audit > 0 {
+            self.tell(format!(
+                "purged {audit} audit entries older than {} days",
+                settings.audit_retention_days
+            ));
+        }
+        purged += mails + demand + limits + audit;
         Ok(purged)
     }
 
