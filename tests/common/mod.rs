@@ -274,6 +274,35 @@ impl Platform {
         self.start_handler_on(free_port()).await
     }
 
+    /// Starts the handler as the host does, for settings that may stop it: the running
+    /// handler once it answers, or its exit code and what it wrote when it ends first.
+    pub async fn start_handler_or_exit(&self) -> Result<Handler, (i32, String)> {
+        let port = free_port();
+        let log = tempfile::NamedTempFile::new().unwrap();
+        let mut cmd = self.command();
+        cmd.env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string())
+            .stdout(Stdio::null())
+            .stderr(log.reopen().unwrap());
+        die_with_parent(&mut cmd);
+        let mut handler = Handler {
+            child: cmd.spawn().expect("the handler starts"),
+            port,
+            http: reqwest::Client::new(),
+            log,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if handler.http.get(handler.url("/")).send().await.is_ok() {
+                return Ok(handler);
+            }
+            if let Ok(Some(status)) = handler.child.try_wait() {
+                return Err((status.code().unwrap_or(-1), handler.logs()));
+            }
+            assert!(Instant::now() < deadline, "neither served nor ended");
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
     pub async fn start_handler_on(&self, port: u16) -> Handler {
         let log = tempfile::NamedTempFile::new().unwrap();
         let mut cmd = self.command();
@@ -841,4 +870,35 @@ impl Platform {
 pub fn rfc3339(t: time::OffsetDateTime) -> String {
     t.format(&time::format_description::well_known::Rfc3339)
         .unwrap()
+}
+
+// --- the approver's verbs ----------------------------------------------------------------
+
+/// The decision link in the newest mail to `approver` about `requester`, once it arrives.
+pub async fn approver_link(platform: &Platform, approver: &str, requester: &str) -> String {
+    platform
+        .wait_for_mail(approver, |m| m.text.contains(requester))
+        .await
+        .link_containing("/api/approve")
+}
+
+/// Posts a decision from the link's page, as its buttons do.
+pub async fn decide(
+    handler: &Handler,
+    link: &str,
+    decision: &str,
+    reason: &str,
+    share: bool,
+) -> (u16, String) {
+    let token = token_of(link);
+    let mut fields = vec![
+        ("token", token.as_str()),
+        ("decision", decision),
+        ("reason", reason),
+    ];
+    if share {
+        fields.push(("share_reason", "yes"));
+    }
+    let resp = post_form(handler, "/api/approve", &fields).await;
+    (resp.status().as_u16(), resp.text().await.unwrap())
 }
