@@ -154,10 +154,14 @@ param additionalAppSettings object = {}
 ])
 param instanceMemoryMB int = 2048
 
-@description('Maximum Flex Consumption instances (40 is the lowest maximum Flex accepts).')
-@minValue(40)
+@description('Maximum Flex Consumption instances (1 to 1000). Bounds the cost of abuse.')
+@minValue(1)
 @maxValue(1000)
 param maximumInstanceCount int = 40
+
+@description('Key Vault name (globally unique, 3-24 characters). Empty: kv-<prefix>-<token>, derived from the environment. A vault deleted with `azd down` keeps its name for 90 days (purge protection), so a redeployment needs another name: azd\'s preprovision hook sets one (PORTAL_KEY_VAULT_NAME); without azd, pass keyVaultName=<new name>.')
+@maxLength(24)
+param keyVaultName string = ''
 
 @description('Storage account redundancy.')
 @allowed([
@@ -221,6 +225,7 @@ module app 'resources.bicep' = {
     instanceMemoryMB: instanceMemoryMB
     maximumInstanceCount: maximumInstanceCount
     storageSku: storageSku
+    keyVaultNameOverride: keyVaultName
   }
 }
 
