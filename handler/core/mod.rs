@@ -9,9 +9,11 @@
 //! - [`request`]: a sign-up request and the state machine of its only allowed changes.
 //! - [`token`]: signed, expiring, purpose-bound link tokens with key rotation.
 //! - [`cleanup`]: the guest lifecycle the cleanup timer follows, and its per-run cap.
+//! - [`permissions`]: which Microsoft Graph permissions the enabled features need.
 
 pub mod cleanup;
 pub mod email;
+pub mod permissions;
 pub mod policy;
 pub mod request;
 pub mod token;

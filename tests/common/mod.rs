@@ -762,6 +762,21 @@ impl FaultySmtp {
         FaultySmtp { port, child }
     }
 
+    /// A real SMTP server that demands this user name and password (AUTH PLAIN or LOGIN,
+    /// without TLS, on loopback) before it takes a sender.
+    pub fn with_auth(user: &str, password: &str) -> FaultySmtp {
+        let port = free_port();
+        let mut cmd = Command::new("python3");
+        cmd.arg(repo_root().join("tests/platform/smtp_auth.py"))
+            .args([&port.to_string(), user, password])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        die_with_parent(&mut cmd);
+        let mut child = cmd.spawn().expect("the authenticating SMTP server starts");
+        wait_for_port(port, "the authenticating SMTP server", &mut child);
+        FaultySmtp { port, child }
+    }
+
     pub fn url(&self) -> String {
         format!("smtp://127.0.0.1:{}", self.port)
     }

@@ -16,3 +16,10 @@ class PermFail:
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         return "550 5.1.1 No such user here"
+
+
+class RejectSender:
+    """Refuses the envelope sender (a relay that may not send as MAIL_FROM)."""
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        return "550 5.7.1 Sender address rejected: not owned by user"
