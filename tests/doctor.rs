@@ -571,20 +571,8 @@ async fn the_smtp_relay_is_checked_step_by_step_without_sending() {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_admin_with_the_azure_cli_checks_the_deployed_apps_identity() {
     let ready = ready().await;
-    let (token, expires_on) = ready.platform.sim.admin_token();
     let bin = tempfile::tempdir().unwrap();
-    let az = bin.path().join("az");
-    std::fs::write(
-        &az,
-        format!(
-            "#!/bin/sh\ncase \"$*\" in\n  *'account get-access-token'*) echo '{{\"accessToken\":\"{token}\",\"expiresOn\":\"2099-01-01 00:00:00.000000\",\"expires_on\":{expires_on},\"tokenType\":\"Bearer\"}}' ;;\n  *) echo 'unexpected az call' >&2; exit 1 ;;\nesac\n"
-        ),
-    )
-    .unwrap();
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&az, std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
+    common::admin_az(bin.path(), &ready.platform.sim);
     let path = format!(
         "{}:{}",
         bin.path().display(),
@@ -675,5 +663,69 @@ async fn an_admin_with_the_azure_cli_checks_the_deployed_apps_identity() {
     assert!(
         line.contains("azd env get-value PORTAL_SIGNING_KEYS"),
         "{line}"
+    );
+}
+
+/// The azd postdeploy hook: with the app's settings from `az functionapp config appsettings
+/// list`, the secrets and the app's identity from the azd environment (which azd hands hooks as
+/// environment variables) and the admin's `az login`, it prints the doctor's checklist and
+/// passes on its verdict.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_azd_postdeploy_hook_prints_the_checklist_of_the_deployed_app() {
+    let ready = ready().await;
+    let bin = tempfile::tempdir().unwrap();
+    common::admin_az(bin.path(), &ready.platform.sim);
+    let app_settings = tempfile::NamedTempFile::new().unwrap();
+    let listed = serde_json::json!([
+        {"name": "PORTAL_SIGNING_KEYS", "slotSetting": false, "value": "@Microsoft.KeyVault(SecretUri=https://kv-signup-q.vault.azure.net/secrets/portal-signing-keys/)"},
+        {"name": "PORTAL_PUBLIC_URL", "slotSetting": false, "value": "https://signup-func-q.azurewebsites.net"},
+    ]);
+    std::fs::write(app_settings.path(), listed.to_string()).unwrap();
+    let run = |granted: &[&str]| {
+        ready.platform.sim.set_app_permissions(granted);
+        let mut cmd = std::process::Command::new("sh");
+        cmd.arg(common::repo_root().join("scripts/azd/postdeploy.sh"))
+            .env_clear()
+            .envs(&ready.platform.env)
+            .env(
+                "PATH",
+                format!(
+                    "{}:{}",
+                    bin.path().display(),
+                    std::env::var("PATH").unwrap()
+                ),
+            )
+            .env("APP_SETTINGS_FILE", app_settings.path())
+            .env("HANDLER_BINARY", env!("CARGO_BIN_EXE_handler"))
+            .env("FUNCTION_APP_NAME", "signup-func-q")
+            .env("AZURE_RESOURCE_GROUP", "rg-contoso-signup")
+            .env("FUNCTION_APP_PRINCIPAL_ID", IDENTITY_OBJECT_ID)
+            .env("PORTAL_PUBLIC_URL", "http://localhost:7071");
+        let out = tokio::task::block_in_place(|| cmd.output()).unwrap();
+        Checklist::of(CliOutput {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        })
+    };
+    let list = run(DEFAULT_APP_PERMISSIONS);
+    assert_eq!(list.out.code, 0, "{}", list.dump());
+    list.has("ok", "graph-token", &["signed-in person"]);
+    list.has("ok", "graph-permissions", &[IDENTITY_OBJECT_ID]);
+    list.has(
+        "ok",
+        "public-url",
+        &["https://signup-func-q.azurewebsites.net"],
+    );
+    list.all_ok("guest-invitations");
+    assert!(list.out.stdout.contains("doctor: "), "{}", list.dump());
+
+    let list = run(&["User.Invite.All"]);
+    assert_ne!(list.out.code, 0, "{}", list.dump());
+    list.has("fail", "graph-permissions", &["User.ReadWrite.All"]);
+    assert!(
+        list.out.stdout.contains("azd hooks run postdeploy"),
+        "{}",
+        list.dump()
     );
 }

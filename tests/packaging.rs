@@ -18,6 +18,8 @@ use std::process::Command;
 
 use serde_json::Value;
 
+mod common;
+
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -893,4 +895,140 @@ fn the_sample_settings_start_the_handler() {
     let _ = child.kill();
     let _ = child.wait();
     assert!(answered, "the handler did not answer GET / within 30 s");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The azd preprovision hook
+
+/// Runs scripts/azd/preprovision.sh with stand-ins for `azd` (its environment kept in a file)
+/// and `az` (signed in unless told otherwise; `az keyvault show-deleted` finds the vaults named
+/// in DELETED_VAULTS). Returns the hook's output and the azd environment afterwards.
+#[cfg(unix)]
+fn preprovision(
+    store: &Path,
+    deleted_vaults: &str,
+    signed_in: bool,
+) -> (std::process::Output, BTreeMap<String, String>) {
+    let bin = tempfile::tempdir().unwrap();
+    common::stand_in_tool(
+        bin.path(),
+        "azd",
+        r#"#!/bin/sh
+case "$1 $2" in
+  "env get-value")
+    v="$(grep "^$3=" "$AZD_STORE" | head -n1 | cut -d= -f2-)"
+    if [ -z "$v" ]; then echo "ERROR: key '$3' not found in the environment values" >&2; exit 1; fi
+    printf '%s\n' "$v" ;;
+  "env set")
+    grep -v "^$3=" "$AZD_STORE" > "$AZD_STORE.new" || true
+    mv "$AZD_STORE.new" "$AZD_STORE"
+    printf '%s=%s\n' "$3" "$4" >> "$AZD_STORE" ;;
+  *) echo "azd: unexpected $*" >&2; exit 1 ;;
+esac
+"#,
+    );
+    common::stand_in_tool(
+        bin.path(),
+        "az",
+        r#"#!/bin/sh
+case "$*" in
+  *'account show'*) [ "$AZ_SIGNED_IN" = yes ] || { echo "Please run 'az login'" >&2; exit 1; }; echo '{}' ;;
+  *'keyvault show-deleted'*)
+    while [ $# -gt 0 ]; do [ "$1" = --name ] && name="$2"; shift; done
+    for d in $DELETED_VAULTS; do [ "$d" = "$name" ] && { echo '{"name":"'"$name"'"}'; exit 0; }; done
+    echo "ERROR: (DeletedVaultNotFound) Deleted vault $name was not found" >&2; exit 3 ;;
+  *) echo "az: unexpected $*" >&2; exit 1 ;;
+esac
+"#,
+    );
+    let out = Command::new("sh")
+        .arg(repo().join("scripts/azd/preprovision.sh"))
+        .env(
+            "PATH",
+            format!(
+                "{}:{}",
+                bin.path().display(),
+                std::env::var("PATH").unwrap()
+            ),
+        )
+        .env("AZD_STORE", store)
+        .env("DELETED_VAULTS", deleted_vaults)
+        .env("AZ_SIGNED_IN", if signed_in { "yes" } else { "no" })
+        .output()
+        .expect("sh runs the hook");
+    let values = std::fs::read_to_string(store)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    (out, values)
+}
+
+/// A new azd environment gets a random signing key and its own Key Vault name; later runs keep
+/// both; after `azd down` (the vault deleted, its name kept under purge protection) the next
+/// provision gets a new vault name, and the old vault is named for recovery.
+#[cfg(unix)]
+#[test]
+fn preprovision_keeps_the_key_and_moves_off_a_deleted_key_vaults_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("env");
+    std::fs::write(&store, "AZURE_SUBSCRIPTION_ID=sub-1\n").unwrap();
+
+    let (out, first) = preprovision(&store, "", true);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let key = first["PORTAL_SIGNING_KEYS"].clone();
+    let secret = key.strip_prefix("k1:").expect("kid k1");
+    let bytes = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, secret).unwrap();
+    assert_eq!(bytes.len(), 32);
+    let vault = first["PORTAL_KEY_VAULT_NAME"].clone();
+    let suffix = vault
+        .strip_prefix("kv-signup-")
+        .expect("kv-<prefix>-<random>");
+    assert!(
+        suffix.len() == 10
+            && suffix
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()),
+        "{vault}"
+    );
+
+    let (out, again) = preprovision(&store, "", true);
+    assert!(out.status.success());
+    assert_eq!(again, first, "nothing changes while the vault stands");
+
+    let (out, after_down) = preprovision(&store, &vault, true);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    let renamed = &after_down["PORTAL_KEY_VAULT_NAME"];
+    assert_ne!(renamed, &vault);
+    assert!(renamed.starts_with("kv-signup-"), "{renamed}");
+    assert!(
+        stdout.contains(&format!("az keyvault recover --name {vault}")),
+        "{stdout}"
+    );
+    assert_eq!(after_down["PORTAL_SIGNING_KEYS"], key, "the key is kept");
+
+    // An environment provisioned before the hook chose names keeps the template's name until
+    // that vault is found deleted.
+    std::fs::write(
+        &store,
+        "KEY_VAULT_NAME=kv-signup-abcdefghijklm\nPORTAL_SIGNING_KEYS=k1:x\n",
+    )
+    .unwrap();
+    let (_, older) = preprovision(&store, "", true);
+    assert!(!older.contains_key("PORTAL_KEY_VAULT_NAME"), "{older:?}");
+    let (out, older) = preprovision(&store, "kv-signup-abcdefghijklm", false);
+    assert!(out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("cannot check"),
+        "without az login it says it could not look"
+    );
+    assert!(!older.contains_key("PORTAL_KEY_VAULT_NAME"));
+    let (_, older) = preprovision(&store, "kv-signup-abcdefghijklm", true);
+    assert!(older["PORTAL_KEY_VAULT_NAME"].starts_with("kv-signup-"));
 }

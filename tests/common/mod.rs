@@ -810,3 +810,34 @@ pub fn rfc3339(t: time::OffsetDateTime) -> String {
     t.format(&time::format_description::well_known::Rfc3339)
         .unwrap()
 }
+
+/// Writes an executable stand-in for a command-line tool (`az`, `azd`) into `dir`, for scripts
+/// and credentials that run it from PATH.
+pub fn stand_in_tool(dir: &Path, name: &str, script: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join(name);
+    std::fs::write(&path, script).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// `az` as the Azure CLI of an administrator signed in to the simulated tenant: it answers
+/// `az account get-access-token` with the simulator's delegated admin token, and
+/// `az functionapp config appsettings list` with the file `APP_SETTINGS_FILE` names.
+pub fn admin_az(dir: &Path, sim: &Simulator) {
+    let (token, expires_on) = sim.admin_token();
+    stand_in_tool(
+        dir,
+        "az",
+        &format!(
+            r#"#!/bin/sh
+case "$*" in
+  *'account get-access-token'*)
+    echo '{{"accessToken":"{token}","expiresOn":"2099-01-01 00:00:00.000000","expires_on":{expires_on},"tokenType":"Bearer"}}' ;;
+  *'account show'*) echo '{{"id":"sub"}}' ;;
+  *'functionapp config appsettings list'*) cat "$APP_SETTINGS_FILE" ;;
+  *) echo "az: unexpected call: $*" >&2; exit 1 ;;
+esac
+"#
+        ),
+    );
+}
