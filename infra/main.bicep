@@ -80,7 +80,7 @@ param cleanupSchedule string = '0 0 * * * *'
 @description('Inactivity-based cleanup: grants AuditLog.Read.All and sets GRAPH_SIGN_IN_ACTIVITY=true. Needs Entra ID P1.')
 param enableInactivityCleanup bool = false
 
-@description('Policies may assign app roles to guests: grants AppRoleAssignment.ReadWrite.All and Application.Read.All.')
+@description('Policies may assign app roles to guests: grants AppRoleAssignment.ReadWrite.All and Application.Read.All. AppRoleAssignment.ReadWrite.All lets the identity grant itself any permission: leave this false unless policies must assign app roles.')
 param enableAppRoleGrants bool = false
 
 @description('CLEANUP_DRY_RUN: the cleanup reports what it would do and changes nothing. True until you have read its reports; then false.')
