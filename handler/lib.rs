@@ -12,10 +12,12 @@
 //!   orchestration over the above.
 //! - [`host`]: the custom-handler protocol the Functions host speaks.
 //! - [`cli`]: the admin's command line over the same code.
+//! - [`doctor`]: `handler doctor`, the checklist of everything the portal depends on.
 
 pub mod adapters;
 pub mod cli;
 pub mod core;
+pub mod doctor;
 pub mod functions;
 pub mod host;
 pub mod settings;

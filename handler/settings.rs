@@ -37,8 +37,117 @@ impl Environment {
 
     /// A value that is present and not blank. App Service keeps settings that an admin
     /// cleared as empty strings; they mean "not set".
-    pub fn get(&self, name: &str) -> Option<&str> {
+    ///
+    /// A value that is still a Key Vault reference (`@Microsoft.KeyVault(...)`) is an error:
+    /// the platform hands the literal reference over when it could not read the secret (most
+    /// often while a new role assignment propagates), and taking it as the value would make
+    /// the portal sign with, or log in with, the reference's text.
+    pub fn get(&self, name: &'static str) -> Result<Option<&str>, SettingError> {
+        let value = self.raw(name);
+        match value.and_then(KeyVaultReference::parse) {
+            Some(reference) => Err(reference.unresolved(name)),
+            None => Ok(value),
+        }
+    }
+
+    /// The value as given, Key Vault reference or not (blank still counts as unset).
+    pub fn raw(&self, name: &str) -> Option<&str> {
         self.0.get(name).map(|v| v.trim()).filter(|v| !v.is_empty())
+    }
+
+    /// Every name and non-blank value, sorted by name.
+    pub fn entries(&self) -> Vec<(&str, &str)> {
+        let mut all: Vec<(&str, &str)> = self
+            .0
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.trim()))
+            .filter(|(_, v)| !v.is_empty())
+            .collect();
+        all.sort_unstable();
+        all
+    }
+
+    /// The same settings with some replaced or added.
+    pub fn overlay<'a>(&self, pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
+        let mut map = self.0.clone();
+        map.extend(
+            pairs
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string())),
+        );
+        Environment(map)
+    }
+}
+
+/// An app setting written as a Key Vault reference, in either of the forms App Service takes:
+/// `@Microsoft.KeyVault(SecretUri=https://VAULT.vault.azure.net/secrets/NAME[/VERSION])` or
+/// `@Microsoft.KeyVault(VaultName=VAULT;SecretName=NAME[;SecretVersion=VERSION])`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyVaultReference {
+    pub vault: Option<String>,
+    pub secret: Option<String>,
+}
+
+impl KeyVaultReference {
+    pub fn parse(value: &str) -> Option<KeyVaultReference> {
+        const PREFIX: &str = "@microsoft.keyvault(";
+        let value = value.trim();
+        if value.len() < PREFIX.len() || !value[..PREFIX.len()].eq_ignore_ascii_case(PREFIX) {
+            return None;
+        }
+        let inner = value[PREFIX.len()..].trim_end_matches(')');
+        let mut reference = KeyVaultReference {
+            vault: None,
+            secret: None,
+        };
+        for part in inner.split(';') {
+            let Some((key, val)) = part.split_once('=') else {
+                continue;
+            };
+            let val = val.trim();
+            match key.trim().to_ascii_lowercase().as_str() {
+                "vaultname" => reference.vault = Some(val.to_string()),
+                "secretname" => reference.secret = Some(val.to_string()),
+                "secreturi" => {
+                    if let Ok(uri) = url::Url::parse(val) {
+                        reference.vault = uri
+                            .host_str()
+                            .and_then(|h| h.split('.').next())
+                            .map(str::to_string);
+                        let mut segments = uri.path_segments().into_iter().flatten();
+                        if segments.next() == Some("secrets") {
+                            reference.secret = segments
+                                .next()
+                                .filter(|s| !s.is_empty())
+                                .map(str::to_string);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        Some(reference)
+    }
+
+    /// "secret smtp-password in vault kv-contoso" (or what of it the reference names).
+    pub fn describe(&self) -> String {
+        let secret = self.secret.as_deref().unwrap_or("(unnamed)");
+        match &self.vault {
+            Some(vault) => format!("secret {secret} in vault {vault}"),
+            None => format!("secret {secret}"),
+        }
+    }
+
+    fn unresolved(&self, name: &'static str) -> SettingError {
+        invalid(
+            name,
+            format!(
+                "its value, not an unresolved Key Vault reference ({}): the platform could not read the secret. \
+                 Check that the Function App's managed identity has the Key Vault Secrets User role on that secret \
+                 (a new role assignment takes a few minutes to apply) and that the secret exists, then restart the app",
+                self.describe()
+            ),
+        )
     }
 }
 
@@ -69,7 +178,7 @@ fn required<'a>(
     name: &'static str,
     what: &str,
 ) -> Result<&'a str, SettingError> {
-    env.get(name)
+    env.get(name)?
         .ok_or_else(|| invalid(name, format!("{what} (it is not set)")))
 }
 
@@ -79,7 +188,7 @@ fn parse_number<T: std::str::FromStr>(
     default: T,
     what: &str,
 ) -> Result<T, SettingError> {
-    match env.get(name) {
+    match env.get(name)? {
         None => Ok(default),
         Some(v) => v
             .parse()
@@ -88,7 +197,7 @@ fn parse_number<T: std::str::FromStr>(
 }
 
 fn parse_bool(env: &Environment, name: &'static str, default: bool) -> Result<bool, SettingError> {
-    match env.get(name).map(|v| v.to_ascii_lowercase()) {
+    match env.get(name)?.map(|v| v.to_ascii_lowercase()) {
         None => Ok(default),
         Some(v) if matches!(v.as_str(), "true" | "1" | "yes") => Ok(true),
         Some(v) if matches!(v.as_str(), "false" | "0" | "no") => Ok(false),
@@ -101,7 +210,7 @@ fn parse_url(
     name: &'static str,
     default: Option<&str>,
 ) -> Result<url::Url, SettingError> {
-    let raw = match (env.get(name), default) {
+    let raw = match (env.get(name)?, default) {
         (Some(v), _) => v,
         (None, Some(d)) => d,
         (None, None) => return Err(invalid(name, "an absolute http(s) URL (it is not set)")),
@@ -167,7 +276,7 @@ pub const DEV_ACCOUNT_KEY: &str =
 impl StorageSettings {
     pub fn from_env(env: &Environment) -> Result<Self, SettingError> {
         let table_prefix = env
-            .get("PORTAL_TABLE_PREFIX")
+            .get("PORTAL_TABLE_PREFIX")?
             .unwrap_or("portal")
             .to_string();
         if !(1..=40).contains(&table_prefix.len())
@@ -181,7 +290,7 @@ impl StorageSettings {
         }
         // A table endpoint URL alone means: authenticate with Entra ID (managed identity),
         // which is what production should use so no account key sits in app settings.
-        if let Some(endpoint) = env.get("PORTAL_TABLE_ENDPOINT") {
+        if let Some(endpoint) = env.get("PORTAL_TABLE_ENDPOINT")? {
             let url = parse_url(env, "PORTAL_TABLE_ENDPOINT", None)?;
             let account = account_from_endpoint(&url).ok_or_else(|| {
                 invalid(
@@ -196,7 +305,7 @@ impl StorageSettings {
                 table_prefix,
             });
         }
-        let (name, raw) = match (env.get("PORTAL_STORAGE"), env.get("AzureWebJobsStorage")) {
+        let (name, raw) = match (env.get("PORTAL_STORAGE")?, env.get("AzureWebJobsStorage")?) {
             (Some(v), _) => ("PORTAL_STORAGE", v),
             (None, Some(v)) => ("AzureWebJobsStorage", v),
             (None, None) => {
@@ -350,13 +459,13 @@ impl GraphSettings {
             Some("https://graph.microsoft.com/v1.0"),
         )?;
         let scope = env
-            .get("GRAPH_SCOPE")
+            .get("GRAPH_SCOPE")?
             .unwrap_or("https://graph.microsoft.com/.default")
             .to_string();
-        let credential = match env.get("GRAPH_CREDENTIAL").unwrap_or("managed_identity") {
+        let credential = match env.get("GRAPH_CREDENTIAL")?.unwrap_or("managed_identity") {
             "managed_identity" => GraphCredential::ManagedIdentity {
                 client_id: env
-                    .get("GRAPH_MANAGED_IDENTITY_CLIENT_ID")
+                    .get("GRAPH_MANAGED_IDENTITY_CLIENT_ID")?
                     .map(str::to_string),
             },
             "azure_cli" => GraphCredential::AzureCli,
@@ -484,8 +593,8 @@ impl MailSettings {
         }
         Ok(MailSettings {
             smtp_url: smtp_url.to_string(),
-            username: env.get("SMTP_USERNAME").map(str::to_string),
-            password: env.get("SMTP_PASSWORD").map(str::to_string),
+            username: env.get("SMTP_USERNAME")?.map(str::to_string),
+            password: env.get("SMTP_PASSWORD")?.map(str::to_string),
             from: from.to_string(),
             timeout: Duration::from_secs(timeout),
         })
@@ -547,14 +656,14 @@ impl PortalSettings {
             "signing keys as kid:base64secret[,kid:base64secret] (32+ random bytes each)",
         )?)
         .map_err(|why| invalid("PORTAL_SIGNING_KEYS", why))?;
-        let default_language = match env.get("PORTAL_DEFAULT_LANGUAGE") {
+        let default_language = match env.get("PORTAL_DEFAULT_LANGUAGE")? {
             None => Language::En,
             Some(v) => v
                 .parse()
                 .map_err(|_| invalid("PORTAL_DEFAULT_LANGUAGE", format!("en or sv, got {v:?}")))?,
         };
         let accent_color = env
-            .get("PORTAL_ACCENT_COLOR")
+            .get("PORTAL_ACCENT_COLOR")?
             .unwrap_or("#0f6cbd")
             .to_string();
         if !(accent_color.len() == 7
@@ -566,20 +675,20 @@ impl PortalSettings {
                 format!("a colour like #0f6cbd, got {accent_color:?}"),
             ));
         }
-        let terms_url = match env.get("PORTAL_TERMS_URL") {
+        let terms_url = match env.get("PORTAL_TERMS_URL")? {
             None => None,
             Some(_) => Some(parse_url(env, "PORTAL_TERMS_URL", None)?),
         };
         let branding = Branding {
             org_name: env
-                .get("PORTAL_ORG_NAME")
+                .get("PORTAL_ORG_NAME")?
                 .unwrap_or("Partner access")
                 .to_string(),
             accent_color,
-            logo_file: env.get("PORTAL_LOGO_FILE").map(PathBuf::from),
+            logo_file: env.get("PORTAL_LOGO_FILE")?.map(PathBuf::from),
             terms_url,
-            terms_text: env.get("PORTAL_TERMS_TEXT").map(str::to_string),
-            mail_footer: env.get("PORTAL_MAIL_FOOTER").map(str::to_string),
+            terms_text: env.get("PORTAL_TERMS_TEXT")?.map(str::to_string),
+            mail_footer: env.get("PORTAL_MAIL_FOOTER")?.map(str::to_string),
         };
         Ok(PortalSettings {
             public_url,
@@ -612,7 +721,7 @@ impl PortalSettings {
                 // The principal headers are the platform's only when its Authentication is
                 // on; otherwise any client can send them, and this option would trust a forgery.
                 let platform_auth = env
-                    .get("WEBSITE_AUTH_ENABLED")
+                    .get("WEBSITE_AUTH_ENABLED")?
                     .is_some_and(|v| v.eq_ignore_ascii_case("true"));
                 if on && !platform_auth {
                     return Err(invalid(
@@ -622,7 +731,7 @@ impl PortalSettings {
                 }
                 on
             },
-            client_ip_header: match env.get("PORTAL_CLIENT_IP_HEADER") {
+            client_ip_header: match env.get("PORTAL_CLIENT_IP_HEADER")? {
                 None => None,
                 Some(h)
                     if !h.is_empty()
@@ -715,7 +824,7 @@ impl CleanupSettings {
             warning_days: days("CLEANUP_WARNING_DAYS", d.warning_days)?,
             grace_days: days("CLEANUP_GRACE_DAYS", d.grace_days)?,
         };
-        let scope = match env.get("CLEANUP_SCOPE").unwrap_or("portal") {
+        let scope = match env.get("CLEANUP_SCOPE")?.unwrap_or("portal") {
             "portal" => Scope::Portal,
             "all_guests" => Scope::AllGuests,
             other => {
@@ -726,7 +835,7 @@ impl CleanupSettings {
             }
         };
         // The id goes into a Graph URL path: only a GUID is accepted.
-        let exclusion_group_id = match env.get("CLEANUP_EXCLUSION_GROUP_ID") {
+        let exclusion_group_id = match env.get("CLEANUP_EXCLUSION_GROUP_ID")? {
             None => None,
             Some(v) => Some(
                 uuid::Uuid::parse_str(v)
@@ -819,7 +928,7 @@ pub enum LogFormat {
 
 impl LogFormat {
     pub fn from_env(env: &Environment) -> Result<Self, SettingError> {
-        match env.get("PORTAL_LOG_FORMAT") {
+        match env.get("PORTAL_LOG_FORMAT")? {
             Some("json") => Ok(LogFormat::Json),
             Some("text") => Ok(LogFormat::Text),
             Some(other) => Err(invalid(
@@ -827,7 +936,7 @@ impl LogFormat {
                 format!("json or text, got {other:?}"),
             )),
             // In Azure the platform sets WEBSITE_SITE_NAME; there JSON is what gets indexed.
-            None if env.get("WEBSITE_SITE_NAME").is_some() => Ok(LogFormat::Json),
+            None if env.get("WEBSITE_SITE_NAME")?.is_some() => Ok(LogFormat::Json),
             None => Ok(LogFormat::Text),
         }
     }
@@ -836,8 +945,8 @@ impl LogFormat {
 /// The port the Functions host told us to listen on.
 pub fn handler_port(env: &Environment) -> Result<u16, SettingError> {
     let (name, raw) = match (
-        env.get("FUNCTIONS_CUSTOMHANDLER_PORT"),
-        env.get("FUNCTIONS_HTTPWORKER_PORT"),
+        env.get("FUNCTIONS_CUSTOMHANDLER_PORT")?,
+        env.get("FUNCTIONS_HTTPWORKER_PORT")?,
     ) {
         (Some(v), _) => ("FUNCTIONS_CUSTOMHANDLER_PORT", v),
         (None, Some(v)) => ("FUNCTIONS_HTTPWORKER_PORT", v),
@@ -1040,6 +1149,58 @@ mod tests {
             c.exclusion_group_id.as_deref(),
             Some("0f0e0d0c-0b0a-0908-0706-050403020100")
         );
+    }
+
+    #[test]
+    fn key_vault_references_name_their_vault_and_secret() {
+        for (value, vault, secret) in [
+            (
+                "@Microsoft.KeyVault(SecretUri=https://kv-signup-abc.vault.azure.net/secrets/smtp-password/)",
+                Some("kv-signup-abc"),
+                Some("smtp-password"),
+            ),
+            (
+                "@Microsoft.KeyVault(SecretUri=https://kv-x.vault.azure.net/secrets/portal-signing-keys/0123abcd)",
+                Some("kv-x"),
+                Some("portal-signing-keys"),
+            ),
+            (
+                "@Microsoft.KeyVault(VaultName=kv-y;SecretName=smtp-password;SecretVersion=9)",
+                Some("kv-y"),
+                Some("smtp-password"),
+            ),
+            ("  @microsoft.keyvault(SecretUri=not a url)", None, None),
+        ] {
+            let reference = KeyVaultReference::parse(value).expect(value);
+            assert_eq!(reference.vault.as_deref(), vault, "{value}");
+            assert_eq!(reference.secret.as_deref(), secret, "{value}");
+        }
+        assert_eq!(KeyVaultReference::parse("k1:abc"), None);
+        assert_eq!(KeyVaultReference::parse("Microsoft.KeyVault(x)"), None);
+    }
+
+    #[test]
+    fn an_unresolved_key_vault_reference_is_refused_by_name() {
+        let reference =
+            "@Microsoft.KeyVault(SecretUri=https://kv-a.vault.azure.net/secrets/smtp-password/)";
+        let env = Environment::from_pairs([
+            ("SMTP_URL", "smtp://mail.example.com:587?tls=required"),
+            ("MAIL_FROM", "a@b.example"),
+            ("SMTP_USERNAME", "portal"),
+            ("SMTP_PASSWORD", reference),
+        ]);
+        let err = MailSettings::from_env(&env).unwrap_err();
+        assert_eq!(err.name, "SMTP_PASSWORD");
+        let line = err.to_string();
+        assert!(line.contains("unresolved Key Vault reference"), "{line}");
+        assert!(
+            line.contains("secret smtp-password in vault kv-a"),
+            "{line}"
+        );
+        assert!(line.contains("Key Vault Secrets User"), "{line}");
+        assert_eq!(line.lines().count(), 1);
+        // The raw value is still there for whoever must say what it is.
+        assert_eq!(env.raw("SMTP_PASSWORD"), Some(reference));
     }
 
     #[test]

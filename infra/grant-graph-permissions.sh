@@ -11,7 +11,10 @@
 # --inactivity-cleanup   also AuditLog.Read.All (sign-in activity; needs Entra ID P1). Set
 #                        GRAPH_SIGN_IN_ACTIVITY=true (enableInactivityCleanup) to use it.
 # --app-role-grants      also AppRoleAssignment.ReadWrite.All and Application.Read.All (policies
-#                        that assign app roles to guests).
+#                        that assign app roles to guests). WARNING: AppRoleAssignment.ReadWrite.All
+#                        lets the identity grant itself any permission of any API, Microsoft
+#                        Graph's included. Grant it only while policies assign app roles; giving
+#                        guests app access through groups avoids it (docs/deploy.md).
 # --guest-inviter        also assign the Guest Inviter directory role, for tenants whose guest
 #                        invite settings refuse the app's invitations (see docs/deploy.md).
 # --dry-run              show what would be granted, change nothing.

@@ -8,6 +8,8 @@
 // identity running the deployment needs AppRoleAssignment.ReadWrite.All + Application.Read.All,
 // i.e. in practice the Privileged Role Administrator or Global Administrator directory role.
 // Without it, leave grantGraphPermissions false and have an admin run grant-graph-permissions.sh.
+// A freshly created identity may not have replicated yet when this runs (Request_ResourceNotFound
+// for principalId): run `azd provision` again a minute later.
 //
 // Note: checkov's Bicep parser does not understand `extension`, so scripts/check-infra.sh leaves
 // this file out of the scan; it declares no Azure resources.
@@ -20,7 +22,7 @@ param principalId string
 @description('Add AuditLog.Read.All (inactivity-based cleanup; needs Entra ID P1).')
 param enableInactivityCleanup bool = false
 
-@description('Add AppRoleAssignment.ReadWrite.All and Application.Read.All (policies that assign app roles).')
+@description('Add AppRoleAssignment.ReadWrite.All and Application.Read.All (policies that assign app roles). AppRoleAssignment.ReadWrite.All lets the identity grant itself any permission.')
 param enableAppRoleGrants bool = false
 
 var baseRoles = [

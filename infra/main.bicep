@@ -80,7 +80,7 @@ param cleanupSchedule string = '0 */5 * * * *'
 @description('Inactivity-based cleanup: grants AuditLog.Read.All and sets GRAPH_SIGN_IN_ACTIVITY=true. Needs Entra ID P1.')
 param enableInactivityCleanup bool = false
 
-@description('Policies may assign app roles to guests: grants AppRoleAssignment.ReadWrite.All and Application.Read.All.')
+@description('Policies may assign app roles to guests: grants AppRoleAssignment.ReadWrite.All and Application.Read.All. AppRoleAssignment.ReadWrite.All lets the identity grant itself any permission: leave this false unless policies must assign app roles.')
 param enableAppRoleGrants bool = false
 
 @description('CLEANUP_DRY_RUN: the cleanup reports what it would do and changes nothing. True until you have read its reports; then false.')
@@ -154,10 +154,14 @@ param additionalAppSettings object = {}
 ])
 param instanceMemoryMB int = 2048
 
-@description('Maximum Flex Consumption instances (40 is the lowest maximum Flex accepts).')
-@minValue(40)
+@description('Maximum Flex Consumption instances (1 to 1000). Bounds the cost of abuse.')
+@minValue(1)
 @maxValue(1000)
 param maximumInstanceCount int = 40
+
+@description('Key Vault name (globally unique, 3-24 characters). Empty: kv-<prefix>-<token>, derived from the environment. A vault deleted with `azd down` keeps its name for 90 days (purge protection), so a redeployment needs another name: azd\'s preprovision hook sets one (PORTAL_KEY_VAULT_NAME); without azd, pass keyVaultName=<new name>.')
+@maxLength(24)
+param keyVaultName string = ''
 
 @description('Storage account redundancy.')
 @allowed([
@@ -221,6 +225,7 @@ module app 'resources.bicep' = {
     instanceMemoryMB: instanceMemoryMB
     maximumInstanceCount: maximumInstanceCount
     storageSku: storageSku
+    keyVaultNameOverride: keyVaultName
   }
 }
 

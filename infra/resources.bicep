@@ -80,8 +80,8 @@ param additionalAppSettings object = {}
 ])
 param instanceMemoryMB int = 2048
 
-@description('Upper bound of Flex Consumption instances (40 is the lowest maximum Flex accepts). Bounds the cost of abuse.')
-@minValue(40)
+@description('Upper bound of Flex Consumption instances (1 to 1000). Bounds the cost of abuse.')
+@minValue(1)
 @maxValue(1000)
 param maximumInstanceCount int = 40
 
@@ -94,6 +94,10 @@ param maximumInstanceCount int = 40
 ])
 param storageSku string = 'Standard_LRS'
 
+@description('Key Vault name (3-24 letters, digits, hyphens; globally unique). Empty: kv-<prefix>-<token>. After `azd down` the deleted vault keeps its name for 90 days (purge protection): azd\'s preprovision hook then picks a new name here.')
+@maxLength(24)
+param keyVaultNameOverride string = ''
+
 @description('Log Analytics retention in days.')
 @minValue(30)
 @maxValue(730)
@@ -103,20 +107,12 @@ var cleanPrefix = toLower(replace(namePrefix, '-', ''))
 var functionAppName = '${namePrefix}-func-${resourceToken}'
 var planName = '${namePrefix}-plan-${resourceToken}'
 var storageAccountName = take('${cleanPrefix}st${resourceToken}', 24)
-var keyVaultName = 'kv-${take(cleanPrefix, 7)}-${take(resourceToken, 13)}'
+var keyVaultName = empty(keyVaultNameOverride) ? 'kv-${take(cleanPrefix, 7)}-${take(resourceToken, 13)}' : keyVaultNameOverride
 var logAnalyticsName = '${namePrefix}-log-${resourceToken}'
 var appInsightsName = '${namePrefix}-appi-${resourceToken}'
 var deploymentContainerName = 'app-package'
 var signingKeysSecretName = 'portal-signing-keys'
 var smtpPasswordSecretName = 'smtp-password'
-
-// Built-in role definition ids (stable across tenants).
-var roles = {
-  storageBlobDataOwner: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
-  storageTableDataContributor: '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
-  keyVaultSecretsUser: '4633458b-17de-408a-b874-0445c86b69e6'
-  monitoringMetricsPublisher: '3913510d-42f4-4e42-8a64-420c390055eb'
-}
 
 // ---------------------------------------------------------------------------------------------
 // Monitoring
@@ -302,6 +298,7 @@ resource functionApp 'Microsoft.Web/sites@2024-11-01' = {
   //checkov:skip=CKV_AZURE_17:Client certificates: the portal serves anonymous browsers and mail links.
   //checkov:skip=CKV_AZURE_222:Public network access: the sign-up form is public by design.
   //checkov:skip=CKV_AZURE_212:Minimum instances: Flex Consumption scales to zero by design; always-ready instances would be a fixed cost for a low-traffic portal.
+  //checkov:skip=CKV_AZURE_78:FTP is off through basicPublishingCredentialsPolicies (ftp, scm: allow false) below; siteConfig.ftpsState, what this check reads, is not supported on Flex Consumption.
   //checkov:skip=CKV_AZURE_213:Health check pings a path on every instance of an instance-based plan; this scale-to-zero app has no health route and is watched through Application Insights.
   name: functionAppName
   location: location
@@ -318,9 +315,10 @@ resource functionApp 'Microsoft.Web/sites@2024-11-01' = {
     publicNetworkAccess: 'Enabled'
     clientCertEnabled: false
     siteConfig: {
+      // No ftpsState: Flex Consumption does not support it (FTP publishing is off through
+      // basicPublishingCredentialsPolicies below instead).
       minTlsVersion: '1.2'
       scmMinTlsVersion: '1.2'
-      ftpsState: 'Disabled'
       http20Enabled: true
     }
     functionAppConfig: {
@@ -366,61 +364,22 @@ resource scmPublishing 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2
 }
 
 // ---------------------------------------------------------------------------------------------
-// Least-privilege roles for the app's system-assigned identity.
+// Least-privilege roles for the app's system-assigned identity (a module: their names derive
+// from the principal id, which is known only once the app exists).
 
-// Host storage with an identity: Storage Blob Data Owner covers the host (keys, timer leases,
-// creating its containers) and reading the Flex deployment package. HTTP and timer triggers need
-// no queue role.
-resource blobDataOwner 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(storage.id, functionApp.id, roles.storageBlobDataOwner)
-  scope: storage
-  properties: {
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageBlobDataOwner)
+module identityRoles 'identity-roles.bicep' = {
+  name: 'b2b-signup-identity-roles'
+  params: {
     principalId: functionApp.identity.principalId
-    principalType: 'ServicePrincipal'
+    storageAccountName: storage.name
+    keyVaultName: keyVault.name
+    signingKeysSecretName: signingKeysSecret.name
+    smtpPasswordSecretName: empty(smtpPassword) ? '' : smtpPasswordSecretName
+    appInsightsName: appInsights.name
   }
-}
-
-// The portal's tables (PORTAL_TABLE_ENDPOINT, keyless).
-resource tableDataContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(storage.id, functionApp.id, roles.storageTableDataContributor)
-  scope: storage
-  properties: {
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageTableDataContributor)
-    principalId: functionApp.identity.principalId
-    principalType: 'ServicePrincipal'
-  }
-}
-
-// Key Vault Secrets User on each secret, not on the vault.
-resource signingKeysReader 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(signingKeysSecret.id, functionApp.id, roles.keyVaultSecretsUser)
-  scope: signingKeysSecret
-  properties: {
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.keyVaultSecretsUser)
-    principalId: functionApp.identity.principalId
-    principalType: 'ServicePrincipal'
-  }
-}
-
-resource smtpPasswordReader 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(smtpPassword)) {
-  name: guid(keyVault.id, smtpPasswordSecretName, functionApp.id, roles.keyVaultSecretsUser)
-  scope: smtpPasswordSecret
-  properties: {
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.keyVaultSecretsUser)
-    principalId: functionApp.identity.principalId
-    principalType: 'ServicePrincipal'
-  }
-}
-
-resource metricsPublisher 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(appInsights.id, functionApp.id, roles.monitoringMetricsPublisher)
-  scope: appInsights
-  properties: {
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.monitoringMetricsPublisher)
-    principalId: functionApp.identity.principalId
-    principalType: 'ServicePrincipal'
-  }
+  dependsOn: [
+    smtpPasswordSecret
+  ]
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -472,11 +431,7 @@ resource appSettings 'Microsoft.Web/sites/config@2024-11-01' = {
   name: 'appsettings'
   properties: union(coreSettings, smtpSettings, additionalAppSettings)
   dependsOn: [
-    blobDataOwner
-    tableDataContributor
-    signingKeysReader
-    smtpPasswordReader
-    metricsPublisher
+    identityRoles
   ]
 }
 

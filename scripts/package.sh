@@ -11,12 +11,13 @@
 #       az functionapp deployment source config-zip -g RG -n APP --src dist/app.zip
 #
 # Options
-#   --target TRIPLE  Build `cargo build --release --bin handler --target TRIPLE`.
-#                    Without it the build is for the machine's own target, which must be
-#                    x86_64 Linux (what Azure Functions on Linux runs).
-#                    x86_64-unknown-linux-musl gives a static binary that does not depend on the
-#                    image's glibc; it needs `rustup target add x86_64-unknown-linux-musl` and a
-#                    musl C toolchain (the TLS crates compile C code).
+#   --target TRIPLE  The Rust target to build (default x86_64-unknown-linux-gnu.2.17).
+#                    A glibc target with a version suffix (x86_64-unknown-linux-gnu.2.17) is built
+#                    with cargo-zigbuild, which links against that glibc version whatever the build
+#                    machine has; zig and cargo-zigbuild come from PyPI (pinned below) into
+#                    .local/venv-zig on first use. Any other triple (e.g. x86_64-unknown-linux-musl)
+#                    is built with plain `cargo build --target`, which needs that Rust target and
+#                    its C toolchain installed.
 #   --binary PATH    Do not build: package this existing Linux executable instead (the tests use
 #                    the debug binary this way; CI can pass one it built earlier).
 #   --out DIR        Where to put app/ and app.zip (default: dist/ in the repository). DIR/app is
@@ -24,13 +25,19 @@
 #   --extra FILE     Also copy FILE into the app root (e.g. a logo for PORTAL_LOGO_FILE=logo.png).
 #   --no-zip         Assemble the folder only.
 #
-# glibc: a binary built for x86_64-unknown-linux-gnu needs a glibc at least as new as the newest
-# GLIBC_x.y symbol version it references. The Functions Linux host image is Debian 12 (bookworm,
-# glibc 2.36), so the script refuses a glibc build that needs more than MAX_GLIBC (override with
-# the environment variable MAX_GLIBC if Microsoft moves the image forward).
+# Portability: Microsoft does not document which image runs the `custom` runtime, and its Linux
+# Functions images include Debian 11 (glibc 2.31) as well as Debian 12 (2.36). A binary linked on
+# the build machine needs that machine's glibc (2.34 on Debian 12), so the default build links
+# against glibc 2.17 (the oldest Rust supports) and runs on every current image. Whatever was
+# built or given, the script reads the newest GLIBC_x.y symbol version the executable requires
+# (readelf) and refuses it when that is newer than MAX_GLIBC (default 2.31, Debian 11) or than
+# the glibc the target asked for. MAX_GLIBC can be raised for a binary meant for one known image.
 set -euo pipefail
 
-MAX_GLIBC="${MAX_GLIBC:-2.36}"
+MAX_GLIBC="${MAX_GLIBC:-2.31}"
+DEFAULT_TARGET="x86_64-unknown-linux-gnu.2.17"
+ZIGLANG_VERSION="0.17.0"
+CARGO_ZIGBUILD_VERSION="0.24.0"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
 target=""
@@ -65,51 +72,72 @@ if [ -z "$out" ]; then out="$ROOT/dist"; fi
 case "$out" in /*) ;; *) out="$PWD/$out" ;; esac
 if [ -n "$binary" ]; then case "$binary" in /*) ;; *) binary="$PWD/$binary" ;; esac; fi
 
+# The version a glibc target asks for: x86_64-unknown-linux-gnu.2.17 -> 2.17 (empty otherwise).
+target_glibc() { sed -n 's/^.*-gnu\.\([0-9][0-9]*\.[0-9][0-9]*\)$/\1/p' <<<"$1"; }
+
+# zig and cargo-zigbuild, pinned, from PyPI into .local/venv-zig (nothing else is downloaded).
+zig_tools() {
+  local venv="$ROOT/.local/venv-zig"
+  if ! "$venv/bin/cargo-zigbuild" --version 2>/dev/null | grep -qx "cargo-zigbuild $CARGO_ZIGBUILD_VERSION" \
+    || [ "$("$venv/bin/python3" -m ziglang version 2>/dev/null)" != "$ZIGLANG_VERSION" ]; then
+    echo "package.sh: installing ziglang $ZIGLANG_VERSION and cargo-zigbuild $CARGO_ZIGBUILD_VERSION into $venv" >&2
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check \
+      "ziglang==$ZIGLANG_VERSION" "cargo-zigbuild==$CARGO_ZIGBUILD_VERSION"
+  fi
+  # cargo-zigbuild runs `python3 -m ziglang` when no `zig` is on PATH: the venv's python3.
+  PATH="$venv/bin:$PATH"
+}
+
 # --- the executable ----------------------------------------------------------------------------
+wanted_glibc=""
 if [ -z "$binary" ]; then
   command -v cargo >/dev/null || die "cargo is not installed (or pass --binary PATH)"
-  if [ -z "$target" ]; then
-    host="$(rustc -vV | sed -n 's/^host: //p')"
-    case "$host" in
-      x86_64-unknown-linux-*) ;;
-      *) die "this machine builds for $host; pass --target x86_64-unknown-linux-gnu or x86_64-unknown-linux-musl" ;;
-    esac
-    echo "package.sh: cargo build --release --bin handler (target $host)" >&2
-    (cd "$ROOT" && cargo build --release --locked --bin handler)
-    binary="$ROOT/target/release/handler"
+  target="${target:-$DEFAULT_TARGET}"
+  triple="${target%.*.*}"
+  wanted_glibc="$(target_glibc "$target")"
+  [ -n "$wanted_glibc" ] || triple="$target"
+  if command -v rustup >/dev/null && ! rustup target list --installed | grep -qx "$triple"; then
+    die "the Rust target $triple is not installed (rustup target add $triple)"
+  fi
+  if [ -n "$wanted_glibc" ]; then
+    zig_tools
+    echo "package.sh: cargo zigbuild --release --bin handler --target $target" >&2
+    (cd "$ROOT" && cargo zigbuild --release --locked --bin handler --target "$target")
   else
-    if command -v rustup >/dev/null && ! rustup target list --installed | grep -qx "$target"; then
-      die "the Rust target $target is not installed (rustup target add $target)"
-    fi
     echo "package.sh: cargo build --release --bin handler --target $target" >&2
     (cd "$ROOT" && cargo build --release --locked --bin handler --target "$target")
-    binary="$ROOT/target/$target/release/handler"
   fi
+  binary="$ROOT/target/$triple/release/handler"
 fi
 
 [ -f "$binary" ] || die "no executable at $binary"
 head -c 4 "$binary" | grep -q 'ELF' || die "$binary is not a Linux (ELF) executable"
 
-# The Functions host runs x86_64 Linux; refuse anything else.
-if command -v readelf >/dev/null; then
-  machine="$(readelf -h "$binary" | sed -n 's/^ *Machine: *//p')"
-  case "$machine" in
-    *X86-64*) ;;
-    *) die "$binary is built for '$machine', Azure Functions on Linux needs x86-64" ;;
-  esac
-  # glibc requirement: the newest GLIBC_x.y version the binary asks for (none when static/musl).
-  needed="$(readelf -V --wide "$binary" 2>/dev/null | grep -o 'GLIBC_[0-9][0-9.]*' | sed 's/GLIBC_//' | sort -uV | tail -n1 || true)"
-  if [ -n "$needed" ]; then
-    newest="$(printf '%s\n%s\n' "$needed" "$MAX_GLIBC" | sort -V | tail -n1)"
-    if [ "$newest" != "$MAX_GLIBC" ]; then
-      die "$binary needs glibc $needed but the Functions image has $MAX_GLIBC: build on Debian 12 or use --target x86_64-unknown-linux-musl"
-    fi
-    echo "package.sh: dynamically linked, needs glibc >= $needed (image has $MAX_GLIBC)" >&2
-  else
-    echo "package.sh: no glibc symbol versions referenced (static binary)" >&2
+# The Functions host runs x86_64 Linux; refuse anything else, and anything that needs a newer
+# glibc than the oldest current image has.
+command -v readelf >/dev/null || die "readelf is needed to check the executable (apt-get install binutils)"
+machine="$(readelf -h "$binary" | sed -n 's/^ *Machine: *//p')"
+case "$machine" in
+  *X86-64*) ;;
+  *) die "$binary is built for '$machine', Azure Functions on Linux needs x86-64" ;;
+esac
+# The newest GLIBC_x.y version the binary requires (none when it is static or musl).
+needed="$(readelf -V --wide "$binary" | grep -o 'GLIBC_[0-9][0-9.]*' | sed 's/GLIBC_//' | sort -uV | tail -n1 || true)"
+newer() { [ "$(printf '%s\n%s\n' "$1" "$2" | sort -V | tail -n1)" = "$1" ] && [ "$1" != "$2" ]; }
+if [ -n "$needed" ]; then
+  if [ -n "$wanted_glibc" ] && newer "$needed" "$wanted_glibc"; then
+    die "$binary needs glibc $needed although it was built for glibc $wanted_glibc"
   fi
+  if newer "$needed" "$MAX_GLIBC"; then
+    die "$binary needs glibc $needed, but the oldest current Functions image has $MAX_GLIBC (Debian 11): build it with scripts/package.sh (no --binary) for a binary that runs on every image"
+  fi
+  echo "package.sh: glibc check passed: needs glibc >= $needed, allowed up to $MAX_GLIBC (MAX_GLIBC; Debian 11 has 2.31)" >&2
 else
-  echo "package.sh: readelf not found, skipping the architecture and glibc checks" >&2
+  if readelf -d "$binary" | grep -q 'NEEDED'; then
+    die "$binary is dynamically linked but requires no GLIBC_ symbol version: not a glibc binary the check can vouch for"
+  fi
+  echo "package.sh: glibc check passed: statically linked, needs no glibc" >&2
 fi
 
 # --- the app folder ----------------------------------------------------------------------------

@@ -214,6 +214,30 @@ async fn bad_settings_stop_start_up_with_one_line_naming_the_setting() {
             }
         }
     }
+    // A Key Vault reference the platform could not resolve reaches the handler as its literal
+    // text: start-up names the setting, says what it is, and which role and secret to check.
+    let saved = platform.env.get("PORTAL_SIGNING_KEYS").cloned().unwrap();
+    platform.set(
+        "PORTAL_SIGNING_KEYS",
+        "@Microsoft.KeyVault(SecretUri=https://kv-signup-k3y.vault.azure.net/secrets/portal-signing-keys/)",
+    );
+    let out = platform.cli(&["serve"]);
+    let stderr = out.stderr.trim();
+    assert_eq!(out.code, 2, "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    assert!(
+        stderr.starts_with("handler: setting PORTAL_SIGNING_KEYS:"),
+        "{stderr}"
+    );
+    for needle in [
+        "unresolved Key Vault reference",
+        "secret portal-signing-keys in vault kv-signup-k3y",
+        "Key Vault Secrets User",
+    ] {
+        assert!(stderr.contains(needle), "{needle:?} missing: {stderr}");
+    }
+    platform.set("PORTAL_SIGNING_KEYS", &saved);
+
     // The port comes from the host; without it the handler says which setting is missing.
     platform.env.remove("FUNCTIONS_CUSTOMHANDLER_PORT");
     let out = platform.cli(&["serve"]);

@@ -1,5 +1,8 @@
 //! The deployable app and its settings, checked without Azure and without a release build.
 //!
+//! - `scripts/package.sh` refuses an executable that needs a newer glibc than the oldest current
+//!   Functions image has (Debian 11, 2.31), and the portable release build it makes (when it is
+//!   there: CI makes it first) passes that check and runs.
 //! - `scripts/package.sh --binary <the debug handler> --out <temp>` must assemble the layout the
 //!   Functions host expects (see shared/notes/functions-host.md): host.json naming an executable
 //!   file inside the app, one folder per function holding only function.json, HTTP functions with
@@ -14,6 +17,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
+
+mod common;
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -199,11 +204,53 @@ fn zip_entries(bytes: &[u8]) -> BTreeMap<String, u32> {
 
 #[cfg(unix)]
 fn run_package(args: &[&str]) -> std::process::Output {
+    run_package_with(args, &[])
+}
+
+#[cfg(unix)]
+fn run_package_with(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
     Command::new("bash")
         .arg(repo().join("scripts/package.sh"))
         .args(args)
+        .envs(env.iter().copied())
         .output()
         .expect("bash runs scripts/package.sh")
+}
+
+/// The oldest glibc of the current Linux Functions images (Debian 11).
+const OLDEST_IMAGE_GLIBC: [u32; 2] = [2, 31];
+
+/// The newest `GLIBC_x.y` symbol version an executable requires, read with objdump (package.sh
+/// uses readelf, so the two agree only if both read the file right); `None` for a static binary.
+fn newest_glibc_needed(binary: &Path) -> Option<Vec<u32>> {
+    let out = Command::new("objdump")
+        .arg("-T")
+        .arg(binary)
+        .output()
+        .expect("objdump runs (binutils)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.match_indices("GLIBC_")
+        .filter_map(|(i, _)| {
+            let rest = &text[i + "GLIBC_".len()..];
+            let end = rest
+                .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+                .unwrap_or(rest.len());
+            let version: Vec<u32> = rest[..end]
+                .trim_end_matches('.')
+                .split('.')
+                .map(|n| n.parse().ok())
+                .collect::<Option<_>>()?;
+            (!version.is_empty()).then_some(version)
+        })
+        .max()
+}
+
+fn dotted(version: &[u32]) -> String {
+    version
+        .iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(".")
 }
 
 #[cfg(unix)]
@@ -213,7 +260,13 @@ fn package_script_assembles_a_deployable_app() {
 
     let tmp = tempfile::tempdir().unwrap();
     let binary = env!("CARGO_BIN_EXE_handler");
-    let out = run_package(&["--binary", binary, "--out", tmp.path().to_str().unwrap()]);
+    // The debug build is linked against this machine's glibc; the layout is what is checked
+    // here, so the glibc limit is raised to what it needs (the check has its own tests below).
+    let needs = newest_glibc_needed(Path::new(binary)).map_or("2.17".to_string(), |v| dotted(&v));
+    let out = run_package_with(
+        &["--binary", binary, "--out", tmp.path().to_str().unwrap()],
+        &[("MAX_GLIBC", &needs)],
+    );
     assert!(
         out.status.success(),
         "package.sh failed:\n{}",
@@ -320,6 +373,102 @@ fn package_script_refuses_what_the_host_cannot_run() {
 
     let out = run_package(&["--bogus"]);
     assert!(!out.status.success(), "unknown options must fail");
+}
+
+/// The check that keeps a non-portable binary out of the package: a binary linked against a
+/// newer glibc than Debian 11's is refused, with the version it needs and the limit.
+#[cfg(unix)]
+#[test]
+fn package_script_refuses_a_binary_that_needs_a_newer_glibc_than_debian_11() {
+    let tmp = tempfile::tempdir().unwrap();
+    let binary = env!("CARGO_BIN_EXE_handler");
+    let needs = newest_glibc_needed(Path::new(binary)).expect("the debug build links glibc");
+    let out = run_package(&[
+        "--binary",
+        binary,
+        "--out",
+        tmp.path().to_str().unwrap(),
+        "--no-zip",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if needs.as_slice() > OLDEST_IMAGE_GLIBC.as_slice() {
+        assert!(
+            !out.status.success(),
+            "a glibc {} binary was packaged:\n{stderr}",
+            dotted(&needs)
+        );
+        assert!(
+            stderr.contains(&format!("needs glibc {}", dotted(&needs))) && stderr.contains("2.31"),
+            "{stderr}"
+        );
+        assert!(!tmp.path().join("app").exists(), "nothing is assembled");
+    } else {
+        // A build machine as old as Debian 11 makes a portable debug build too.
+        assert!(out.status.success(), "{stderr}");
+    }
+    // With the limit raised to what the binary needs, the same binary passes: the verdict
+    // follows the version, not the file.
+    let out = run_package_with(
+        &[
+            "--binary",
+            binary,
+            "--out",
+            tmp.path().to_str().unwrap(),
+            "--no-zip",
+        ],
+        &[("MAX_GLIBC", &dotted(&needs))],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The release build `scripts/package.sh` makes (with cargo-zigbuild, against glibc 2.17) runs
+/// on every current Functions image. That build takes minutes, so this test checks the one
+/// that is there: CI makes it before the tests (.ci/run), and there it must exist.
+#[cfg(unix)]
+#[test]
+fn the_packaged_release_build_runs_on_every_functions_image() {
+    let built = repo().join("target/x86_64-unknown-linux-gnu/release/handler");
+    if !built.is_file() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI builds {} with scripts/package.sh before the tests",
+            built.display()
+        );
+        eprintln!(
+            "no portable build at {}: run scripts/package.sh to check it",
+            built.display()
+        );
+        return;
+    }
+    let needs = newest_glibc_needed(&built);
+    if let Some(needs) = &needs {
+        assert!(
+            needs.as_slice() <= OLDEST_IMAGE_GLIBC.as_slice(),
+            "the release build needs glibc {}",
+            dotted(needs)
+        );
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let out = run_package(&[
+        "--binary",
+        built.to_str().unwrap(),
+        "--out",
+        tmp.path().to_str().unwrap(),
+        "--no-zip",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("glibc check passed"), "{stderr}");
+    let version = Command::new(tmp.path().join("app/handler"))
+        .arg("--version")
+        .output()
+        .expect("the packaged handler runs here");
+    assert!(version.status.success());
+    assert!(String::from_utf8_lossy(&version.stdout).starts_with("handler "));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -746,4 +895,140 @@ fn the_sample_settings_start_the_handler() {
     let _ = child.kill();
     let _ = child.wait();
     assert!(answered, "the handler did not answer GET / within 30 s");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The azd preprovision hook
+
+/// Runs scripts/azd/preprovision.sh with stand-ins for `azd` (its environment kept in a file)
+/// and `az` (signed in unless told otherwise; `az keyvault show-deleted` finds the vaults named
+/// in DELETED_VAULTS). Returns the hook's output and the azd environment afterwards.
+#[cfg(unix)]
+fn preprovision(
+    store: &Path,
+    deleted_vaults: &str,
+    signed_in: bool,
+) -> (std::process::Output, BTreeMap<String, String>) {
+    let bin = tempfile::tempdir().unwrap();
+    common::stand_in_tool(
+        bin.path(),
+        "azd",
+        r#"#!/bin/sh
+case "$1 $2" in
+  "env get-value")
+    v="$(grep "^$3=" "$AZD_STORE" | head -n1 | cut -d= -f2-)"
+    if [ -z "$v" ]; then echo "ERROR: key '$3' not found in the environment values" >&2; exit 1; fi
+    printf '%s\n' "$v" ;;
+  "env set")
+    grep -v "^$3=" "$AZD_STORE" > "$AZD_STORE.new" || true
+    mv "$AZD_STORE.new" "$AZD_STORE"
+    printf '%s=%s\n' "$3" "$4" >> "$AZD_STORE" ;;
+  *) echo "azd: unexpected $*" >&2; exit 1 ;;
+esac
+"#,
+    );
+    common::stand_in_tool(
+        bin.path(),
+        "az",
+        r#"#!/bin/sh
+case "$*" in
+  *'account show'*) [ "$AZ_SIGNED_IN" = yes ] || { echo "Please run 'az login'" >&2; exit 1; }; echo '{}' ;;
+  *'keyvault show-deleted'*)
+    while [ $# -gt 0 ]; do [ "$1" = --name ] && name="$2"; shift; done
+    for d in $DELETED_VAULTS; do [ "$d" = "$name" ] && { echo '{"name":"'"$name"'"}'; exit 0; }; done
+    echo "ERROR: (DeletedVaultNotFound) Deleted vault $name was not found" >&2; exit 3 ;;
+  *) echo "az: unexpected $*" >&2; exit 1 ;;
+esac
+"#,
+    );
+    let out = Command::new("sh")
+        .arg(repo().join("scripts/azd/preprovision.sh"))
+        .env(
+            "PATH",
+            format!(
+                "{}:{}",
+                bin.path().display(),
+                std::env::var("PATH").unwrap()
+            ),
+        )
+        .env("AZD_STORE", store)
+        .env("DELETED_VAULTS", deleted_vaults)
+        .env("AZ_SIGNED_IN", if signed_in { "yes" } else { "no" })
+        .output()
+        .expect("sh runs the hook");
+    let values = std::fs::read_to_string(store)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    (out, values)
+}
+
+/// A new azd environment gets a random signing key and its own Key Vault name; later runs keep
+/// both; after `azd down` (the vault deleted, its name kept under purge protection) the next
+/// provision gets a new vault name, and the old vault is named for recovery.
+#[cfg(unix)]
+#[test]
+fn preprovision_keeps_the_key_and_moves_off_a_deleted_key_vaults_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("env");
+    std::fs::write(&store, "AZURE_SUBSCRIPTION_ID=sub-1\n").unwrap();
+
+    let (out, first) = preprovision(&store, "", true);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let key = first["PORTAL_SIGNING_KEYS"].clone();
+    let secret = key.strip_prefix("k1:").expect("kid k1");
+    let bytes = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, secret).unwrap();
+    assert_eq!(bytes.len(), 32);
+    let vault = first["PORTAL_KEY_VAULT_NAME"].clone();
+    let suffix = vault
+        .strip_prefix("kv-signup-")
+        .expect("kv-<prefix>-<random>");
+    assert!(
+        suffix.len() == 10
+            && suffix
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()),
+        "{vault}"
+    );
+
+    let (out, again) = preprovision(&store, "", true);
+    assert!(out.status.success());
+    assert_eq!(again, first, "nothing changes while the vault stands");
+
+    let (out, after_down) = preprovision(&store, &vault, true);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    let renamed = &after_down["PORTAL_KEY_VAULT_NAME"];
+    assert_ne!(renamed, &vault);
+    assert!(renamed.starts_with("kv-signup-"), "{renamed}");
+    assert!(
+        stdout.contains(&format!("az keyvault recover --name {vault}")),
+        "{stdout}"
+    );
+    assert_eq!(after_down["PORTAL_SIGNING_KEYS"], key, "the key is kept");
+
+    // An environment provisioned before the hook chose names keeps the template's name until
+    // that vault is found deleted.
+    std::fs::write(
+        &store,
+        "KEY_VAULT_NAME=kv-signup-abcdefghijklm\nPORTAL_SIGNING_KEYS=k1:x\n",
+    )
+    .unwrap();
+    let (_, older) = preprovision(&store, "", true);
+    assert!(!older.contains_key("PORTAL_KEY_VAULT_NAME"), "{older:?}");
+    let (out, older) = preprovision(&store, "kv-signup-abcdefghijklm", false);
+    assert!(out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("cannot check"),
+        "without az login it says it could not look"
+    );
+    assert!(!older.contains_key("PORTAL_KEY_VAULT_NAME"));
+    let (_, older) = preprovision(&store, "kv-signup-abcdefghijklm", true);
+    assert!(older["PORTAL_KEY_VAULT_NAME"].starts_with("kv-signup-"));
 }

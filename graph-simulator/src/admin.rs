@@ -76,6 +76,11 @@ struct SignInBody {
 }
 
 #[derive(Deserialize)]
+struct PermissionsBody {
+    permissions: Vec<String>,
+}
+
+#[derive(Deserialize)]
 struct LatencyBody {
     ms: u64,
 }
@@ -267,6 +272,25 @@ fn route(
             let b: LatencyBody = parse(body)?;
             sim.set_latency(Duration::from_millis(b.ms));
             ApiResponse::no_content()
+        }
+        (Method::GET, ["permissions"]) => ok(json!(sim.app_permissions())),
+        (Method::PUT, ["permissions"]) => {
+            let b: PermissionsBody = parse(body)?;
+            let values: Vec<&str> = b.permissions.iter().map(String::as_str).collect();
+            sim.set_app_permissions(&values);
+            ok(json!(sim.app_permissions()))
+        }
+        (Method::PATCH, ["authorizationPolicy"]) => {
+            let changes: Value = parse(body)?;
+            if !changes.is_object() {
+                return Err(err(400, "the body must be a JSON object of properties"));
+            }
+            sim.set_authorization_policy(changes);
+            ok(Value::Object(sim.shared.dir().authorization_policy.clone()))
+        }
+        (Method::POST, ["tokens", "admin"]) => {
+            let (token, expires_on) = sim.admin_token();
+            ok(json!({"accessToken": token, "expires_on": expires_on, "tokenType": "Bearer"}))
         }
         (Method::POST, ["tokens", "expire"]) => {
             sim.expire_tokens();

@@ -14,8 +14,9 @@ use time::OffsetDateTime;
 
 use crate::errors::{ApiResponse, GraphError};
 use crate::odata::QueryParams;
+use crate::permissions::Caller;
 use crate::shared::{lock, Shared, TokenInfo};
-use crate::types::{CLIENT_ID, CLIENT_SECRET, IDENTITY_HEADER, TENANT_DOMAIN};
+use crate::types::{CLIENT_ID, CLIENT_SECRET, IDENTITY_HEADER, IDENTITY_OBJECT_ID, TENANT_DOMAIN};
 use crate::util::{b64url, new_guid, random_token};
 
 pub(crate) const GRAPH_RESOURCE: &str = "https://graph.microsoft.com";
@@ -32,23 +33,61 @@ fn is_graph_resource(resource: &str) -> bool {
     r.eq_ignore_ascii_case(GRAPH_RESOURCE) || r.eq_ignore_ascii_case(GRAPH_APP_ID)
 }
 
-/// Issues a token for `audience` and remembers it. Returns the token and its
-/// expiry as Unix seconds.
+/// Issues an app-only token for `audience` and remembers it: the app's Graph permissions at
+/// this moment become its `roles`, as Entra fixes them when it issues a token. Returns the token
+/// and its expiry as Unix seconds.
 pub(crate) fn issue(shared: &Shared, audience: &str, lifetime: Duration) -> (String, i64) {
+    let roles = shared.dir().app_permissions();
+    let mut claims = json!({
+        "appid": CLIENT_ID,
+        "idtyp": "app",
+        "oid": IDENTITY_OBJECT_ID,
+        "sub": IDENTITY_OBJECT_ID,
+    });
+    // Entra leaves the claim out when the app holds no application permission.
+    if !roles.is_empty() {
+        claims["roles"] = json!(roles);
+    }
+    remember(shared, audience, lifetime, claims, Caller::App(roles))
+}
+
+/// A delegated token of a tenant administrator, as `az account get-access-token` gives an
+/// admin signed in with the Azure CLI: `scp` instead of `roles`.
+pub(crate) fn issue_admin(shared: &Shared, lifetime: Duration) -> (String, i64) {
+    let claims = json!({
+        "appid": AZURE_CLI_APP_ID,
+        "idtyp": "user",
+        "oid": ADMIN_OBJECT_ID,
+        "sub": ADMIN_OBJECT_ID,
+        "upn": format!("admin@{TENANT_DOMAIN}"),
+        "scp": "Application.ReadWrite.All AuditLog.Read.All Directory.AccessAsUser.All Group.ReadWrite.All Policy.Read.All User.ReadWrite.All",
+        "wids": ["62e90394-69f5-4237-9190-012177145e10"],
+    });
+    remember(shared, GRAPH_RESOURCE, lifetime, claims, Caller::Admin)
+}
+
+/// The Azure CLI's well-known application id.
+const AZURE_CLI_APP_ID: &str = "04b07795-8ddb-461a-bbee-02f9e1bf7b46";
+/// The object id of the simulated administrator who signs in with the Azure CLI.
+const ADMIN_OBJECT_ID: &str = "a11ce000-0000-4000-8000-00000000ad01";
+
+fn remember(
+    shared: &Shared,
+    audience: &str,
+    lifetime: Duration,
+    mut claims: Value,
+    caller: Caller,
+) -> (String, i64) {
     let now = OffsetDateTime::now_utc().unix_timestamp();
     let exp = now + lifetime.as_secs() as i64;
     let header = b64url(br#"{"typ":"JWT","alg":"none"}"#);
-    let claims = json!({
-        "aud": audience,
-        "iss": format!("https://sts.windows.net/{}/", shared.tenant_id),
-        "iat": now,
-        "nbf": now,
-        "exp": exp,
-        "appid": CLIENT_ID,
-        "tid": shared.tenant_id,
-        "idtyp": "app",
-        "uti": random_token(12),
-    });
+    claims["aud"] = json!(audience);
+    claims["iss"] = json!(format!("https://sts.windows.net/{}/", shared.tenant_id));
+    claims["iat"] = json!(now);
+    claims["nbf"] = json!(now);
+    claims["exp"] = json!(exp);
+    claims["tid"] = json!(shared.tenant_id);
+    claims["uti"] = json!(random_token(12));
     let token = format!(
         "{header}.{}.{}",
         b64url(claims.to_string().as_bytes()),
@@ -65,6 +104,7 @@ pub(crate) fn issue(shared: &Shared, audience: &str, lifetime: Duration) -> (Str
         TokenInfo {
             expires: Instant::now() + lifetime,
             audience: audience.to_string(),
+            caller,
         },
     );
     (token, exp)
@@ -82,8 +122,11 @@ fn invalid_token(message: &str) -> GraphError {
     GraphError::new(401, "InvalidAuthenticationToken", message)
 }
 
-/// The check Graph's gateway does before anything else.
-pub(crate) fn check_bearer(shared: &Shared, authorization: Option<&str>) -> Result<(), GraphError> {
+/// The check Graph's gateway does before anything else; the caller, when the token is good.
+pub(crate) fn check_bearer(
+    shared: &Shared,
+    authorization: Option<&str>,
+) -> Result<Caller, GraphError> {
     let token = authorization
         .and_then(|h| {
             let (scheme, rest) = h.trim().split_once(' ')?;
@@ -109,7 +152,7 @@ pub(crate) fn check_bearer(shared: &Shared, authorization: Option<&str>) -> Resu
             "Access token validation failure. Invalid audience.",
         ));
     }
-    Ok(())
+    Ok(info.caller.clone())
 }
 
 /// An Entra ID (AADSTS) error answer.

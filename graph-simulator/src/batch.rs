@@ -154,6 +154,7 @@ fn sub_api_request(outer: &ApiRequest, r: &SubRequest) -> Result<ApiRequest, Gra
         request_id: sub_request_id(),
         client_request_id,
         in_batch: true,
+        caller: outer.caller.clone(),
     })
 }
 

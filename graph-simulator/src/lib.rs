@@ -32,9 +32,14 @@
 //!   `GET /groups/{id}`; `GET /groups/{id}/members`;
 //!   `POST /groups/{id}/members/$ref`; `DELETE /groups/{id}/members/{uid}/$ref`;
 //!   `GET /servicePrincipals/{id}`; `GET|POST /servicePrincipals/{id}/appRoleAssignedTo`;
+//!   `GET /servicePrincipals[?$filter=appId eq '..']`, `GET /servicePrincipals(appId='..')`,
+//!   `GET /servicePrincipals/{id}/appRoleAssignments`;
 //!   `GET /directory/deletedItems/microsoft.graph.user`;
 //!   `GET|DELETE /directory/deletedItems/{id}`; `POST /directory/deletedItems/{id}/restore`;
-//!   `POST /$batch`.
+//!   `GET /policies/authorizationPolicy`; `POST /$batch`.
+//! * Permissions: app-only tokens carry the app's Graph application permissions as `roles`
+//!   (default [`DEFAULT_APP_PERMISSIONS`]); a call whose documented permissions the token lacks
+//!   answers 403 `Authorization_RequestDenied`.
 //! * Admin (no auth): `GET /_sim/config`, `GET /_sim/state[?users=false]`,
 //!   `GET /_sim/users[?mail=]`, `GET /_sim/users/{id}`, `POST /_sim/users/{id}/redeem`,
 //!   `POST /_sim/users/{id}/signIn {"at"|"sentinel"}`, `POST /_sim/members`,
@@ -43,7 +48,10 @@
 //!   `POST /_sim/servicePrincipals {"displayName","appRoleIds"}`,
 //!   `GET /_sim/servicePrincipals/{id}/assignments`, `GET /_sim/invitations`,
 //!   `GET /_sim/deleted`, `GET|DELETE /_sim/calls`, `GET|POST|DELETE /_sim/faults`,
-//!   `PUT /_sim/latency {"ms"}`, `POST /_sim/tokens/expire`.
+//!   `PUT /_sim/latency {"ms"}`, `POST /_sim/tokens/expire`,
+//!   `GET|PUT /_sim/permissions {"permissions":[..]}` (the app's Graph application permissions),
+//!   `PATCH /_sim/authorizationPolicy {..}`, `POST /_sim/tokens/admin` (a delegated admin token,
+//!   shaped like `az account get-access-token` output).
 
 mod admin;
 mod auth;
@@ -51,6 +59,7 @@ mod batch;
 mod errors;
 mod faults;
 mod odata;
+mod permissions;
 mod routes;
 mod server;
 mod shared;
@@ -69,7 +78,8 @@ use crate::state::{NewUser, SignIn};
 
 pub use crate::types::{
     CallCounts, Fault, FaultRoute, InvitationRecord, SeedGuest, SimulatorConfig, UserSnapshot,
-    CLIENT_ID, CLIENT_SECRET, DEFAULT_TENANT_ID, IDENTITY_HEADER, SIGN_IN_SENTINEL, TENANT_DOMAIN,
+    CLIENT_ID, CLIENT_SECRET, DEFAULT_APP_PERMISSIONS, DEFAULT_TENANT_ID, GRAPH_APP_ID,
+    IDENTITY_HEADER, IDENTITY_OBJECT_ID, SIGN_IN_SENTINEL, TENANT_DOMAIN,
 };
 
 /// A running simulator. Cheap to clone; all clones drive the same server.
@@ -361,5 +371,48 @@ impl Simulator {
     /// Expires every token issued so far: the next Graph call with one answers 401.
     pub fn expire_tokens(&self) {
         auth::expire_all(&self.shared);
+    }
+
+    /// Replaces the app's Microsoft Graph application permissions (e.g. `User.Invite.All`).
+    /// Tokens issued earlier keep the roles they were issued with, as Entra's do.
+    pub fn set_app_permissions(&self, permissions: &[&str]) {
+        let values: Vec<String> = permissions.iter().map(|p| p.to_string()).collect();
+        self.shared.dir().set_app_permissions(&values);
+    }
+
+    /// The app's Microsoft Graph application permissions now.
+    pub fn app_permissions(&self) -> Vec<String> {
+        self.shared.dir().app_permissions()
+    }
+
+    /// A delegated token of a tenant administrator (what `az account get-access-token` gives an
+    /// admin signed in with the Azure CLI) and its expiry in Unix seconds. It carries `scp`,
+    /// not `roles`, and may call everything.
+    pub fn admin_token(&self) -> (String, i64) {
+        auth::issue_admin(&self.shared, std::time::Duration::from_secs(3599))
+    }
+
+    /// Object id of Microsoft Graph's service principal in this tenant.
+    pub fn graph_service_principal_id(&self) -> String {
+        self.shared.dir().graph_sp_id.clone()
+    }
+
+    /// Merges `changes` (property -> value) into the tenant's authorization policy, e.g.
+    /// `{"allowInvitesFrom": "none"}`.
+    pub fn set_authorization_policy(&self, changes: serde_json::Value) {
+        if let serde_json::Value::Object(changes) = changes {
+            self.shared.dir().authorization_policy.extend(changes);
+        }
+    }
+
+    /// Enables or disables a user's account; false if the user is unknown.
+    pub fn set_account_enabled(&self, id: &str, enabled: bool) -> bool {
+        match self.shared.dir().user_mut(id) {
+            Some(u) => {
+                u.account_enabled = enabled;
+                true
+            }
+            None => false,
+        }
     }
 }

@@ -92,6 +92,14 @@ async fn dispatch(
                 names.push((k.as_str().to_ascii_lowercase(), v.to_string()));
             }
         }
+        let caller = match auth::check_bearer(&shared, header(&headers, "authorization").as_deref())
+        {
+            Ok(caller) => caller,
+            Err(e) => {
+                let resp = e.into_response(&request_id, &client_request_id);
+                return to_http(resp, Some((&request_id, &client_request_id)));
+            }
+        };
         let req = ApiRequest {
             method,
             path: path["/v1.0".len()..].to_string(),
@@ -102,11 +110,9 @@ async fn dispatch(
             request_id: request_id.clone(),
             client_request_id: client_request_id.clone(),
             in_batch: false,
+            caller,
         };
-        let resp = match auth::check_bearer(&shared, req.header("authorization")) {
-            Ok(()) => routes::execute(&shared, req).await,
-            Err(e) => e.into_response(&request_id, &client_request_id),
-        };
+        let resp = routes::execute(&shared, req).await;
         return to_http(resp, Some((&request_id, &client_request_id)));
     }
 

@@ -15,6 +15,8 @@ use crate::types::{CallCounts, Fault, SimulatorConfig};
 pub(crate) struct TokenInfo {
     pub expires: Instant,
     pub audience: String,
+    /// Whose token it is, with the permissions it carries.
+    pub caller: crate::permissions::Caller,
 }
 
 #[derive(Debug)]
@@ -44,7 +46,11 @@ impl Shared {
             tenant_id: config.tenant_id,
             p1_license: config.p1_license,
             latency_us: AtomicU64::new(config.latency.as_micros() as u64),
-            dir: Mutex::new(Directory::default()),
+            dir: Mutex::new({
+                let mut dir = Directory::default();
+                dir.seed_tenant(&config.app_permissions);
+                dir
+            }),
             faults: Mutex::new(Vec::new()),
             calls: Mutex::new(CallCounts::default()),
             invite_throttle: Mutex::new(

@@ -10,7 +10,10 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use serde_json::{json, Map, Value};
 use time::OffsetDateTime;
 
-use crate::types::{InvitationRecord, UserSnapshot, TENANT_DOMAIN};
+use crate::permissions::{role_id, GRAPH_APPLICATION_PERMISSIONS};
+use crate::types::{
+    InvitationRecord, UserSnapshot, CLIENT_ID, GRAPH_APP_ID, IDENTITY_OBJECT_ID, TENANT_DOMAIN,
+};
 use crate::util::{graph_datetime, new_guid, random_token};
 
 #[derive(Debug, Clone, Default)]
@@ -215,6 +218,9 @@ pub(crate) struct ServicePrincipal {
     pub app_id: String,
     pub display_name: String,
     pub app_role_ids: Vec<String>,
+    /// Roles other applications may be granted (`allowedMemberTypes: ["Application"]`), as
+    /// (id, value): Microsoft Graph's application permissions.
+    pub application_roles: Vec<(String, String)>,
     pub assignments: Vec<Assignment>,
 }
 
@@ -247,6 +253,10 @@ pub(crate) struct Directory {
     pub groups: HashMap<String, Group>,
     pub service_principals: HashMap<String, ServicePrincipal>,
     pub invitations: Vec<InvitationRecord>,
+    /// Object id of Microsoft Graph's service principal in this tenant.
+    pub graph_sp_id: String,
+    /// The tenant's authorization policy (`GET /policies/authorizationPolicy`).
+    pub authorization_policy: Map<String, Value>,
 }
 
 /// What a new user is made of; the directory assigns id and sequence.
@@ -442,6 +452,7 @@ impl Directory {
                 app_id: new_guid(),
                 display_name: display_name.to_string(),
                 app_role_ids: roles.iter().map(|r| r.to_string()).collect(),
+                application_roles: Vec::new(),
                 assignments: Vec::new(),
             },
         );
@@ -462,4 +473,130 @@ impl Directory {
     pub fn new_assignment_id() -> String {
         random_token(32)
     }
+
+    /// What every tenant has from the start: Microsoft Graph's service principal with its
+    /// application permissions, the app's own service principal holding `app_permissions`, and
+    /// the default authorization policy.
+    pub fn seed_tenant(&mut self, app_permissions: &[String]) {
+        let graph_sp_id = new_guid();
+        self.service_principals.insert(
+            graph_sp_id.clone(),
+            ServicePrincipal {
+                id: graph_sp_id.clone(),
+                app_id: GRAPH_APP_ID.to_string(),
+                display_name: "Microsoft Graph".into(),
+                app_role_ids: Vec::new(),
+                application_roles: GRAPH_APPLICATION_PERMISSIONS
+                    .iter()
+                    .map(|(value, id)| (id.to_string(), value.to_string()))
+                    .collect(),
+                assignments: Vec::new(),
+            },
+        );
+        self.graph_sp_id = graph_sp_id;
+        self.service_principals.insert(
+            IDENTITY_OBJECT_ID.to_string(),
+            ServicePrincipal {
+                id: IDENTITY_OBJECT_ID.to_string(),
+                app_id: CLIENT_ID.to_string(),
+                display_name: "b2b-signup".into(),
+                app_role_ids: Vec::new(),
+                application_roles: Vec::new(),
+                assignments: Vec::new(),
+            },
+        );
+        self.set_app_permissions(app_permissions);
+        self.authorization_policy = default_authorization_policy();
+    }
+
+    /// Replaces the app's Microsoft Graph permissions. Unknown values are ignored.
+    pub fn set_app_permissions(&mut self, values: &[String]) {
+        let graph_sp_id = self.graph_sp_id.clone();
+        let Some(graph) = self.service_principals.get_mut(&graph_sp_id) else {
+            return;
+        };
+        graph
+            .assignments
+            .retain(|a| a.principal_id != IDENTITY_OBJECT_ID);
+        for value in values {
+            if let Some(id) = role_id(value) {
+                graph.assignments.push(Assignment {
+                    id: Directory::new_assignment_id(),
+                    principal_id: IDENTITY_OBJECT_ID.to_string(),
+                    principal_type: "ServicePrincipal".into(),
+                    principal_display_name: "b2b-signup".into(),
+                    app_role_id: id.to_string(),
+                    created: OffsetDateTime::now_utc(),
+                });
+            }
+        }
+    }
+
+    /// The values of the Microsoft Graph permissions the app holds now (its tokens' `roles`).
+    pub fn app_permissions(&self) -> Vec<String> {
+        let Some(graph) = self.service_principals.get(&self.graph_sp_id) else {
+            return Vec::new();
+        };
+        graph
+            .assignments
+            .iter()
+            .filter(|a| a.principal_id == IDENTITY_OBJECT_ID)
+            .filter_map(|a| {
+                graph
+                    .application_roles
+                    .iter()
+                    .find(|(id, _)| *id == a.app_role_id)
+                    .map(|(_, value)| value.clone())
+            })
+            .collect()
+    }
+
+    /// App role assignments held by a principal (a service principal's `appRoleAssignments`),
+    /// with the resource each is on.
+    pub fn assignments_of(&self, principal_id: &str) -> Vec<(&ServicePrincipal, &Assignment)> {
+        let mut held: Vec<(&ServicePrincipal, &Assignment)> = self
+            .service_principals
+            .values()
+            .flat_map(|sp| {
+                sp.assignments
+                    .iter()
+                    .filter(|a| a.principal_id.eq_ignore_ascii_case(principal_id))
+                    .map(move |a| (sp, a))
+            })
+            .collect();
+        held.sort_by(|a, b| a.1.created.cmp(&b.1.created).then(a.1.id.cmp(&b.1.id)));
+        held
+    }
 }
+
+/// The authorization policy of a new tenant, as Graph v1.0 shows it (defaults of the commercial
+/// cloud: anyone may invite guests, guests get the default limited access).
+fn default_authorization_policy() -> Map<String, Value> {
+    let policy = json!({
+        "id": "authorizationPolicy",
+        "allowInvitesFrom": "everyone",
+        "allowedToSignUpEmailBasedSubscriptions": true,
+        "allowedToUseSSPR": true,
+        "allowEmailVerifiedUsersToJoinOrganization": false,
+        "allowUserConsentForRiskyApps": false,
+        "blockMsolPowerShell": false,
+        "description": "Used to manage authorization related settings across the company.",
+        "displayName": "Authorization Policy",
+        "guestUserRoleId": GUEST_USER_ROLE_ID,
+        "defaultUserRolePermissions": {
+            "allowedToCreateApps": true,
+            "allowedToCreateSecurityGroups": true,
+            "allowedToCreateTenants": true,
+            "allowedToReadBitlockerKeysForOwnedDevice": true,
+            "allowedToReadOtherUsers": true,
+            "permissionGrantPoliciesAssigned": ["ManagePermissionGrantsForSelf.microsoft-user-default-legacy"]
+        }
+    });
+    match policy {
+        Value::Object(m) => m,
+        _ => unreachable!("a JSON object literal"),
+    }
+}
+
+/// The "Guest User" role template: guests have limited access to directory objects (default).
+pub(crate) const GUEST_USER_ROLE_ID: &str = "10dae51f-b6af-4016-8d66-8c2a99b929b3";

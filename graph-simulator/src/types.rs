@@ -16,6 +16,22 @@ pub const CLIENT_ID: &str = "c0ffee00-5157-4a11-b2b0-51a7e0000001";
 pub const CLIENT_SECRET: &str = "sim~secret.not-for-production-0001";
 /// The secret the App Service managed identity endpoint demands in `X-IDENTITY-HEADER`.
 pub const IDENTITY_HEADER: &str = "sim-identity-header-0001";
+/// Object id of the app's service principal (the managed identity's principal id): the `oid`
+/// of its tokens and the principal of its Graph permissions.
+pub const IDENTITY_OBJECT_ID: &str = "5e1f0b7a-2c3d-4e5f-8a9b-0c1d2e3f4a5b";
+/// Microsoft Graph's application id, the same in every tenant.
+pub const GRAPH_APP_ID: &str = "00000003-0000-0000-c000-000000000000";
+/// The application permissions a new simulator grants its app: everything the portal can use
+/// (invitations, guests, group memberships, app role assignments, sign-in activity), and not
+/// Policy.Read.All, which the portal does not need.
+pub const DEFAULT_APP_PERMISSIONS: &[&str] = &[
+    "User.Invite.All",
+    "User.ReadWrite.All",
+    "GroupMember.ReadWrite.All",
+    "AppRoleAssignment.ReadWrite.All",
+    "Application.Read.All",
+    "AuditLog.Read.All",
+];
 
 /// What Entra reports in signInActivity for "no value" on some tenants.
 pub const SIGN_IN_SENTINEL: OffsetDateTime = datetime!(0001-01-01 0:00 UTC);
@@ -36,6 +52,9 @@ pub struct SimulatorConfig {
     pub tenant_id: String,
     /// Entra ID P1. Without it, selecting or filtering on signInActivity answers 403.
     pub p1_license: bool,
+    /// Microsoft Graph application permissions granted to the app (values such as
+    /// `User.Invite.All`): its tokens carry them as `roles`, and calls needing others get 403.
+    pub app_permissions: Vec<String>,
 }
 
 impl Default for SimulatorConfig {
@@ -46,6 +65,10 @@ impl Default for SimulatorConfig {
             write_throttle: Some((3000, Duration::from_secs(150))),
             tenant_id: DEFAULT_TENANT_ID.to_string(),
             p1_license: true,
+            app_permissions: DEFAULT_APP_PERMISSIONS
+                .iter()
+                .map(|p| p.to_string())
+                .collect(),
         }
     }
 }

@@ -7,6 +7,12 @@
 //! access" within seconds and leave the rest to the timer, while the timer itself can wait.
 //! Errors come back as [`GraphError`], which says whether retrying can help.
 
+mod tenant;
+pub use tenant::{
+    AppRoleInfo, AuthorizationPolicy, GroupInfo, ServicePrincipalInfo, TokenClaims,
+    MICROSOFT_GRAPH_APP_ID,
+};
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

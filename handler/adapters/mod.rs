@@ -6,6 +6,7 @@
 pub mod graph;
 pub mod identity;
 pub mod mail;
+pub mod smtp_probe;
 pub mod tables;
 
 /// The one HTTP client the portal uses (Graph, Table Storage): connection pooling across

@@ -752,6 +752,17 @@ impl TableStore {
     pub async fn ping(&self) -> Result<(), StoreError> {
         self.client(TableName::Policies).await.map(|_| ())
     }
+
+    /// Creates every table the portal uses that does not exist yet; the first that fails is
+    /// named with its error.
+    pub async fn create_tables(&self) -> Result<(), (String, StoreError)> {
+        for table in TableName::ALL {
+            self.client(table)
+                .await
+                .map_err(|e| (self.physical_name(table), e))?;
+        }
+        Ok(())
+    }
 }
 
 /// Keys may not contain `/ \ # ?` or control characters (Table Storage rejects them, and

@@ -64,6 +64,20 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Check everything the portal depends on and print a checklist (exit 1 when something
+    /// blocks): settings, Table Storage, Graph permissions, the tenant's guest settings, the
+    /// groups, app roles and approvers the policies name, and the SMTP relay. Sends no mail.
+    Doctor {
+        /// Object id of the Function App's managed identity, whose Graph permissions to check
+        /// when signed in as a person (GRAPH_CREDENTIAL=azure_cli).
+        #[arg(long, value_name = "PRINCIPAL_ID")]
+        identity: Option<String>,
+        /// The app's settings as `az functionapp config appsettings list -o json` prints them
+        /// (or a local.settings.json), laid over the environment; Key Vault references and the
+        /// credential settings are taken from the environment.
+        #[arg(long, value_name = "FILE")]
+        app_settings: Option<std::path::PathBuf>,
+    },
 }
 
 /// An error for the admin: one line, and the exit code says what kind.
@@ -176,6 +190,10 @@ async fn run(cli: Cli, env: Environment) -> Result<(), CliError> {
         }
         Some(Command::Mail(cmd)) => mail::run(&portal(&env)?, cmd).await,
         Some(Command::Demand { json }) => mail::demand(&store_only(&env)?, json).await,
+        Some(Command::Doctor {
+            identity,
+            app_settings,
+        }) => doctor(env, identity, app_settings).await,
     }
 }
 
@@ -187,6 +205,42 @@ async fn mail_sent(
 ) -> Result<(), CliError> {
     portal.outbox.idle().await;
     done
+}
+
+async fn doctor(
+    env: Environment,
+    identity: Option<String>,
+    app_settings: Option<std::path::PathBuf>,
+) -> Result<(), CliError> {
+    let env = match app_settings {
+        None => env,
+        Some(path) => {
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| CliError::usage(format!("--app-settings {}: {e}", path.display())))?;
+            crate::doctor::with_app_settings(&env, &text).map_err(CliError::usage)?
+        }
+    };
+    if let Some(id) = &identity {
+        // It goes into a Graph URL path: only an object id (GUID) is accepted.
+        if uuid::Uuid::parse_str(id).is_err() {
+            return Err(CliError::usage(format!(
+                "--identity expects the identity's object id (a GUID), got {id:?}"
+            )));
+        }
+    }
+    let mut doctor = crate::doctor::Doctor::new(env, identity);
+    let findings = crate::doctor::run(&mut doctor, |f| println!("{f}")).await;
+    println!("{}", crate::doctor::summary(&findings));
+    let blocking = findings
+        .iter()
+        .filter(|f| f.status == crate::doctor::Status::Fail)
+        .count();
+    if blocking > 0 {
+        return Err(CliError::failed(format!(
+            "doctor: {blocking} problem(s) block the portal"
+        )));
+    }
+    Ok(())
 }
 
 async fn serve(env: Environment) -> Result<(), CliError> {

@@ -10,10 +10,12 @@
 //! - [`request`]: a sign-up request and the state machine of its only allowed changes.
 //! - [`token`]: signed, expiring, purpose-bound link tokens with key rotation.
 //! - [`cleanup`]: the guest lifecycle the cleanup timer follows, and its per-run cap.
+//! - [`permissions`]: which Microsoft Graph permissions the enabled features need.
 
 pub mod cleanup;
 pub mod email;
 pub mod outbox;
+pub mod permissions;
 pub mod policy;
 pub mod request;
 pub mod token;

@@ -258,6 +258,33 @@ impl SigningKey {
     }
 }
 
+impl SigningKey {
+    /// Why this key's secret does not look like the random bytes it should be, if it does not.
+    /// 32 random bytes are never all printable text (a chance of about 1 in 10^14) and have
+    /// about 30 distinct values; a typed passphrase, a sample value or a repeated pattern fails
+    /// one of these. Says nothing about the secret itself.
+    pub fn weakness(&self) -> Option<String> {
+        let distinct = self
+            .secret
+            .iter()
+            .collect::<std::collections::BTreeSet<_>>()
+            .len();
+        if self.secret.iter().all(|b| (0x20..0x7f).contains(b)) {
+            return Some(format!(
+                "the secret of key '{}' is printable text, not random bytes (a passphrase or a sample value)",
+                self.id
+            ));
+        }
+        if distinct < 16 {
+            return Some(format!(
+                "the secret of key '{}' has only {distinct} distinct byte values, not random bytes",
+                self.id
+            ));
+        }
+        None
+    }
+}
+
 impl fmt::Debug for SigningKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SigningKey")
@@ -333,6 +360,28 @@ impl SigningKeys {
     }
 
     /// The id of the key that signs new tokens.
+    /// Every key, the current one first.
+    pub fn all(&self) -> impl Iterator<Item = &SigningKey> {
+        std::iter::once(&self.current).chain(self.previous.iter())
+    }
+
+    /// Why any key is weak (see [`SigningKey::weakness`]), and keys that share one secret.
+    pub fn weaknesses(&self) -> Vec<String> {
+        let mut found: Vec<String> = self.all().filter_map(SigningKey::weakness).collect();
+        let keys: Vec<&SigningKey> = self.all().collect();
+        for (i, a) in keys.iter().enumerate() {
+            for b in &keys[i + 1..] {
+                if a.secret == b.secret {
+                    found.push(format!(
+                        "keys '{}' and '{}' have the same secret, so rotating between them changes nothing",
+                        a.id, b.id
+                    ));
+                }
+            }
+        }
+        found
+    }
+
     pub fn current_id(&self) -> &str {
         &self.current.id
     }
@@ -897,5 +946,35 @@ mod tests {
         assert!(ring.verify_seal("outbox", &[b"x"], &old));
         let stranger = keys(&format!("k3:{K3}")).seal("outbox", &[b"x"]);
         assert!(!ring.verify_seal("outbox", &[b"x"], &stranger));
+    }
+
+    #[test]
+    fn weak_secrets_are_told_from_random_ones() {
+        let random = "k1:3q2+7w8Jx0mQ1vR9ZtYb4E6pLs5aKdHfGuNcIoWjTyU=";
+        assert!(SigningKeys::parse(random).unwrap().weaknesses().is_empty());
+        // Printable text, however long: a passphrase or the sample's value.
+        let text = format!(
+            "k1:{}",
+            base64::engine::general_purpose::STANDARD
+                .encode("correct horse battery staple, twice over")
+        );
+        let weak = SigningKeys::parse(&text).unwrap().weaknesses();
+        assert_eq!(weak.len(), 1, "{weak:?}");
+        assert!(weak[0].contains("printable text"), "{weak:?}");
+        // A repeated pattern of non-printable bytes.
+        let pattern = format!(
+            "k1:{}",
+            base64::engine::general_purpose::STANDARD.encode([0u8, 1, 2, 255].repeat(10))
+        );
+        let weak = SigningKeys::parse(&pattern).unwrap().weaknesses();
+        assert!(weak[0].contains("4 distinct"), "{weak:?}");
+        // The same secret under two ids.
+        let secret = random.trim_start_matches("k1:");
+        let twice = SigningKeys::parse(&format!("k2:{secret},k1:{secret}")).unwrap();
+        let weak = twice.weaknesses();
+        assert_eq!(weak.len(), 1);
+        assert!(weak[0].contains("'k2' and 'k1'"), "{weak:?}");
+        // Nothing of a secret is ever in the words.
+        assert!(!weak[0].contains(secret));
     }
 }

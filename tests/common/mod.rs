@@ -838,6 +838,21 @@ impl FaultySmtp {
         FaultySmtp { port, child }
     }
 
+    /// A real SMTP server that demands this user name and password (AUTH PLAIN or LOGIN,
+    /// without TLS, on loopback) before it takes a sender.
+    pub fn with_auth(user: &str, password: &str) -> FaultySmtp {
+        let port = free_port();
+        let mut cmd = Command::new("python3");
+        cmd.arg(repo_root().join("tests/platform/smtp_auth.py"))
+            .args([&port.to_string(), user, password])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        die_with_parent(&mut cmd);
+        let mut child = cmd.spawn().expect("the authenticating SMTP server starts");
+        wait_for_port(port, "the authenticating SMTP server", &mut child);
+        FaultySmtp { port, child }
+    }
+
     pub fn url(&self) -> String {
         format!("smtp://127.0.0.1:{}", self.port)
     }
@@ -901,4 +916,35 @@ pub async fn decide(
     }
     let resp = post_form(handler, "/api/approve", &fields).await;
     (resp.status().as_u16(), resp.text().await.unwrap())
+}
+
+/// Writes an executable stand-in for a command-line tool (`az`, `azd`) into `dir`, for scripts
+/// and credentials that run it from PATH.
+pub fn stand_in_tool(dir: &Path, name: &str, script: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join(name);
+    std::fs::write(&path, script).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// `az` as the Azure CLI of an administrator signed in to the simulated tenant: it answers
+/// `az account get-access-token` with the simulator's delegated admin token, and
+/// `az functionapp config appsettings list` with the file `APP_SETTINGS_FILE` names.
+pub fn admin_az(dir: &Path, sim: &Simulator) {
+    let (token, expires_on) = sim.admin_token();
+    stand_in_tool(
+        dir,
+        "az",
+        &format!(
+            r#"#!/bin/sh
+case "$*" in
+  *'account get-access-token'*)
+    echo '{{"accessToken":"{token}","expiresOn":"2099-01-01 00:00:00.000000","expires_on":{expires_on},"tokenType":"Bearer"}}' ;;
+  *'account show'*) echo '{{"id":"sub"}}' ;;
+  *'functionapp config appsettings list'*) cat "$APP_SETTINGS_FILE" ;;
+  *) echo "az: unexpected call: $*" >&2; exit 1 ;;
+esac
+"#
+        ),
+    );
 }

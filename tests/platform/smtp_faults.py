@@ -23,3 +23,9 @@ class PermFailNamed:
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         return f"550 5.1.1 <{address}>: Recipient address rejected: User unknown"
+
+class RejectSender:
+    """Refuses the envelope sender (a relay that may not send as MAIL_FROM)."""
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        return "550 5.7.1 Sender address rejected: not owned by user"

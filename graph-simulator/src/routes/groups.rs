@@ -25,6 +25,9 @@ pub(super) fn get(shared: &Shared, req: &ApiRequest, id: &str) -> GraphResult<Ap
             "securityEnabled": true,
             "mailEnabled": false,
             "groupTypes": [],
+            // Groups that refuse guests stand for on-premises-synced ones, whose members
+            // Graph cannot change.
+            "onPremisesSyncEnabled": if g.refuses_guests { json!(true) } else { Value::Null },
         }),
     ))
 }

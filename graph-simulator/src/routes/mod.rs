@@ -5,6 +5,7 @@
 mod directory;
 mod groups;
 mod invitations;
+mod policies;
 mod service_principals;
 mod users;
 
@@ -18,6 +19,7 @@ use crate::batch;
 use crate::errors::{ApiResponse, GraphError, GraphResult};
 use crate::faults::{FaultOutcome, Kind};
 use crate::odata::QueryParams;
+use crate::permissions::{Caller, Need};
 use crate::shared::Shared;
 use crate::util::new_guid;
 
@@ -36,6 +38,8 @@ pub(crate) struct ApiRequest {
     pub request_id: String,
     pub client_request_id: String,
     pub in_batch: bool,
+    /// Whose token the call carries (a batch's sub-requests carry the batch's).
+    pub caller: Caller,
 }
 
 impl ApiRequest {
@@ -79,8 +83,14 @@ enum Route {
     AddMember(String),
     RemoveMember(String, String),
     GetServicePrincipal(String),
+    /// `/servicePrincipals(appId='...')`, the alternate key.
+    GetServicePrincipalByAppId(String),
+    ListServicePrincipals,
     AssignAppRole(String),
     ListAppRoleAssignments(String),
+    /// `/servicePrincipals/{id}/appRoleAssignments`: the roles the principal holds.
+    ListHeldAppRoleAssignments(String),
+    GetAuthorizationPolicy,
     ListDeleted,
     GetDeleted(String),
     PurgeDeleted(String),
@@ -100,6 +110,33 @@ impl Route {
             Route::AssignAppRole(_) => Kind::AppRole,
             Route::Batch => Kind::Batch,
             _ => Kind::Other,
+        }
+    }
+
+    /// The permissions the call needs (any one of them), as Graph's reference pages list them.
+    fn need(&self) -> Need {
+        match self {
+            Route::Invite => Need::Invite,
+            Route::ListUsers | Route::GetUser(_) | Route::ListDeleted | Route::GetDeleted(_) => {
+                Need::ReadUsers
+            }
+            Route::PatchUser(_)
+            | Route::DeleteUser(_)
+            | Route::PurgeDeleted(_)
+            | Route::Restore(_) => Need::WriteUsers,
+            Route::CheckMemberGroups(_)
+            | Route::MemberOf(_)
+            | Route::GetGroup(_)
+            | Route::ListMembers(_) => Need::ReadGroups,
+            Route::AddMember(_) | Route::RemoveMember(..) => Need::WriteMembers,
+            Route::GetServicePrincipal(_)
+            | Route::GetServicePrincipalByAppId(_)
+            | Route::ListServicePrincipals
+            | Route::ListAppRoleAssignments(_)
+            | Route::ListHeldAppRoleAssignments(_) => Need::ReadApplications,
+            Route::AssignAppRole(_) => Need::AssignAppRoles,
+            Route::GetAuthorizationPolicy => Need::ReadAuthorizationPolicy,
+            Route::Batch => Need::Nothing,
         }
     }
 
@@ -155,7 +192,24 @@ fn classify(method: &Method, path: &str) -> GraphResult<Route> {
         ["groups", _, "members", _, "$ref"] => {
             pick(vec![(Method::DELETE, Route::RemoveMember(own(1), own(3)))])
         }
+        ["serviceprincipals"] => pick(vec![(Method::GET, Route::ListServicePrincipals)]),
+        [key] if key.starts_with("serviceprincipals(appid=") && key.ends_with(')') => {
+            let app_id = segs[0]["servicePrincipals(appId=".len()..segs[0].len() - 1]
+                .trim_matches('\'')
+                .to_string();
+            pick(vec![(
+                Method::GET,
+                Route::GetServicePrincipalByAppId(app_id),
+            )])
+        }
         ["serviceprincipals", _] => pick(vec![(Method::GET, Route::GetServicePrincipal(own(1)))]),
+        ["serviceprincipals", _, "approleassignments"] => pick(vec![(
+            Method::GET,
+            Route::ListHeldAppRoleAssignments(own(1)),
+        )]),
+        ["policies", "authorizationpolicy"] => {
+            pick(vec![(Method::GET, Route::GetAuthorizationPolicy)])
+        }
         ["serviceprincipals", _, "approleassignedto"] => pick(vec![
             (Method::POST, Route::AssignAppRole(own(1))),
             (Method::GET, Route::ListAppRoleAssignments(own(1))),
@@ -179,6 +233,7 @@ fn classify(method: &Method, path: &str) -> GraphResult<Route> {
                 "groups",
                 "serviceprincipals",
                 "directory",
+                "policies",
                 "$batch",
             ];
             let bad = match l.first() {
@@ -195,6 +250,9 @@ fn classify(method: &Method, path: &str) -> GraphResult<Route> {
 async fn admit(shared: &Shared, req: &ApiRequest, route: &Route) -> Result<(), ApiResponse> {
     let kind = route.kind();
     shared.count_kind(kind, req.in_batch);
+    if !req.caller.holds_any(route.need().any_of()) {
+        return Err(req.error(GraphError::denied()));
+    }
     if let Some(action) = shared.take_fault(kind) {
         if let Some(d) = action.delay {
             tokio::time::sleep(d).await;
@@ -265,6 +323,12 @@ pub(crate) async fn execute_single(shared: &Shared, req: ApiRequest) -> ApiRespo
         Route::AddMember(id) => groups::add_member(shared, &req, id),
         Route::RemoveMember(g, u) => groups::remove_member(shared, g, u),
         Route::GetServicePrincipal(id) => service_principals::get(shared, &req, id),
+        Route::GetServicePrincipalByAppId(app_id) => {
+            service_principals::get_by_app_id(shared, &req, app_id)
+        }
+        Route::ListServicePrincipals => service_principals::list_all(shared, &req),
+        Route::ListHeldAppRoleAssignments(id) => service_principals::held(shared, &req, id),
+        Route::GetAuthorizationPolicy => policies::authorization_policy(shared, &req),
         Route::AssignAppRole(id) => service_principals::assign(shared, &req, id),
         Route::ListAppRoleAssignments(id) => service_principals::list(shared, &req, id),
         Route::ListDeleted => directory::list_deleted(shared, &req),

@@ -6,7 +6,7 @@ use time::OffsetDateTime;
 use super::ApiRequest;
 use crate::errors::{ApiResponse, GraphError, GraphResult};
 use crate::shared::Shared;
-use crate::state::{Assignment, Directory};
+use crate::state::{Assignment, Directory, ServicePrincipal};
 
 /// The app role id that means "default access" (no specific role).
 const DEFAULT_ACCESS: &str = "00000000-0000-0000-0000-000000000000";
@@ -17,7 +17,99 @@ pub(super) fn get(shared: &Shared, req: &ApiRequest, id: &str) -> GraphResult<Ap
         .service_principals
         .get(id)
         .ok_or_else(|| GraphError::not_found(id))?;
-    let roles: Vec<Value> = sp
+    let mut body = render(sp);
+    body["@odata.context"] = json!(format!(
+        "{}/$metadata#servicePrincipals/$entity",
+        req.graph_base()
+    ));
+    Ok(ApiResponse::json(200, body))
+}
+
+/// `GET /servicePrincipals(appId='...')`: the service principal of an application, by its
+/// application id (how Microsoft Graph's own is found in any tenant).
+pub(super) fn get_by_app_id(
+    shared: &Shared,
+    req: &ApiRequest,
+    app_id: &str,
+) -> GraphResult<ApiResponse> {
+    let dir = shared.dir();
+    let sp = dir
+        .service_principals
+        .values()
+        .find(|sp| sp.app_id.eq_ignore_ascii_case(app_id))
+        .ok_or_else(|| GraphError::not_found(app_id))?;
+    let mut body = render(sp);
+    body["@odata.context"] = json!(format!(
+        "{}/$metadata#servicePrincipals/$entity",
+        req.graph_base()
+    ));
+    Ok(ApiResponse::json(200, body))
+}
+
+/// `GET /servicePrincipals?$filter=appId eq '...'` (the one filter the portal's tools use).
+pub(super) fn list_all(shared: &Shared, req: &ApiRequest) -> GraphResult<ApiResponse> {
+    let wanted = match req.query.get("$filter") {
+        None => None,
+        Some(f) => {
+            let f = f.trim();
+            let value = f
+                .strip_prefix("appId eq '")
+                .and_then(|rest| rest.strip_suffix('\''))
+                .ok_or_else(|| {
+                    GraphError::bad_request(format!(
+                        "Unsupported filter for servicePrincipals in the simulator: {f}"
+                    ))
+                })?;
+            Some(value.to_string())
+        }
+    };
+    let dir = shared.dir();
+    let mut value: Vec<Value> = dir
+        .service_principals
+        .values()
+        .filter(|sp| {
+            wanted
+                .as_deref()
+                .is_none_or(|w| sp.app_id.eq_ignore_ascii_case(w))
+        })
+        .map(render)
+        .collect();
+    value.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
+    Ok(ApiResponse::json(
+        200,
+        json!({
+            "@odata.context": format!("{}/$metadata#servicePrincipals", req.graph_base()),
+            "value": value,
+        }),
+    ))
+}
+
+/// `GET /servicePrincipals/{id}/appRoleAssignments`: the app roles this principal holds on
+/// other resources (for the portal's app: its Microsoft Graph application permissions).
+pub(super) fn held(shared: &Shared, req: &ApiRequest, id: &str) -> GraphResult<ApiResponse> {
+    let dir = shared.dir();
+    if !dir.service_principals.contains_key(id) {
+        return Err(GraphError::not_found(id));
+    }
+    let value: Vec<Value> = dir
+        .assignments_of(id)
+        .into_iter()
+        .map(|(resource, a)| resource.render_assignment(a))
+        .collect();
+    Ok(ApiResponse::json(
+        200,
+        json!({
+            "@odata.context": format!(
+                "{}/$metadata#servicePrincipals('{id}')/appRoleAssignments",
+                req.graph_base()
+            ),
+            "value": value,
+        }),
+    ))
+}
+
+fn render(sp: &ServicePrincipal) -> Value {
+    let mut roles: Vec<Value> = sp
         .app_role_ids
         .iter()
         .map(|r| {
@@ -30,16 +122,23 @@ pub(super) fn get(shared: &Shared, req: &ApiRequest, id: &str) -> GraphResult<Ap
             })
         })
         .collect();
-    Ok(ApiResponse::json(
-        200,
+    roles.extend(sp.application_roles.iter().map(|(id, value)| {
         json!({
-            "@odata.context": format!("{}/$metadata#servicePrincipals/$entity", req.graph_base()),
-            "id": sp.id,
-            "appId": sp.app_id,
-            "displayName": sp.display_name,
-            "appRoles": roles,
-        }),
-    ))
+            "id": id,
+            "allowedMemberTypes": ["Application"],
+            "isEnabled": true,
+            "displayName": value,
+            "origin": "Application",
+            "value": value,
+        })
+    }));
+    json!({
+        "id": sp.id,
+        "appId": sp.app_id,
+        "displayName": sp.display_name,
+        "servicePrincipalType": "Application",
+        "appRoles": roles,
+    })
 }
 
 fn required_guid(body: &Value, name: &str) -> GraphResult<String> {
@@ -69,7 +168,13 @@ pub(super) fn assign(shared: &Shared, req: &ApiRequest, sp_id: &str) -> GraphRes
             "The resourceId '{resource_id}' does not match the service principal '{sp_id}' in the request URL."
         )));
     }
-    if app_role_id != DEFAULT_ACCESS && !sp.app_role_ids.contains(&app_role_id) {
+    if app_role_id != DEFAULT_ACCESS
+        && !sp.app_role_ids.contains(&app_role_id)
+        && !sp
+            .application_roles
+            .iter()
+            .any(|(id, _)| *id == app_role_id)
+    {
         return Err(GraphError::directory_bad_request(format!(
             "Permission being assigned was not found on application '{}'.",
             sp.app_id
@@ -111,6 +216,9 @@ fn principal(dir: &Directory, id: &str) -> GraphResult<(String, String)> {
     }
     if let Some(g) = dir.groups.get(id) {
         return Ok(("Group".into(), g.display_name.clone()));
+    }
+    if let Some(sp) = dir.service_principals.get(id) {
+        return Ok(("ServicePrincipal".into(), sp.display_name.clone()));
     }
     Err(GraphError::not_found(id))
 }

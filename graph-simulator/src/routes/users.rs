@@ -34,8 +34,16 @@ pub(super) fn users_context(req: &ApiRequest, entity: bool) -> String {
 
 pub(super) fn select_or_403(shared: &Shared, req: &ApiRequest) -> GraphResult<Vec<&'static str>> {
     let select = parse_user_select(&req.query)?;
-    if select.contains(&"signInActivity") && !shared.p1_license {
-        return Err(no_premium());
+    if select.contains(&"signInActivity") {
+        if !req
+            .caller
+            .holds_any(crate::permissions::READ_SIGN_IN_ACTIVITY)
+        {
+            return Err(GraphError::denied());
+        }
+        if !shared.p1_license {
+            return Err(no_premium());
+        }
     }
     Ok(select)
 }
@@ -66,6 +74,13 @@ pub(super) fn list(shared: &Shared, req: &ApiRequest) -> GraphResult<ApiResponse
             return Err(GraphError::unsupported_query(
                 "Filtering on signInActivity can't be combined with filtering on other properties of resource 'User'.",
             ));
+        }
+        if f.uses_sign_in()
+            && !req
+                .caller
+                .holds_any(crate::permissions::READ_SIGN_IN_ACTIVITY)
+        {
+            return Err(GraphError::denied());
         }
         if f.uses_sign_in() && !shared.p1_license {
             return Err(no_premium());
