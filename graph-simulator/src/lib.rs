@@ -37,7 +37,7 @@
 //!   `POST /$batch`.
 //! * Admin (no auth): `GET /_sim/config`, `GET /_sim/state[?users=false]`,
 //!   `GET /_sim/users[?mail=]`, `GET /_sim/users/{id}`, `POST /_sim/users/{id}/redeem`,
-//!   `POST /_sim/users/{id}/signIn {"at"|"sentinel"}`, `POST /_sim/members`,
+//!   `POST /_sim/users/{id}/signIn {"at"|"sentinel"[, "failed"]}`, `POST /_sim/members`,
 //!   `POST /_sim/guests` (one guest, or `{"count":N,"createdDaysAgo":D}`),
 //!   `POST /_sim/groups {"displayName","refusesGuests"}`, `GET /_sim/groups/{id}/members`,
 //!   `POST /_sim/servicePrincipals {"displayName","appRoleIds"}`,
@@ -331,6 +331,19 @@ impl Simulator {
                     last_non_interactive: at,
                     last_successful: at,
                 };
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// A failed interactive sign-in attempt (a wrong password, a sprayed one): Graph records
+    /// it in `lastSignInDateTime` but not in `lastSuccessfulSignInDateTime`.
+    pub fn record_failed_sign_in(&self, id: &str, at: OffsetDateTime) -> bool {
+        let mut dir = self.shared.dir();
+        match dir.user_mut(id) {
+            Some(u) => {
+                u.sign_in.last = Some(at);
                 true
             }
             None => false,

@@ -13,11 +13,22 @@ use time::OffsetDateTime;
 use crate::types::{InvitationRecord, UserSnapshot, TENANT_DOMAIN};
 use crate::util::{graph_datetime, new_guid, random_token};
 
+/// `signInActivity`: the last interactive and non-interactive sign-in *attempts* (failed ones
+/// included, as Graph documents) and the last *successful* sign-in.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct SignIn {
     pub last: Option<OffsetDateTime>,
     pub last_non_interactive: Option<OffsetDateTime>,
     pub last_successful: Option<OffsetDateTime>,
+}
+
+impl SignIn {
+    /// No sign-in of any kind on record. Graph then does not return `signInActivity` at all
+    /// ("not returned for a user who has never signed in or last signed in before April
+    /// 2020"), rather than an object of nulls.
+    pub fn is_empty(&self) -> bool {
+        self.last.is_none() && self.last_non_interactive.is_none() && self.last_successful.is_none()
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -163,6 +174,9 @@ impl User {
         let mut m = Map::new();
         m.insert("id".into(), json!(self.id));
         for p in select {
+            if *p == "signInActivity" && self.sign_in.is_empty() {
+                continue;
+            }
             if *p != "id" {
                 m.insert((*p).to_string(), self.property(p));
             }

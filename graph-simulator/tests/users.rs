@@ -166,12 +166,21 @@ async fn sign_in_activity_only_when_selected_and_filterable_alone() {
         .sim
         .add_guest(SeedGuest::new("sentinel@x.example").sign_in_sentinel());
 
+    // Graph does not return signInActivity for a user who never signed in (no object of
+    // nulls): on a page, that user simply has no such property.
     let (_, v) = env
         .get(&format!("/users/{never}?$select=id,signInActivity"))
         .await;
-    assert!(v["signInActivity"]["lastSignInDateTime"].is_null());
-    assert!(v["signInActivity"]["lastNonInteractiveSignInDateTime"].is_null());
-    assert!(v["signInActivity"]["lastSuccessfulSignInDateTime"].is_null());
+    assert_eq!(v["id"], never.as_str());
+    assert!(v.get("signInActivity").is_none(), "{v}");
+    let (_, v) = env.get("/users?$select=id,signInActivity&$top=999").await;
+    let listed = v["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["id"] == never.as_str())
+        .unwrap();
+    assert!(listed.get("signInActivity").is_none(), "{listed}");
     let (_, v) = env
         .get(&format!("/users/{sentinel}?$select=signInActivity"))
         .await;
@@ -198,6 +207,46 @@ async fn sign_in_activity_only_when_selected_and_filterable_alone() {
         .await;
     assert_eq!(status, 400);
     assert_eq!(code(&v), "Request_UnsupportedQuery");
+}
+
+#[tokio::test]
+async fn a_failed_sign_in_counts_as_an_attempt_not_as_a_success() {
+    let env = Env::start().await;
+    let success = datetime!(2025-03-01 09:00 UTC);
+    let id = env
+        .sim
+        .add_guest(SeedGuest::new("sprayed@x.example").last_sign_in(success));
+    let spray = datetime!(2026-11-20 03:00 UTC);
+    assert!(env.sim.record_failed_sign_in(&id, spray));
+    let (_, v) = env
+        .get(&format!("/users/{id}?$select=signInActivity"))
+        .await;
+    let s = &v["signInActivity"];
+    assert_eq!(s["lastSignInDateTime"], "2026-11-20T03:00:00Z");
+    assert_eq!(s["lastSuccessfulSignInDateTime"], "2025-03-01T09:00:00Z");
+
+    // Only failed attempts on record: the object is there, its successful sign-in is null.
+    let tried = env.sim.add_guest(SeedGuest::new("tried@x.example"));
+    let status = env
+        .http
+        .post(format!(
+            "{}/_sim/users/{tried}/signIn",
+            env.sim.authority_host()
+        ))
+        .json(&json!({"at": "2026-11-21T03:00:00Z", "failed": true}))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 204);
+    let (_, v) = env
+        .get(&format!("/users/{tried}?$select=signInActivity"))
+        .await;
+    assert_eq!(
+        v["signInActivity"]["lastSignInDateTime"],
+        "2026-11-21T03:00:00Z"
+    );
+    assert!(v["signInActivity"]["lastSuccessfulSignInDateTime"].is_null());
 }
 
 #[tokio::test]
