@@ -415,3 +415,58 @@ async fn seeding_and_paging_100k_guests_is_fast() {
     assert!(seeded.as_secs_f64() < 5.0, "seeding took {seeded:?}");
     assert!(slowest.as_millis() < 1500, "slowest page {slowest:?}");
 }
+
+/// Known users re-read by id, 15 to a query (Graph's limit on an `in` list), which is what a
+/// `$batch` of such queries is built from.
+#[tokio::test]
+async fn users_by_id_in_lists_of_at_most_fifteen() {
+    let env = Env::start().await;
+    env.sim.seed_guests(20, OffsetDateTime::now_utc());
+    let all: Vec<String> = env.sim.users().into_iter().map(|u| u.id).collect();
+    let quoted = |ids: &[String]| {
+        ids.iter()
+            .map(|i| format!("'{i}'"))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let (status, v) = env
+        .get(&format!(
+            "/users?$filter=id in ({})&$select=id,userType,accountEnabled",
+            quoted(&all[3..18])
+        ))
+        .await;
+    assert_eq!(status, 200, "{v}");
+    let got: Vec<&str> = v["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        got,
+        all[3..18].iter().map(String::as_str).collect::<Vec<_>>()
+    );
+    assert_eq!(v["value"][0]["userType"], "Guest");
+
+    // A deleted user is simply not in the answer.
+    let (status, _) = env
+        .req(Method::DELETE, &format!("/users/{}", all[4]))
+        .send()
+        .await
+        .map(|r| (r.status().as_u16(), ()))
+        .unwrap();
+    assert_eq!(status, 204);
+    let (_, v) = env
+        .get(&format!(
+            "/users?$filter=id in ({})&$select=id",
+            quoted(&all[3..6])
+        ))
+        .await;
+    assert_eq!(v["value"].as_array().unwrap().len(), 2);
+
+    let (status, v) = env
+        .get(&format!("/users?$filter=id in ({})", quoted(&all[0..16])))
+        .await;
+    assert_eq!((status, code(&v)), (400, "Request_UnsupportedQuery"));
+    assert!(message(&v).contains("Max allowed: 15"), "{v}");
+}
