@@ -29,7 +29,7 @@
 //! * Graph under `/v1.0`: `POST /invitations`; `GET /users` (`$filter`,
 //!   `$select`, `$top`, `$count`, `$skiptoken`); `GET|PATCH|DELETE /users/{id}`;
 //!   `POST /users/{id}/checkMemberGroups`; `GET /users/{id}/memberOf`;
-//!   `GET /groups/{id}`; `GET /groups/{id}/members`;
+//!   `GET /groups/{id}`; `GET /groups/{id}/members`; `GET /groups/{id}/transitiveMembers`;
 //!   `POST /groups/{id}/members/$ref`; `DELETE /groups/{id}/members/{uid}/$ref`;
 //!   `GET /servicePrincipals/{id}`; `GET|POST /servicePrincipals/{id}/appRoleAssignedTo`;
 //!   `GET /directory/deletedItems/microsoft.graph.user`;
@@ -267,6 +267,26 @@ impl Simulator {
         let mut found = dir.users_by_mail(mail);
         found.sort_by_key(|u| (u.user_type != "Guest", u.seq));
         found.first().map(|u| u.snapshot())
+    }
+
+    /// Makes `member` (a user or another group) a direct member of `group`, as
+    /// `POST /groups/{id}/members/$ref` does. False if either is unknown or already there.
+    pub fn add_group_member(&self, group: &str, member: &str) -> bool {
+        let mut dir = self.shared.dir();
+        let known = dir.user(member).map(|u| u.id.clone()).or_else(|| {
+            (dir.groups.contains_key(member) && member != group).then(|| member.to_string())
+        });
+        let Some(member) = known else {
+            return false;
+        };
+        let Some(g) = dir.groups.get_mut(group) else {
+            return false;
+        };
+        if !g.member_set.insert(member.clone()) {
+            return false;
+        }
+        g.members.push(member);
+        true
     }
 
     /// Member ids of a group, in the order they were added (empty if unknown).

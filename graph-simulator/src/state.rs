@@ -462,6 +462,39 @@ impl Directory {
         id
     }
 
+    /// Every member of a group, nested groups' members included: the group's own members in
+    /// the order they were added, then those of each nested group as it is reached. Nested
+    /// groups are members too (Graph lists them), each object once, cycles walked once.
+    pub fn transitive_members(&self, group_id: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut seen: HashSet<String> = HashSet::new();
+        let mut visited: HashSet<&str> = HashSet::from([group_id]);
+        let mut queue = std::collections::VecDeque::from([group_id]);
+        while let Some(g) = queue.pop_front() {
+            let Some(group) = self.groups.get(g) else {
+                continue;
+            };
+            for m in &group.members {
+                if seen.insert(m.clone()) {
+                    out.push(m.clone());
+                }
+                if let Some(nested) = self.groups.get(m.as_str()) {
+                    if visited.insert(nested.id.as_str()) {
+                        queue.push_back(nested.id.as_str());
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Whether `object_id` is a member of `group_id`, directly or through nested groups.
+    pub fn is_transitive_member(&self, object_id: &str, group_id: &str) -> bool {
+        self.transitive_members(group_id)
+            .iter()
+            .any(|m| m == object_id)
+    }
+
     /// Groups (ids) the active user is a direct member of.
     pub fn groups_of(&self, user_id: &str) -> Vec<&Group> {
         let mut gs: Vec<&Group> = self

@@ -263,13 +263,10 @@ pub(super) fn check_member_groups(
     }
     let dir = shared.dir();
     let user = dir.user(id).ok_or_else(|| GraphError::not_found(id))?;
+    // Transitive, as Graph's checkMemberGroups is: a member of a nested group counts.
     let value: Vec<&String> = ids
         .iter()
-        .filter(|g| {
-            dir.groups
-                .get(g.as_str())
-                .is_some_and(|g| g.member_set.contains(&user.id))
-        })
+        .filter(|g| dir.groups.contains_key(g.as_str()) && dir.is_transitive_member(&user.id, g))
         .collect();
     Ok(ApiResponse::json(
         200,
