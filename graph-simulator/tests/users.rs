@@ -469,4 +469,38 @@ async fn users_by_id_in_lists_of_at_most_fifteen() {
         .await;
     assert_eq!((status, code(&v)), (400, "Request_UnsupportedQuery"));
     assert!(message(&v).contains("Max allowed: 15"), "{v}");
+
+    // In a $batch (URL-encoded as any relative URL), counted apart from listing pages.
+    env.sim.reset_calls();
+    let query = |ids: &[String]| {
+        format!(
+            "/users?$filter={}&$select=id",
+            url::form_urlencoded::byte_serialize(format!("id in ({})", quoted(ids)).as_bytes())
+                .collect::<String>()
+        )
+    };
+    let (status, v) = env
+        .batch(json!([
+            {"id": "1", "method": "GET", "url": query(&all[0..3])},
+            {"id": "2", "method": "GET", "url": query(&all[5..20])},
+        ]))
+        .await;
+    assert_eq!(status, 200, "{v}");
+    let sizes: HashSet<usize> = v["responses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["body"]["value"].as_array().unwrap().len())
+        .collect();
+    assert_eq!(sizes, HashSet::from([3, 15]));
+    let calls = env.sim.calls();
+    assert_eq!(
+        (
+            calls.batch,
+            calls.batch_reads_only,
+            calls.list_users_pages,
+            calls.list_users_in_batch
+        ),
+        (1, 1, 2, 2)
+    );
 }
