@@ -7,7 +7,8 @@
 //! - [`email`]: email addresses and domains, parsed once into canonical values.
 //! - [`policy`]: per-domain admission policies, their validation and matching.
 //! - [`request`]: a sign-up request and the state machine of its only allowed changes.
-//! - [`token`]: signed, expiring, purpose-bound link tokens with key rotation.
+//! - [`token`]: signed, expiring, purpose-bound link tokens with key rotation, and signatures
+//!   for records the portal acts on later.
 //! - [`cleanup`]: the guest lifecycle the cleanup timer follows, and its per-run cap.
 
 pub mod cleanup;
