@@ -328,46 +328,57 @@ impl Simulator {
             .collect()
     }
 
-    /// Marks a guest as having redeemed its invitation. False if unknown.
-    pub fn redeem(&self, id: &str) -> bool {
-        let mut dir = self.shared.dir();
-        match dir.user_mut(id) {
+    /// Changes an active user as an admin (or the user) would. False if unknown.
+    fn change_user(&self, id: &str, change: impl FnOnce(&mut state::User)) -> bool {
+        match self.shared.dir().user_mut(id) {
             Some(u) => {
-                u.external_user_state = Some("Accepted".into());
-                u.external_user_state_changed = Some(OffsetDateTime::now_utc());
+                change(u);
                 true
             }
             None => false,
         }
     }
 
+    /// Marks a guest as having redeemed its invitation. False if unknown.
+    pub fn redeem(&self, id: &str) -> bool {
+        self.change_user(id, |u| {
+            u.external_user_state = Some("Accepted".into());
+            u.external_user_state_changed = Some(OffsetDateTime::now_utc());
+        })
+    }
+
     /// Sets all three signInActivity timestamps (None = never signed in).
     pub fn set_last_sign_in(&self, id: &str, at: Option<OffsetDateTime>) -> bool {
-        let mut dir = self.shared.dir();
-        match dir.user_mut(id) {
-            Some(u) => {
-                u.sign_in = SignIn {
-                    last: at,
-                    last_non_interactive: at,
-                    last_successful: at,
-                };
-                true
-            }
-            None => false,
-        }
+        self.change_user(id, |u| {
+            u.sign_in = SignIn {
+                last: at,
+                last_non_interactive: at,
+                last_successful: at,
+            };
+        })
+    }
+
+    /// What an admin does in the portal or with `PATCH /users/{id}`: converts a guest to a
+    /// member (`"Member"`) or back. False if unknown.
+    pub fn set_user_type(&self, id: &str, user_type: &str) -> bool {
+        self.change_user(id, |u| {
+            u.user_type = user_type.to_string();
+        })
+    }
+
+    /// An admin enables (or disables) an account. False if unknown.
+    pub fn set_account_enabled(&self, id: &str, enabled: bool) -> bool {
+        self.change_user(id, |u| {
+            u.account_enabled = enabled;
+        })
     }
 
     /// A failed interactive sign-in attempt (a wrong password, a sprayed one): Graph records
     /// it in `lastSignInDateTime` but not in `lastSuccessfulSignInDateTime`.
     pub fn record_failed_sign_in(&self, id: &str, at: OffsetDateTime) -> bool {
-        let mut dir = self.shared.dir();
-        match dir.user_mut(id) {
-            Some(u) => {
-                u.sign_in.last = Some(at);
-                true
-            }
-            None => false,
-        }
+        self.change_user(id, |u| {
+            u.sign_in.last = Some(at);
+        })
     }
 
     pub fn calls(&self) -> CallCounts {
