@@ -24,7 +24,7 @@ use std::time::{Duration as StdDuration, Instant};
 use b2b_signup::adapters::tables::TableName;
 use b2b_signup::functions::Portal;
 use b2b_signup::settings::{Environment, Settings};
-use b2b_signup::store::guests::{self, Guest, GuestState};
+use b2b_signup::store::guests::{self, Guest, GuestOrigin, GuestState};
 use futures::stream::{self, StreamExt};
 use graph_simulator::{SeedGuest, Simulator, SimulatorConfig};
 use time::{Duration, OffsetDateTime};
@@ -242,6 +242,8 @@ async fn bench(o: &Options, table_port: u16, azurite_pid: Option<u32>) -> Result
             state_changed_at: now - Duration::days(30),
             removal_reason: Some("access_period".into()),
             reminder_sent_at: None,
+            origin: GuestOrigin::Invited,
+            invite_decided_at: Some(long_ago),
         });
     }
     let portal = Portal::new(settings_with_budget(o.interrupt_after)?)?;

@@ -56,6 +56,39 @@ impl std::str::FromStr for GuestState {
     }
 }
 
+/// Who made the guest: only the portal's own invitations are in the cleanup's default scope.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GuestOrigin {
+    /// The portal invited it (and, unless the cleanup finds the directory user older than
+    /// [`Guest::invite_decided_at`], created it).
+    Invited,
+    /// The portal's invitation was answered with a user that existed before (an admin had
+    /// invited it): recorded by the cleanup when it finds so.
+    PreExisting,
+    /// The cleanup made this record for a guest outside the portal's records, while
+    /// `CLEANUP_SCOPE=all_guests` was on.
+    Cleanup,
+}
+
+impl GuestOrigin {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GuestOrigin::Invited => "invited",
+            GuestOrigin::PreExisting => "pre_existing",
+            GuestOrigin::Cleanup => "cleanup",
+        }
+    }
+
+    fn parse(s: &str) -> Result<Self, String> {
+        match s {
+            "invited" => Ok(GuestOrigin::Invited),
+            "pre_existing" => Ok(GuestOrigin::PreExisting),
+            "cleanup" => Ok(GuestOrigin::Cleanup),
+            other => Err(format!("unknown guest origin {other:?}")),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Guest {
     pub user_id: String,
@@ -72,6 +105,11 @@ pub struct Guest {
     /// Why the cleanup warned or disabled it (`unredeemed`, `access_period`, `inactive`).
     pub removal_reason: Option<String>,
     pub reminder_sent_at: Option<OffsetDateTime>,
+    pub origin: GuestOrigin,
+    /// When the portal decided to invite (the request's approval): a directory user created
+    /// before then was not created by the portal's invitation. `None` on records older than
+    /// this property.
+    pub invite_decided_at: Option<OffsetDateTime>,
 }
 
 pub fn to_row(g: &Guest) -> Row {
@@ -87,15 +125,25 @@ pub fn to_row(g: &Guest) -> Row {
         .set("State", g.state.as_str())
         .set("StateChangedAt", format_time(g.state_changed_at))
         .set_opt("RemovalReason", g.removal_reason.clone())
-        .set_time("ReminderSentAt", g.reminder_sent_at);
+        .set_time("ReminderSentAt", g.reminder_sent_at)
+        .set("Origin", g.origin.as_str())
+        .set_time("InviteDecidedAt", g.invite_decided_at);
     row
 }
 
 pub fn from_row(row: &Row) -> Result<Guest, String> {
+    let request_id = row.opt_str("RequestId")?.map(str::to_string);
+    let origin = match row.opt_str("Origin")? {
+        Some(o) => GuestOrigin::parse(o)?,
+        // Records from before the property: the portal's own setup always named the request;
+        // the cleanup's records for guests outside the portal's never did.
+        None if request_id.is_some() => GuestOrigin::Invited,
+        None => GuestOrigin::Cleanup,
+    };
     Ok(Guest {
         user_id: row.row_key.clone(),
         email: row.str("Email")?.to_string(),
-        request_id: row.opt_str("RequestId")?.map(str::to_string),
+        request_id,
         policy_key: row.opt_str("PolicyKey")?.map(str::to_string),
         invited_at: row
             .time("InvitedAt")?
@@ -110,6 +158,8 @@ pub fn from_row(row: &Row) -> Result<Guest, String> {
             .ok_or("property StateChangedAt is missing")?,
         removal_reason: row.opt_str("RemovalReason")?.map(str::to_string),
         reminder_sent_at: row.time("ReminderSentAt")?,
+        origin,
+        invite_decided_at: row.time("InviteDecidedAt")?,
     })
 }
 
@@ -181,6 +231,18 @@ pub fn advance_row(
     row
 }
 
+/// Records that the guest existed before the portal invited it (compare-and-swap on `etag`):
+/// from then on it is outside the portal's scope for good.
+pub async fn record_pre_existing(
+    store: &TableStore,
+    user_id: &str,
+    etag: &str,
+) -> Result<String, StoreError> {
+    let mut row = Row::new(partition_of(user_id), user_id);
+    row.set("Origin", GuestOrigin::PreExisting.as_str());
+    store.merge(TableName::Guests, &row, etag).await
+}
+
 /// Every guest row. The table is read as 16 key ranges at once (the partitions' first hex
 /// digit spreads them evenly): a scan of one range after another would cost one
 /// round trip per 1,000 rows in sequence, and these pages do not depend on each other.
@@ -223,7 +285,56 @@ pub async fn all(store: &TableStore) -> Result<Vec<(Guest, String)>, StoreError>
 
 #[cfg(test)]
 mod tests {
-    use super::{key_ranges, partition_of};
+    use super::*;
+
+    fn guest() -> Guest {
+        let t = time::macros::datetime!(2026-11-01 10:00 UTC);
+        Guest {
+            user_id: "e5d1c3b2-1111-2222-3333-444455556666".into(),
+            email: "ada@partner.example".into(),
+            request_id: Some("r1".into()),
+            policy_key: Some("partner.example".into()),
+            invited_at: t,
+            access_ends_at: None,
+            redeem_url: None,
+            language: "en".into(),
+            first_name: "Ada".into(),
+            state: GuestState::Active,
+            state_changed_at: t,
+            removal_reason: None,
+            reminder_sent_at: None,
+            origin: GuestOrigin::Invited,
+            invite_decided_at: Some(t),
+        }
+    }
+
+    #[test]
+    fn a_record_round_trips_with_its_origin() {
+        for origin in [
+            GuestOrigin::Invited,
+            GuestOrigin::PreExisting,
+            GuestOrigin::Cleanup,
+        ] {
+            let g = Guest { origin, ..guest() };
+            assert_eq!(from_row(&to_row(&g)).unwrap(), g);
+        }
+        let mut row = to_row(&guest());
+        row.set("Origin", "alien");
+        assert!(from_row(&row).is_err());
+    }
+
+    #[test]
+    fn records_older_than_the_origin_are_read_by_who_wrote_them() {
+        let mut row = to_row(&guest());
+        row.props.remove("Origin");
+        assert_eq!(from_row(&row).unwrap().origin, GuestOrigin::Invited);
+        row.props.remove("RequestId");
+        assert_eq!(
+            from_row(&row).unwrap().origin,
+            GuestOrigin::Cleanup,
+            "only the cleanup wrote records without a request"
+        );
+    }
 
     #[test]
     fn a_guest_partition_is_the_first_two_characters_of_its_id() {
