@@ -12,17 +12,21 @@
 //! 2. Guests, in two phases that survive the Functions time limit:
 //!    - *listing*: every guest, 999 a page, decided one by one by `core::cleanup::decide`; each
 //!      page's plan is saved as a row and the nextLink as a checkpoint;
-//!    - *acting* ([`acting`]): once the whole plan is known and passed the per-run cap,
-//!      carried out in the guests' id order, in waves of `$batch` calls (20 writes each), the
-//!      position checkpointed after each wave. A wave's rows and audit entries are written
-//!      while the next wave is with Graph.
+//!    - *acting* ([`acting`]): once the whole plan is known and passed the per-run caps (on
+//!      removals and on warnings), carried out in the guests' id order, in waves of `$batch`
+//!      calls (20 writes each), the position checkpointed after each wave. Each guest a wave
+//!      would mail or remove is first read again and decided again ([`recheck`]): a plan
+//!      describes the past, and only what the rules still decide is done. A wave's rows and
+//!      audit entries are written while the next wave is with Graph.
 //!
 //!    A run that reaches `CLEANUP_TIME_BUDGET_SECONDS` stops between two pages or two waves
-//!    and the next run resumes there. Each guest's row is updated with a compare-and-swap on
-//!    the ETag it had when planned, so a wave repeated after a crash finds its work done.
+//!    and the next run resumes there, after checking the plan's signatures (`store::jobs`)
+//!    and the caps as they are set then. Each guest's row is updated with a compare-and-swap
+//!    on the ETag it had when planned, so a wave repeated after a crash finds its work done.
 //!
 //! A dry run (`CLEANUP_DRY_RUN`, `handler cleanup run --dry-run`) reads and reports, and
-//! writes nothing anywhere: no lease, no checkpoint, no Graph write, no mail.
+//! writes nothing anywhere: no lease, no checkpoint, no Graph write, no mail. It follows a
+//! stored plan too, re-checked as a real run would, so it tells what the next run would do.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -467,17 +471,21 @@ impl<'a> Run<'a> {
         let mut report = GuestReport::default();
         // A dry run follows a stored plan too (reading only): it reports what the next run
         // would do.
+        let loading = Instant::now();
         let (plan, mut checkpoint, tracked) = match self.stored_plan().await? {
             Some((c, plan)) if c.phase == Phase::Acting => {
-                self.logs.push(format!(
-                    "resuming the plan of {}: {} of {} actions already done",
-                    format_time(c.planned_at),
-                    c.acted,
-                    plan.len()
-                ));
+                let read = loading.elapsed();
                 // The records as they are now: the re-check compares each with the one the
                 // plan was made from.
                 let tracked = self.read_records().await?;
+                self.logs.push(format!(
+                    "resuming the plan of {}: {} of {} actions already done (plan read and verified in {} ms, the guests' records in {} ms)",
+                    format_time(c.planned_at),
+                    c.acted,
+                    plan.len(),
+                    read.as_millis(),
+                    (loading.elapsed() - read).as_millis()
+                ));
                 report.tally = c.tally;
                 report.inactivity_skipped = self.inactivity_skipped(&c);
                 // The cap again, with today's settings, on what is left to do.
