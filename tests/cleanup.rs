@@ -7,8 +7,10 @@ mod common;
 
 use b2b_signup::adapters::tables::TableName;
 use b2b_signup::core::request::RequestStatus;
+use b2b_signup::core::token::SigningKeys;
 use b2b_signup::store::audit::{self, AuditEntry};
-use b2b_signup::store::guests::{self, Guest, GuestState};
+use b2b_signup::store::guests::{self, Guest, GuestOrigin, GuestState};
+use b2b_signup::store::jobs;
 use common::*;
 use graph_simulator::{Fault, FaultRoute, SeedGuest, SimulatorConfig};
 use serde_json::Value;
@@ -75,6 +77,10 @@ fn record(user_id: &str, email: &str, invited_at: OffsetDateTime) -> Guest {
         state_changed_at: invited_at,
         removal_reason: None,
         reminder_sent_at: None,
+        origin: GuestOrigin::Invited,
+        invite_decided_at: Some(invited_at),
+        notice_mail_id: None,
+        last_mail_delivered: None,
     }
 }
 
@@ -504,8 +510,30 @@ async fn guests_the_portal_did_not_create_are_left_alone_unless_the_scope_is_wid
         .contains("myapps"));
     let tracked = guest_row(&platform, &outsider).await;
     assert_eq!(
-        (tracked.state, tracked.email.as_str()),
-        (GuestState::Warned, outsider_mail.as_str())
+        (tracked.state, tracked.email.as_str(), tracked.origin),
+        (
+            GuestState::Warned,
+            outsider_mail.as_str(),
+            GuestOrigin::Cleanup
+        )
+    );
+    drop(handler);
+
+    // Back to the portal's own guests: the record the widened run made does not make the
+    // outsider the portal's. Its warning period runs out and nothing happens to it.
+    platform.set("CLEANUP_SCOPE", "portal");
+    let handler = platform.start_handler().await;
+    let body = tick(&handler, t + Duration::days(8)).await;
+    assert!(
+        summary(&body).contains("outside the portal's scope 1"),
+        "{}",
+        summary(&body)
+    );
+    let o = platform.sim.user(&outsider).unwrap();
+    assert!(o.account_enabled && !o.deleted, "{body}");
+    assert_eq!(
+        guest_row(&platform, &outsider).await.state,
+        GuestState::Warned
     );
 
     let m = platform.sim.user(&member).unwrap();
@@ -579,9 +607,11 @@ async fn the_cap_stops_a_run_that_would_remove_too_many() {
         due.push(disabled_guest(&platform, &format!("due{k}"), t, 20).await);
     }
     let healthy_mail = platform.address("healthy");
-    let healthy = platform
-        .sim
-        .add_guest(SeedGuest::new(&healthy_mail).accepted(t));
+    let healthy = platform.sim.add_guest(
+        SeedGuest::new(&healthy_mail)
+            .created(t - Duration::days(1))
+            .accepted(t),
+    );
     save(
         &platform,
         &record(&healthy, &healthy_mail, t - Duration::days(1)),
@@ -711,9 +741,13 @@ async fn a_dry_run_reports_everything_and_changes_nothing() {
     assert_eq!(mail_count(&platform), 0, "no mail");
     let calls = platform.sim.calls();
     assert_eq!(
-        (calls.patch_user, calls.delete_user, calls.batch),
-        (0, 0, 0),
+        (calls.patch_user, calls.delete_user),
+        (0, 0),
         "no Graph write"
+    );
+    assert_eq!(
+        calls.batch, calls.batch_reads_only,
+        "its $batch calls only read (the re-check)"
     );
     assert!(
         snapshot(&platform).await == before,
@@ -870,11 +904,16 @@ async fn an_interrupted_run_resumes_where_it_stopped_without_repeating_anything(
 
     let calls = platform.sim.calls();
     assert_eq!(
-        calls.list_users_pages, 2,
+        calls.list_users_pages - calls.list_users_in_batch,
+        2,
         "the listing was resumed, not restarted"
     );
     assert_eq!(calls.delete_user, 30, "each guest deleted once");
-    assert_eq!(calls.batch, 2);
+    assert_eq!(
+        (calls.batch - calls.batch_reads_only, calls.batch_reads_only),
+        (2, 2),
+        "two removal batches; each acting run re-read its guests first"
+    );
     let mut deleted = platform.sim.deleted_users();
     deleted.sort();
     due.sort();
@@ -968,35 +1007,42 @@ async fn a_warning_that_could_not_be_mailed_is_sent_by_the_next_run_before_anyth
     platform.set("SMTP_URL", "smtp://127.0.0.1:9");
     let handler = platform.start_handler().await;
 
+    // The warning is recorded with the guest's new stage; the mail waits in the outbox.
     let body = tick(&handler, t).await;
-    assert!(
-        logs(&body)
-            .iter()
-            .any(|l| l.contains("could not mail guest") && l.contains("the next run tries again")),
-        "{body}"
+    assert!(summary(&body).contains("warned 1"), "{}", summary(&body));
+    let row = guest_row(&platform, &id).await;
+    assert_eq!(row.state, GuestState::Warned);
+    assert_eq!(row.notice(), b2b_signup::core::cleanup::Notice::Pending);
+    let mails = outbox(&platform).await;
+    assert_eq!(mails.len(), 1, "{mails:?}");
+    assert_eq!(
+        mails[0].delivery.state,
+        b2b_signup::core::outbox::MailState::Pending
     );
-    assert!(summary(&body).contains("failed 1"), "{}", summary(&body));
-    assert_eq!(guest_row(&platform, &id).await.state, GuestState::Active);
-    // Days later, still unwarned: not disabled either.
-    tick(&handler, t + Duration::days(10)).await;
-    assert!(platform.sim.user(&id).unwrap().account_enabled);
+    // Days later, the warning still not delivered: not disabled.
+    let body = tick(&handler, t + Duration::days(10)).await;
+    assert!(platform.sim.user(&id).unwrap().account_enabled, "{body}");
+    assert!(platform.mails_to(&email).is_empty());
     drop(handler);
 
     platform.set("SMTP_URL", &smtp);
     let handler = platform.start_handler().await;
-    let warned_at = t + Duration::days(11);
-    tick(&handler, warned_at).await;
+    let delivered_at = t + Duration::days(11);
+    tick(&handler, delivered_at).await;
     assert_eq!(platform.wait_for_mails(&email, 1).await.len(), 1);
     let row = guest_row(&platform, &id).await;
     assert_eq!(
-        (row.state, row.state_changed_at),
-        (GuestState::Warned, warned_at)
+        row.notice(),
+        b2b_signup::core::cleanup::Notice::Delivered(delivered_at)
     );
-    tick(&handler, warned_at + Duration::days(6)).await;
+    tick(&handler, delivered_at + Duration::days(6)).await;
     assert!(
         platform.sim.user(&id).unwrap().account_enabled,
-        "the warning period counts from the mail that was sent"
+        "the warning period counts from the mail that was delivered"
     );
+    tick(&handler, delivered_at + Duration::days(8)).await;
+    assert!(!platform.sim.user(&id).unwrap().account_enabled);
+    assert_eq!(platform.mails_to(&email).len(), 1, "warned once");
 }
 
 /// Faults on the cleanup's own Graph calls: the guest list failing, the delete batch throttled
@@ -1160,4 +1206,558 @@ async fn guest_rows_merge_by_partition_and_a_changed_row_refuses_only_its_transa
         assert_eq!(g.removal_reason.as_deref(), Some("access_period"));
         assert_eq!(g.first_name, "Test", "a merge keeps the other properties");
     }
+}
+
+// --- acting only on what is true now, and on nothing anyone else wrote -----------------------
+
+/// The test portal's current signing key (`k2`), as `PORTAL_SIGNING_KEYS` spells it.
+fn current_test_key() -> &'static str {
+    TEST_SIGNING_KEYS.split(',').next().unwrap()
+}
+
+fn test_keys() -> SigningKeys {
+    SigningKeys::parse(TEST_SIGNING_KEYS).unwrap()
+}
+
+/// The cleanup job's lease, checkpoint and plan rows (not its record of finished passes).
+async fn jobs_rows(platform: &Platform) -> Vec<b2b_signup::adapters::tables::Row> {
+    let mut rows = platform.store().query(TableName::Jobs, None).await.unwrap();
+    rows.retain(|r| r.partition_key == "cleanup");
+    rows
+}
+
+/// A guest past its access period with a record the portal wrote: due for a warning.
+async fn guest_past_access(
+    platform: &Platform,
+    local: &str,
+    at: OffsetDateTime,
+) -> (String, String) {
+    let email = platform.address(local);
+    let created = at - Duration::days(100);
+    let id = platform.sim.add_guest(
+        SeedGuest::new(&email)
+            .created(created)
+            .accepted(created)
+            .last_sign_in(at - Duration::days(1)),
+    );
+    let mut g = record(&id, &email, created);
+    g.access_ends_at = Some(at - Duration::days(1));
+    save(platform, &g).await;
+    (id, email)
+}
+
+/// A plan made before admins changed the directory: the run that resumes it reads each guest
+/// again right before acting, leaves alone every guest the directory changed for (converted to
+/// a member, enabled again, put in the exclusion group through a nested group) and names each
+/// in its log, in the handler's log and in a dry run's report; the rest goes ahead.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_resumed_plan_acts_only_on_what_is_still_true() {
+    let mut platform = Platform::start().await;
+    // Every run does one unit of work: the first lists (one page), plans, and stops there.
+    platform.set("CLEANUP_TIME_BUDGET_SECONDS", "0");
+    platform.set("CLEANUP_MAX_REMOVAL_PERCENT", "100");
+    let keep = platform.sim.add_group("Never clean up");
+    let partners = platform.sim.add_group("Partners we keep");
+    assert!(platform.sim.add_group_member(&keep, &partners));
+    platform.set("CLEANUP_EXCLUSION_GROUP_ID", &keep);
+    // The real clock: the dry run below runs on it.
+    let now = OffsetDateTime::now_utc();
+    let converted = disabled_guest(&platform, "converted", now, 20).await;
+    let enabled = disabled_guest(&platform, "enabled", now, 20).await;
+    let excluded = disabled_guest(&platform, "excluded", now, 20).await;
+    let due = disabled_guest(&platform, "due", now, 20).await;
+    let (warned, warned_mail) = guest_past_access(&platform, "warnme", now).await;
+    let (spared, spared_mail) = guest_past_access(&platform, "spared", now).await;
+    let handler = platform.start_handler().await;
+
+    let body = tick(&handler, now).await;
+    assert!(
+        summary(&body).contains("paused after 0 of 6 actions"),
+        "{}",
+        summary(&body)
+    );
+    // Meanwhile, in the directory:
+    assert!(platform.sim.set_user_type(&converted, "Member"));
+    assert!(platform.sim.set_account_enabled(&enabled, true));
+    assert!(platform.sim.add_group_member(&partners, &excluded));
+    assert!(platform.sim.add_group_member(&partners, &spared));
+    let changed = [
+        (
+            &converted,
+            "it is no longer a guest (userType is not Guest)",
+        ),
+        (&enabled, "an admin enabled the account again"),
+        (&excluded, "it is now a member of the exclusion group"),
+        (&spared, "it is now a member of the exclusion group"),
+    ];
+
+    let jobs_before = jobs_rows(&platform).await;
+    let out = platform.cli(&["cleanup", "run", "--dry-run"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    for (id, why) in changed {
+        let line = format!("would skip guest {id}: the directory changed since listing ({why})");
+        assert!(out.stdout.contains(&line), "{line} in:\n{}", out.stdout);
+    }
+    assert!(
+        out.stdout.contains(&format!("would delete guest {due}")),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains(&format!("would warn guest {warned}")),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("would be skipped because the directory changed since listing 4"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        platform.sim.deleted_users().is_empty(),
+        "a dry run removes no one"
+    );
+    assert_eq!(
+        jobs_rows(&platform).await,
+        jobs_before,
+        "nor writes the plan"
+    );
+
+    let body = tick(&handler, now + Duration::minutes(1)).await;
+    let lines = logs(&body);
+    let handler_log = handler.logs();
+    for (id, why) in changed {
+        let line = format!(
+            "skipped guest {id}: the directory changed since listing ({why}); the next run decides again"
+        );
+        assert!(lines.contains(&line), "{line} in {lines:#?}");
+        assert!(handler_log.contains(&line), "{line} in the handler's log");
+    }
+    assert!(
+        summary(&body).contains("skipped because the directory changed since listing 4"),
+        "{}",
+        summary(&body)
+    );
+    assert_eq!(
+        platform.sim.deleted_users(),
+        vec![due.clone()],
+        "{lines:#?}"
+    );
+    for id in [&converted, &excluded] {
+        assert!(!platform.sim.user(id).unwrap().deleted);
+    }
+    assert!(platform.sim.user(&enabled).unwrap().account_enabled);
+    assert_eq!(platform.wait_for_mails(&warned_mail, 1).await.len(), 1);
+    assert!(
+        platform.mails_to(&spared_mail).is_empty(),
+        "excluded meanwhile"
+    );
+    let skipped = audit_of(&platform, "guest.skipped").await;
+    assert_eq!(skipped.len(), 4, "{skipped:?}");
+    assert!(skipped
+        .iter()
+        .all(|e| e.detail.starts_with("the directory changed since listing")));
+    assert!(jobs_rows(&platform).await.is_empty(), "the plan is done");
+}
+
+/// A plan that passed the cap when it was made meets it again, as it is set now, when a later
+/// run resumes it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_resumed_plan_meets_the_cap_as_it_is_set_now() {
+    let mut platform = Platform::start().await;
+    platform.set("CLEANUP_TIME_BUDGET_SECONDS", "0");
+    platform.set("CLEANUP_MAX_REMOVAL_PERCENT", "100");
+    platform.set("CLEANUP_MAX_REMOVALS", "10");
+    let t = OffsetDateTime::now_utc() + Duration::days(30);
+    for k in 0..6 {
+        disabled_guest(&platform, &format!("capped{k}"), t, 20).await;
+    }
+    let handler = platform.start_handler().await;
+    let body = tick(&handler, t).await;
+    assert!(
+        summary(&body).contains("paused after 0 of 6 actions"),
+        "{body}"
+    );
+    drop(handler);
+
+    platform.set("CLEANUP_MAX_REMOVALS", "5");
+    let handler = platform.start_handler().await;
+    let body = tick(&handler, t + Duration::minutes(5)).await;
+    let lines = logs(&body);
+    assert!(
+        lines.iter().any(|l| l.starts_with("cleanup stopped before any change to guests: 6 removals planned, more than CLEANUP_MAX_REMOVALS=5")
+            && l.contains("set CLEANUP_MAX_REMOVALS to at least 6")),
+        "{lines:#?}"
+    );
+    assert!(platform.sim.deleted_users().is_empty());
+    assert_eq!(platform.sim.calls().delete_user, 0);
+    assert_eq!(audit_of(&platform, "cleanup.stopped").await.len(), 1);
+    assert!(jobs_rows(&platform).await.is_empty(), "the plan is dropped");
+}
+
+/// The plan and the checkpoint drive removals and sit in a table others may be able to write:
+/// a row that does not verify under the portal's signing keys is discarded, with the reason in
+/// the log and the audit trail, and the run plans again from the directory. Key rotation keeps
+/// a plan signed with the previous key; a retired key's plan is discarded.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_plan_or_checkpoint_the_portal_did_not_sign_is_discarded_and_never_followed() {
+    let mut platform = Platform::start().await;
+    platform.set("CLEANUP_TIME_BUDGET_SECONDS", "0");
+    platform.set("CLEANUP_MAX_REMOVAL_PERCENT", "100");
+    let t = OffsetDateTime::now_utc() + Duration::days(30);
+    let due = disabled_guest(&platform, "signed", t, 20).await;
+    let victim_mail = platform.address("victim");
+    let victim = platform.sim.add_guest(
+        SeedGuest::new(&victim_mail)
+            .created(t - Duration::days(10))
+            .accepted(t - Duration::days(10)),
+    );
+    save(
+        &platform,
+        &record(&victim, &victim_mail, t - Duration::days(10)),
+    )
+    .await;
+    let handler = platform.start_handler().await;
+    let store = platform.store();
+    let discarded = |body: &Value, why: &str| {
+        logs(body).iter().any(|l| {
+            l.starts_with("the stored cleanup plan is discarded and made again: ")
+                && l.contains(why)
+        })
+    };
+
+    tick(&handler, t).await;
+    // Someone who can write the Jobs table adds the victim to the plan.
+    let mut row = store
+        .get(TableName::Jobs, "cleanup", "plan-000000")
+        .await
+        .unwrap()
+        .expect("the plan's first row");
+    let (_, victim_etag) = guests::get(&store, &victim).await.unwrap().unwrap();
+    let lines = row.props["E0"].as_str().unwrap().to_string();
+    row.set("E0", format!("{lines}\nXa|{victim}|{victim_etag}||"));
+    store.upsert(TableName::Jobs, &row).await.unwrap();
+    let body = tick(&handler, t + Duration::hours(1)).await;
+    assert!(
+        discarded(
+            &body,
+            "plan row plan-000000 is not trusted as this plan's: its signature does not match its content (changed or forged)"
+        ),
+        "{body}"
+    );
+    assert_eq!(audit_of(&platform, "cleanup.plan_discarded").await.len(), 1);
+
+    // A checkpoint written without the key.
+    let mut checkpoint = store
+        .get(TableName::Jobs, "cleanup", "checkpoint")
+        .await
+        .unwrap()
+        .expect("the new plan's checkpoint");
+    checkpoint.props.remove("Signature");
+    store.upsert(TableName::Jobs, &checkpoint).await.unwrap();
+    let body = tick(&handler, t + Duration::hours(2)).await;
+    assert!(
+        discarded(
+            &body,
+            "the checkpoint is not trusted: it carries no signature"
+        ),
+        "{body}"
+    );
+    assert_eq!(audit_of(&platform, "cleanup.plan_discarded").await.len(), 2);
+    drop(handler);
+
+    // The keys rotate: the plan signed with the old key is still the portal's.
+    let k3 = "k3:dGVzdC1zaWduaW5nLWtleS0zLTAxMjM0NTY3ODlhYmNkZWYwMTIzNDU2Nzg5YWJjZA==";
+    platform.set(
+        "PORTAL_SIGNING_KEYS",
+        &format!("{k3},{}", current_test_key()),
+    );
+    let handler = platform.start_handler().await;
+    let body = tick(&handler, t + Duration::hours(3)).await;
+    assert!(!discarded(&body, ""), "{body}");
+    assert_eq!(platform.sim.deleted_users(), vec![due.clone()], "{body}");
+    assert!(jobs_rows(&platform).await.is_empty());
+
+    // A plan signed with a key that is then retired is not.
+    disabled_guest(&platform, "later", t, 20).await;
+    let body = tick(&handler, t + Duration::hours(4)).await;
+    assert!(summary(&body).contains("paused"), "{body}");
+    drop(handler);
+    platform.set(
+        "PORTAL_SIGNING_KEYS",
+        "k4:dGVzdC1zaWduaW5nLWtleS00LTAxMjM0NTY3ODlhYmNkZWYwMTIzNDU2Nzg5YWJjZA==",
+    );
+    let handler = platform.start_handler().await;
+    let body = tick(&handler, t + Duration::hours(5)).await;
+    assert!(
+        discarded(
+            &body,
+            "the checkpoint is not trusted: it is signed with key 'k3', which is not among PORTAL_SIGNING_KEYS"
+        ),
+        "{body}"
+    );
+    let v = platform.sim.user(&victim).unwrap();
+    assert!(
+        v.account_enabled && !v.deleted,
+        "the victim was never touched"
+    );
+    assert!(platform.mails_to(&victim_mail).is_empty());
+}
+
+/// A stored `@odata.nextLink` (signed, so written by the portal, say under another
+/// GRAPH_BASE_URL) is followed only on the origin of GRAPH_BASE_URL: one to another host is
+/// discarded, and no request, so no Graph token, goes there.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stored_paging_link_to_another_host_is_never_followed() {
+    let platform = Platform::start().await;
+    let t = OffsetDateTime::now_utc() + Duration::days(30);
+    let due = disabled_guest(&platform, "paged", t, 20).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let visited = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let seen = visited.clone();
+    tokio::spawn(async move {
+        while let Ok((_socket, _)) = listener.accept().await {
+            seen.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    });
+    let mut c = jobs::Checkpoint::new(t, false);
+    c.next_link = Some(format!(
+        "http://127.0.0.1:{port}/v1.0/users?$filter=userType+eq+%27Guest%27&$skiptoken=abc"
+    ));
+    c.pages = 1;
+    jobs::save_checkpoint(&platform.store(), &test_keys(), "cleanup", &c)
+        .await
+        .unwrap();
+    let handler = platform.start_handler().await;
+
+    let body = tick(&handler, t).await;
+    assert!(
+        logs(&body).iter().any(|l| l.contains(
+            "discarded and made again: its nextLink is not on the origin of GRAPH_BASE_URL"
+        )),
+        "{body}"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert!(
+        !visited.load(std::sync::atomic::Ordering::SeqCst),
+        "nothing was sent to the other host"
+    );
+    assert_eq!(
+        platform.sim.deleted_users(),
+        vec![due],
+        "listed again from the first page"
+    );
+    assert_eq!(audit_of(&platform, "cleanup.plan_discarded").await.len(), 1);
+}
+
+/// The exclusion group holds a group that holds the guest: transitive members are read, every
+/// page of them.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_guest_in_a_group_nested_in_the_exclusion_group_is_never_touched() {
+    let mut platform = Platform::start().await;
+    platform.set("CLEANUP_MAX_REMOVAL_PERCENT", "100");
+    let keep = platform.sim.add_group("Never clean up");
+    let inner = platform.sim.add_group("Long-standing partners");
+    assert!(platform.sim.add_group_member(&keep, &inner));
+    platform.set("CLEANUP_EXCLUSION_GROUP_ID", &keep);
+    let t = OffsetDateTime::now_utc() + Duration::days(30);
+    // Enough members before it that the guest is on the group's second page.
+    platform.sim.seed_guests(1000, t - Duration::days(400));
+    for u in platform.sim.users() {
+        assert!(platform.sim.add_group_member(&inner, &u.id));
+    }
+    let nested = disabled_guest(&platform, "nested", t, 20).await;
+    assert!(platform.sim.add_group_member(&inner, &nested));
+    let other = disabled_guest(&platform, "other", t, 20).await;
+    let handler = platform.start_handler().await;
+
+    let body = tick(&handler, t).await;
+    assert_eq!(platform.sim.deleted_users(), vec![other], "{body}");
+    let n = platform.sim.user(&nested).unwrap();
+    assert!(!n.deleted && !n.account_enabled, "left as it was");
+    let skipped = audit_of(&platform, "guest.skipped").await;
+    assert_eq!(skipped.len(), 1, "{skipped:?}");
+    assert_eq!(skipped[0].user_id.as_deref(), Some(nested.as_str()));
+    assert!(skipped[0].detail.contains("exclusion group"));
+    assert!(
+        summary(&body).contains("excluded and due 1"),
+        "{}",
+        summary(&body)
+    );
+}
+
+/// Failed sign-ins (someone spraying passwords at a stale guest) do not keep it alive: the
+/// last successful sign-in counts. A guest Graph gives no signInActivity for is not judged at
+/// all, rather than judged "never signed in".
+#[tokio::test(flavor = "multi_thread")]
+async fn inactivity_is_judged_by_the_last_successful_sign_in_and_missing_activity_is_not_never() {
+    let mut platform = Platform::start().await;
+    platform.set("CLEANUP_INACTIVE_DAYS", "30");
+    let t = OffsetDateTime::now_utc() + Duration::days(100);
+    let old = t - Duration::days(200);
+    let guest = |local: &str| {
+        let email = platform.address(local);
+        (SeedGuest::new(&email).created(old).accepted(old), email)
+    };
+    let (seed, sprayed_mail) = guest("sprayed");
+    let sprayed = platform
+        .sim
+        .add_guest(seed.last_sign_in(t - Duration::days(60)));
+    assert!(platform
+        .sim
+        .record_failed_sign_in(&sprayed, t - Duration::days(1)));
+    let (seed, missing_mail) = guest("missing");
+    let missing = platform.sim.add_guest(seed);
+    let (seed, fresh_mail) = guest("fresh");
+    let fresh = platform
+        .sim
+        .add_guest(seed.last_sign_in(t - Duration::days(5)));
+    for (id, email) in [
+        (&sprayed, &sprayed_mail),
+        (&missing, &missing_mail),
+        (&fresh, &fresh_mail),
+    ] {
+        save(&platform, &record(id, email, old)).await;
+    }
+    let handler = platform.start_handler().await;
+
+    let body = tick(&handler, t).await;
+    let mails = platform.wait_for_mails(&sprayed_mail, 1).await;
+    assert_eq!(mails.len(), 1, "{body}");
+    assert!(mails[0].text.contains("has not been used"));
+    assert_eq!(
+        guest_row(&platform, &sprayed)
+            .await
+            .removal_reason
+            .as_deref(),
+        Some("inactive")
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(
+        platform.mails_to(&missing_mail).is_empty(),
+        "no signInActivity is not 'never signed in'"
+    );
+    assert!(platform.mails_to(&fresh_mail).is_empty());
+    assert_eq!(
+        guest_row(&platform, &missing).await.state,
+        GuestState::Active
+    );
+    assert!(
+        summary(&body)
+            .contains("inactivity not judged for 1 guests Graph gave no sign-in activity for"),
+        "{}",
+        summary(&body)
+    );
+}
+
+/// Warnings announce removals: a run that would warn more guests than the cap allows stops
+/// before warning anyone and says what to change.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_run_that_would_warn_more_guests_than_the_cap_allows_stops_before_warning() {
+    let mut platform = Platform::start().await;
+    platform.set("CLEANUP_MAX_REMOVALS", "5");
+    platform.set("CLEANUP_MAX_REMOVAL_PERCENT", "100");
+    let t = OffsetDateTime::now_utc() + Duration::days(30);
+    let mut warned = Vec::new();
+    for k in 0..8 {
+        warned.push(guest_past_access(&platform, &format!("warn{k}"), t).await);
+    }
+    let handler = platform.start_handler().await;
+
+    let body = tick(&handler, t).await;
+    let lines = logs(&body);
+    assert!(
+        lines.iter().any(|l| l.starts_with(
+            "cleanup stopped before any change to guests: 8 warnings planned, more than CLEANUP_MAX_REMOVALS=5"
+        ) && l.contains("set CLEANUP_MAX_REMOVALS to at least 8")),
+        "{lines:#?}"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    for (id, email) in &warned {
+        assert!(platform.mails_to(email).is_empty(), "no one warned");
+        assert_eq!(guest_row(&platform, id).await.state, GuestState::Active);
+    }
+    assert_eq!(audit_of(&platform, "cleanup.stopped").await.len(), 1);
+    drop(handler);
+
+    platform.set("CLEANUP_MAX_REMOVALS", "8");
+    let handler = platform.start_handler().await;
+    tick(&handler, t + Duration::hours(1)).await;
+    for (_, email) in &warned {
+        assert_eq!(platform.wait_for_mails(email, 1).await.len(), 1);
+    }
+}
+
+/// Graph answers an invitation to an address an admin invited long before with that existing
+/// guest. The portal records it as pre-existing and never warns or removes it in its own
+/// scope, while the guest it did create goes its way.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_guest_that_existed_before_the_portal_invited_it_is_recorded_so_and_never_removed() {
+    let platform = Platform::start().await;
+    auto_policy(&platform, &["--access-days", "1"]).await;
+    let now = OffsetDateTime::now_utc();
+    let existing_mail = platform.address("longstanding");
+    let existing = platform.sim.add_guest(
+        SeedGuest::new(&existing_mail)
+            .created(now - Duration::days(300))
+            .accepted(now - Duration::days(299)),
+    );
+    let newcomer_mail = platform.address("newcomer");
+    let handler = platform.start_handler().await;
+    for (email, name) in [(&existing_mail, "Long"), (&newcomer_mail, "New")] {
+        assert_eq!(
+            sign_up_and_verify(&platform, &handler, email, name).await.0,
+            200
+        );
+        assert_eq!(platform.wait_for_mails(email, 2).await.len(), 2);
+    }
+    let invitations = platform.sim.invitations();
+    assert_eq!(invitations[0].user_id, existing);
+    assert!(
+        invitations[0].existing_user,
+        "Graph answered with the existing guest"
+    );
+    let newcomer = invitations[1].user_id.clone();
+    assert_eq!(
+        guest_row(&platform, &existing).await.origin,
+        GuestOrigin::Invited
+    );
+
+    let body = tick(&handler, now + Duration::days(2)).await;
+    assert!(
+        logs(&body).contains(&format!(
+            "recorded guest {existing} as pre-existing: it existed before the portal invited it, so it is not the portal's to remove"
+        )),
+        "{body}"
+    );
+    assert_eq!(
+        guest_row(&platform, &existing).await.origin,
+        GuestOrigin::PreExisting
+    );
+    assert_eq!(audit_of(&platform, "guest.pre_existing").await.len(), 1);
+    assert_eq!(
+        platform.wait_for_mails(&newcomer_mail, 3).await.len(),
+        3,
+        "{body}"
+    );
+
+    let body = tick(&handler, now + Duration::days(10)).await;
+    assert!(
+        !platform.sim.user(&newcomer).unwrap().account_enabled,
+        "{body}"
+    );
+    let e = platform.sim.user(&existing).unwrap();
+    assert!(e.account_enabled && !e.deleted, "{body}");
+    assert_eq!(
+        platform.mails_to(&existing_mail).len(),
+        2,
+        "only the sign-up's mails"
+    );
+    assert_eq!(
+        audit_of(&platform, "guest.pre_existing").await.len(),
+        1,
+        "recorded once"
+    );
 }

@@ -69,6 +69,8 @@ fn diff(after: &CallCounts, before: &CallCounts) -> CallCounts {
         app_role: after.app_role - before.app_role,
         batch: after.batch - before.batch,
         batch_subrequests: after.batch_subrequests - before.batch_subrequests,
+        list_users_in_batch: after.list_users_in_batch - before.list_users_in_batch,
+        batch_reads_only: after.batch_reads_only - before.batch_reads_only,
         throttled_429: after.throttled_429 - before.throttled_429,
         other: after.other - before.other,
         total: after.total - before.total,

@@ -73,6 +73,9 @@ struct SignInBody {
     at: Option<String>,
     #[serde(default)]
     sentinel: bool,
+    /// A failed attempt: recorded as the last sign-in, not as the last successful one.
+    #[serde(default)]
+    failed: bool,
 }
 
 #[derive(Deserialize)]
@@ -186,6 +189,14 @@ fn route(
         }
         (Method::POST, ["users", id, "signIn"]) => {
             let b: SignInBody = parse(body)?;
+            if b.failed {
+                let at = time_field(&b.at, "at")?.ok_or_else(|| err(400, "'at' is required"))?;
+                return Ok(if sim.record_failed_sign_in(id, at) {
+                    ApiResponse::no_content()
+                } else {
+                    err(404, "no such user")
+                });
+            }
             let at = if b.sentinel {
                 Some(SIGN_IN_SENTINEL)
             } else {

@@ -171,6 +171,9 @@ pub(crate) async fn handle(shared: &Shared, outer: &ApiRequest) -> GraphResult<A
     let body: Value = serde_json::from_slice(&outer.body)
         .map_err(|_| GraphError::bad_request("Invalid batch payload format."))?;
     let subs = parse(&body)?;
+    if subs.iter().all(|r| r.method == Method::GET) {
+        shared.count(|c| c.batch_reads_only += 1);
+    }
 
     let mut done: HashMap<String, ApiResponse> = HashMap::new();
     let mut pending: Vec<&SubRequest> = subs.iter().collect();

@@ -29,7 +29,7 @@
 //! * Graph under `/v1.0`: `POST /invitations`; `GET /users` (`$filter`,
 //!   `$select`, `$top`, `$count`, `$skiptoken`); `GET|PATCH|DELETE /users/{id}`;
 //!   `POST /users/{id}/checkMemberGroups`; `GET /users/{id}/memberOf`;
-//!   `GET /groups/{id}`; `GET /groups/{id}/members`;
+//!   `GET /groups/{id}`; `GET /groups/{id}/members`; `GET /groups/{id}/transitiveMembers`;
 //!   `POST /groups/{id}/members/$ref`; `DELETE /groups/{id}/members/{uid}/$ref`;
 //!   `GET /servicePrincipals/{id}`; `GET|POST /servicePrincipals/{id}/appRoleAssignedTo`;
 //!   `GET /servicePrincipals[?$filter=appId eq '..']`, `GET /servicePrincipals(appId='..')`,
@@ -42,7 +42,7 @@
 //!   answers 403 `Authorization_RequestDenied`.
 //! * Admin (no auth): `GET /_sim/config`, `GET /_sim/state[?users=false]`,
 //!   `GET /_sim/users[?mail=]`, `GET /_sim/users/{id}`, `POST /_sim/users/{id}/redeem`,
-//!   `POST /_sim/users/{id}/signIn {"at"|"sentinel"}`, `POST /_sim/members`,
+//!   `POST /_sim/users/{id}/signIn {"at"|"sentinel"[, "failed"]}`, `POST /_sim/members`,
 //!   `POST /_sim/guests` (one guest, or `{"count":N,"createdDaysAgo":D}`),
 //!   `POST /_sim/groups {"displayName","refusesGuests"}`, `GET /_sim/groups/{id}/members`,
 //!   `POST /_sim/servicePrincipals {"displayName","appRoleIds"}`,
@@ -279,6 +279,26 @@ impl Simulator {
         found.first().map(|u| u.snapshot())
     }
 
+    /// Makes `member` (a user or another group) a direct member of `group`, as
+    /// `POST /groups/{id}/members/$ref` does. False if either is unknown or already there.
+    pub fn add_group_member(&self, group: &str, member: &str) -> bool {
+        let mut dir = self.shared.dir();
+        let known = dir.user(member).map(|u| u.id.clone()).or_else(|| {
+            (dir.groups.contains_key(member) && member != group).then(|| member.to_string())
+        });
+        let Some(member) = known else {
+            return false;
+        };
+        let Some(g) = dir.groups.get_mut(group) else {
+            return false;
+        };
+        if !g.member_set.insert(member.clone()) {
+            return false;
+        }
+        g.members.push(member);
+        true
+    }
+
     /// Member ids of a group, in the order they were added (empty if unknown).
     pub fn group_members(&self, group_id: &str) -> Vec<String> {
         self.shared
@@ -318,33 +338,57 @@ impl Simulator {
             .collect()
     }
 
-    /// Marks a guest as having redeemed its invitation. False if unknown.
-    pub fn redeem(&self, id: &str) -> bool {
-        let mut dir = self.shared.dir();
-        match dir.user_mut(id) {
+    /// Changes an active user as an admin (or the user) would. False if unknown.
+    fn change_user(&self, id: &str, change: impl FnOnce(&mut state::User)) -> bool {
+        match self.shared.dir().user_mut(id) {
             Some(u) => {
-                u.external_user_state = Some("Accepted".into());
-                u.external_user_state_changed = Some(OffsetDateTime::now_utc());
+                change(u);
                 true
             }
             None => false,
         }
     }
 
+    /// Marks a guest as having redeemed its invitation. False if unknown.
+    pub fn redeem(&self, id: &str) -> bool {
+        self.change_user(id, |u| {
+            u.external_user_state = Some("Accepted".into());
+            u.external_user_state_changed = Some(OffsetDateTime::now_utc());
+        })
+    }
+
     /// Sets all three signInActivity timestamps (None = never signed in).
     pub fn set_last_sign_in(&self, id: &str, at: Option<OffsetDateTime>) -> bool {
-        let mut dir = self.shared.dir();
-        match dir.user_mut(id) {
-            Some(u) => {
-                u.sign_in = SignIn {
-                    last: at,
-                    last_non_interactive: at,
-                    last_successful: at,
-                };
-                true
-            }
-            None => false,
-        }
+        self.change_user(id, |u| {
+            u.sign_in = SignIn {
+                last: at,
+                last_non_interactive: at,
+                last_successful: at,
+            };
+        })
+    }
+
+    /// What an admin does in the portal or with `PATCH /users/{id}`: converts a guest to a
+    /// member (`"Member"`) or back. False if unknown.
+    pub fn set_user_type(&self, id: &str, user_type: &str) -> bool {
+        self.change_user(id, |u| {
+            u.user_type = user_type.to_string();
+        })
+    }
+
+    /// An admin enables (or disables) an account. False if unknown.
+    pub fn set_account_enabled(&self, id: &str, enabled: bool) -> bool {
+        self.change_user(id, |u| {
+            u.account_enabled = enabled;
+        })
+    }
+
+    /// A failed interactive sign-in attempt (a wrong password, a sprayed one): Graph records
+    /// it in `lastSignInDateTime` but not in `lastSuccessfulSignInDateTime`.
+    pub fn record_failed_sign_in(&self, id: &str, at: OffsetDateTime) -> bool {
+        self.change_user(id, |u| {
+            u.sign_in.last = Some(at);
+        })
     }
 
     pub fn calls(&self) -> CallCounts {
@@ -402,17 +446,6 @@ impl Simulator {
     pub fn set_authorization_policy(&self, changes: serde_json::Value) {
         if let serde_json::Value::Object(changes) = changes {
             self.shared.dir().authorization_policy.extend(changes);
-        }
-    }
-
-    /// Enables or disables a user's account; false if the user is unknown.
-    pub fn set_account_enabled(&self, id: &str, enabled: bool) -> bool {
-        match self.shared.dir().user_mut(id) {
-            Some(u) => {
-                u.account_enabled = enabled;
-                true
-            }
-            None => false,
         }
     }
 }

@@ -1,4 +1,5 @@
-//! The OData query options Graph supports on the directory: `$filter`,
+//! The OData query options Graph supports on the directory: `$filter` (with
+//! `in` lists of at most 15 values),
 //! `$select`, `$top`, `$count`, `$skiptoken`, and the nextLinks built from them.
 //!
 //! Only the subset the portal can meet is modelled, but what is modelled
@@ -152,7 +153,16 @@ pub(crate) enum Expr {
         prop: &'static str,
         suffix: String,
     },
+    /// `prop in ('a', 'b', ...)`: equality with any of the strings.
+    In {
+        prop: &'static str,
+        values: Vec<String>,
+    },
 }
+
+/// Graph's limit on the values of an `in` (and the clauses of an `or`) in a default query:
+/// "limited to 15 expressions in the filter clause".
+pub(crate) const MAX_IN_VALUES: usize = 15;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -366,7 +376,45 @@ impl Parser {
         }
     }
 
+    /// `prop in ('a', 'b')`, after `in`.
+    fn in_list(&mut self, prop: &str) -> GraphResult<Expr> {
+        if self.next() != Some(Tok::LParen) {
+            return Err(invalid_filter("expected '(' after 'in'."));
+        }
+        let mut values = Vec::new();
+        loop {
+            match self.next() {
+                Some(Tok::Str(s)) => values.push(s),
+                _ => {
+                    return Err(invalid_filter(
+                        "expected a string literal in the 'in' list.",
+                    ))
+                }
+            }
+            match self.next() {
+                Some(Tok::Comma) => continue,
+                Some(Tok::RParen) => break,
+                _ => return Err(invalid_filter("expected ',' or ')' in the 'in' list.")),
+            }
+        }
+        let (prop, kind) = resolve_prop(prop)?;
+        if kind != Kind::Str {
+            return Err(unsupported_clause(prop));
+        }
+        if values.len() > MAX_IN_VALUES {
+            return Err(GraphError::unsupported_query(format!(
+                "Too many child clauses specified in search filter expression containing 'OR' operators: {}. Max allowed: {MAX_IN_VALUES}.",
+                values.len()
+            )));
+        }
+        Ok(Expr::In { prop, values })
+    }
+
     fn comparison(&mut self, prop: &str) -> GraphResult<Expr> {
+        if self.peek_word("in") {
+            self.pos += 1;
+            return self.in_list(prop);
+        }
         let op = match self.next() {
             Some(Tok::Word(w)) => match w.to_ascii_lowercase().as_str() {
                 "eq" => Op::Eq,
@@ -472,6 +520,26 @@ impl UserFilter {
         self.uses_sign_in() && self.props.iter().any(|p| !SIGN_IN_PROPS.contains(p))
     }
 
+    /// `id in (...)` (or `id eq '...'`) at the top of an `and` chain: lets the list look the
+    /// users up by id instead of scanning the directory.
+    pub fn id_in(&self) -> Option<Vec<&str>> {
+        fn find(e: &Expr) -> Option<Vec<&str>> {
+            match e {
+                Expr::In { prop: "id", values } => {
+                    Some(values.iter().map(String::as_str).collect())
+                }
+                Expr::Cmp {
+                    prop: "id",
+                    op: Op::Eq,
+                    lit: Lit::Str(s),
+                } => Some(vec![s.as_str()]),
+                Expr::And(a, b) => find(a).or_else(|| find(b)),
+                _ => None,
+            }
+        }
+        find(&self.expr)
+    }
+
     /// `mail eq '...'` at the top of an `and` chain: lets the list use the mail index.
     pub fn mail_eq(&self) -> Option<&str> {
         fn find(e: &Expr) -> Option<&str> {
@@ -516,6 +584,9 @@ fn walk(e: &Expr, needs: &mut bool, props: &mut BTreeSet<&'static str>) {
             *needs = true;
             props.insert(prop);
         }
+        Expr::In { prop, .. } => {
+            props.insert(prop);
+        }
     }
 }
 
@@ -550,6 +621,10 @@ fn eval(e: &Expr, u: &User) -> bool {
         },
         Expr::EndsWith { prop, suffix } => match value_of(u, prop) {
             Val::Str(Some(s)) => s.to_lowercase().ends_with(&suffix.to_lowercase()),
+            _ => false,
+        },
+        Expr::In { prop, values } => match value_of(u, prop) {
+            Val::Str(Some(s)) => values.iter().any(|v| v.eq_ignore_ascii_case(&s)),
             _ => false,
         },
         Expr::Cmp { prop, op, lit } => {
@@ -614,6 +689,20 @@ mod tests {
             "Request_UnsupportedQuery"
         );
         assert!(UserFilter::parse("accountEnabled eq 'yes'").is_err());
+    }
+
+    #[test]
+    fn in_lists_hold_at_most_fifteen_values() {
+        let ids: Vec<String> = (0..15).map(|k| format!("'id-{k}'")).collect();
+        let f = UserFilter::parse(&format!("id in ({})", ids.join(", "))).unwrap();
+        assert_eq!(f.id_in().map(|v| v.len()), Some(15));
+        assert!(!f.needs_advanced);
+        let sixteen: Vec<String> = (0..16).map(|k| format!("'id-{k}'")).collect();
+        let e = UserFilter::parse(&format!("id in ({})", sixteen.join(","))).unwrap_err();
+        assert_eq!(e.code, "Request_UnsupportedQuery");
+        assert!(e.message.contains("Max allowed: 15"), "{}", e.message);
+        assert!(UserFilter::parse("id in ()").is_err());
+        assert!(UserFilter::parse("accountEnabled in ('true')").is_err());
     }
 
     #[test]

@@ -98,7 +98,12 @@ impl Shared {
             match kind {
                 Kind::Token => c.token += 1,
                 Kind::Invitations => c.invitations += 1,
-                Kind::ListUsers => c.list_users_pages += 1,
+                Kind::ListUsers => {
+                    c.list_users_pages += 1;
+                    if in_batch {
+                        c.list_users_in_batch += 1;
+                    }
+                }
                 Kind::GetUser => c.get_user += 1,
                 Kind::PatchUser => c.patch_user += 1,
                 Kind::DeleteUser => c.delete_user += 1,

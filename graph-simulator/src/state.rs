@@ -16,11 +16,22 @@ use crate::types::{
 };
 use crate::util::{graph_datetime, new_guid, random_token};
 
+/// `signInActivity`: the last interactive and non-interactive sign-in *attempts* (failed ones
+/// included, as Graph documents) and the last *successful* sign-in.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct SignIn {
     pub last: Option<OffsetDateTime>,
     pub last_non_interactive: Option<OffsetDateTime>,
     pub last_successful: Option<OffsetDateTime>,
+}
+
+impl SignIn {
+    /// No sign-in of any kind on record. Graph then does not return `signInActivity` at all
+    /// ("not returned for a user who has never signed in or last signed in before April
+    /// 2020"), rather than an object of nulls.
+    pub fn is_empty(&self) -> bool {
+        self.last.is_none() && self.last_non_interactive.is_none() && self.last_successful.is_none()
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -166,6 +177,9 @@ impl User {
         let mut m = Map::new();
         m.insert("id".into(), json!(self.id));
         for p in select {
+            if *p == "signInActivity" && self.sign_in.is_empty() {
+                continue;
+            }
             if *p != "id" {
                 m.insert((*p).to_string(), self.property(p));
             }
@@ -457,6 +471,39 @@ impl Directory {
             },
         );
         id
+    }
+
+    /// Every member of a group, nested groups' members included: the group's own members in
+    /// the order they were added, then those of each nested group as it is reached. Nested
+    /// groups are members too (Graph lists them), each object once, cycles walked once.
+    pub fn transitive_members(&self, group_id: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut seen: HashSet<String> = HashSet::new();
+        let mut visited: HashSet<&str> = HashSet::from([group_id]);
+        let mut queue = std::collections::VecDeque::from([group_id]);
+        while let Some(g) = queue.pop_front() {
+            let Some(group) = self.groups.get(g) else {
+                continue;
+            };
+            for m in &group.members {
+                if seen.insert(m.clone()) {
+                    out.push(m.clone());
+                }
+                if let Some(nested) = self.groups.get(m.as_str()) {
+                    if visited.insert(nested.id.as_str()) {
+                        queue.push_back(nested.id.as_str());
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Whether `object_id` is a member of `group_id`, directly or through nested groups.
+    pub fn is_transitive_member(&self, object_id: &str, group_id: &str) -> bool {
+        self.transitive_members(group_id)
+            .iter()
+            .any(|m| m == object_id)
     }
 
     /// Groups (ids) the active user is a direct member of.

@@ -201,6 +201,11 @@ pub struct CallCounts {
     pub app_role: u64,
     pub batch: u64,
     pub batch_subrequests: u64,
+    /// `GET /users` sub-requests of `$batch` calls (known users read again by id), also
+    /// counted in `list_users_pages`.
+    pub list_users_in_batch: u64,
+    /// `$batch` calls whose sub-requests are all reads (GET), also counted in `batch`.
+    pub batch_reads_only: u64,
     pub throttled_429: u64,
     /// Graph calls of any other kind (group reads, checkMemberGroups, restore, ...).
     pub other: u64,

@@ -1,9 +1,11 @@
-//! Group membership by `$ref`, `checkMemberGroups`, and app role assignments.
+//! Group membership by `$ref` (nested groups too), transitive members, `checkMemberGroups`,
+//! and app role assignments.
 
 mod common;
 
 use common::{code, message, Env};
 use graph_simulator::SeedGuest;
+use reqwest::Method;
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 
@@ -190,4 +192,123 @@ async fn app_role_assignment_validation() {
         .await;
     assert_eq!(status, 404);
     assert!(env.sim.app_role_assignments(&sp).is_empty());
+}
+
+/// A group nested in another: `/members` lists the nested group itself, `/transitiveMembers`
+/// flattens it (paged like any list), `checkMemberGroups` counts the nested membership, and
+/// the OData cast asks for the advanced query parameters, as Graph documents.
+#[tokio::test]
+async fn nested_groups_and_paged_transitive_members() {
+    let env = Env::start().await;
+    let outer = env.sim.add_group("Never clean up");
+    let inner = env.sim.add_group("Partners we keep");
+    let direct = env.sim.add_guest(SeedGuest::new("direct@x.example"));
+    let nested = env.sim.add_guest(SeedGuest::new("nested@x.example"));
+    let (status, _) = env
+        .post(
+            &format!("/groups/{outer}/members/$ref"),
+            member_ref(&direct),
+        )
+        .await;
+    assert_eq!(status, 204);
+    let (status, _) = env
+        .post(&format!("/groups/{outer}/members/$ref"), member_ref(&inner))
+        .await;
+    assert_eq!(status, 204, "a group can be a member");
+    let (status, v) = env
+        .post(&format!("/groups/{outer}/members/$ref"), member_ref(&outer))
+        .await;
+    assert_eq!(status, 400, "{v}");
+    assert!(env.sim.add_group_member(&inner, &nested));
+    env.sim.seed_guests(4, OffsetDateTime::now_utc());
+    for u in env
+        .sim
+        .users()
+        .iter()
+        .filter(|u| u.mail.starts_with("seed-"))
+    {
+        assert!(env.sim.add_group_member(&inner, &u.id));
+    }
+
+    let (_, v) = env
+        .get(&format!("/groups/{outer}/members?$select=id"))
+        .await;
+    let direct_members: Vec<(&str, &str)> = v["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["@odata.type"].as_str().unwrap(),
+                m["id"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        direct_members,
+        vec![
+            ("#microsoft.graph.user", direct.as_str()),
+            ("#microsoft.graph.group", inner.as_str())
+        ]
+    );
+
+    let mut url = env.url(&format!(
+        "/groups/{outer}/transitiveMembers?$select=id&$top=3"
+    ));
+    let mut users = Vec::new();
+    let mut groups = Vec::new();
+    let mut pages = 0;
+    loop {
+        let (status, v) = common::send(env.http.get(&url).bearer_auth(&env.token)).await;
+        assert_eq!(status, 200, "{v}");
+        pages += 1;
+        for m in v["value"].as_array().unwrap() {
+            let id = m["id"].as_str().unwrap().to_string();
+            match m["@odata.type"].as_str().unwrap() {
+                "#microsoft.graph.user" => users.push(id),
+                "#microsoft.graph.group" => groups.push(id),
+                other => panic!("unexpected member type {other}"),
+            }
+        }
+        match v["@odata.nextLink"].as_str() {
+            Some(n) => url = n.to_string(),
+            None => break,
+        }
+    }
+    assert_eq!(pages, 3, "7 members, 3 a page");
+    assert_eq!(groups, vec![inner.clone()]);
+    assert_eq!(users.len(), 6);
+    assert!(users.contains(&direct) && users.contains(&nested));
+
+    // The cast is an advanced query.
+    let (status, v) = env
+        .get(&format!(
+            "/groups/{outer}/transitiveMembers/microsoft.graph.user"
+        ))
+        .await;
+    assert_eq!((status, code(&v)), (400, "Request_UnsupportedQuery"));
+    let (status, v) = common::send(
+        env.req(
+            Method::GET,
+            &format!(
+                "/groups/{outer}/transitiveMembers/microsoft.graph.user?$count=true&$select=id"
+            ),
+        )
+        .header("ConsistencyLevel", "eventual"),
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["value"].as_array().unwrap().len(), 6, "users only");
+
+    let (_, v) = env
+        .post(
+            &format!("/users/{nested}/checkMemberGroups"),
+            json!({"groupIds": [outer, inner]}),
+        )
+        .await;
+    assert_eq!(v["value"], json!([outer, inner]), "transitive");
+    let (status, _) = env
+        .get("/groups/00000000-0000-0000-0000-000000000000/transitiveMembers")
+        .await;
+    assert_eq!(status, 404);
 }

@@ -190,3 +190,45 @@ async fn the_151st_invitation_in_five_seconds_is_throttled() {
     assert_eq!(calls.invitations, 151);
     assert_eq!(calls.throttled_429, 1);
 }
+
+/// An admin invited the address long ago; inviting it again answers with that same user and
+/// changes nothing about it: its creation time (how a caller can tell it existed before),
+/// its name, its redemption and whether it is enabled.
+#[tokio::test]
+async fn reinviting_an_existing_guest_leaves_it_as_it_was() {
+    let env = Env::start().await;
+    let created = time::OffsetDateTime::now_utc() - time::Duration::days(400);
+    let id = env.sim.add_guest(
+        graph_simulator::SeedGuest::new("old@fabrikam.com")
+            .display_name("Old Friend")
+            .created(created)
+            .accepted(created + time::Duration::days(1))
+            .disabled(),
+    );
+    let before = env.sim.user(&id).unwrap();
+    let (status, v) = env
+        .post(
+            "/invitations",
+            json!({
+                "invitedUserEmailAddress": "old@fabrikam.com",
+                "invitedUserDisplayName": "Someone Else",
+                "inviteRedirectUrl": "https://portal.example/welcome",
+            }),
+        )
+        .await;
+    assert_eq!(status, 201, "{v}");
+    assert_eq!(v["invitedUser"]["id"], id.as_str());
+    assert_eq!(v["status"], "Completed", "already redeemed");
+    assert_eq!(env.sim.user(&id).unwrap(), before, "the user is unchanged");
+    let (_, u) = env
+        .get(&format!("/users/{id}?$select=createdDateTime,displayName"))
+        .await;
+    assert_eq!(u["displayName"], "Old Friend");
+    let listed = time::OffsetDateTime::parse(
+        u["createdDateTime"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    assert!((listed - created).abs() < time::Duration::seconds(1));
+    assert!(env.sim.invitations()[0].existing_user);
+}

@@ -166,12 +166,21 @@ async fn sign_in_activity_only_when_selected_and_filterable_alone() {
         .sim
         .add_guest(SeedGuest::new("sentinel@x.example").sign_in_sentinel());
 
+    // Graph does not return signInActivity for a user who never signed in (no object of
+    // nulls): on a page, that user simply has no such property.
     let (_, v) = env
         .get(&format!("/users/{never}?$select=id,signInActivity"))
         .await;
-    assert!(v["signInActivity"]["lastSignInDateTime"].is_null());
-    assert!(v["signInActivity"]["lastNonInteractiveSignInDateTime"].is_null());
-    assert!(v["signInActivity"]["lastSuccessfulSignInDateTime"].is_null());
+    assert_eq!(v["id"], never.as_str());
+    assert!(v.get("signInActivity").is_none(), "{v}");
+    let (_, v) = env.get("/users?$select=id,signInActivity&$top=999").await;
+    let listed = v["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["id"] == never.as_str())
+        .unwrap();
+    assert!(listed.get("signInActivity").is_none(), "{listed}");
     let (_, v) = env
         .get(&format!("/users/{sentinel}?$select=signInActivity"))
         .await;
@@ -198,6 +207,46 @@ async fn sign_in_activity_only_when_selected_and_filterable_alone() {
         .await;
     assert_eq!(status, 400);
     assert_eq!(code(&v), "Request_UnsupportedQuery");
+}
+
+#[tokio::test]
+async fn a_failed_sign_in_counts_as_an_attempt_not_as_a_success() {
+    let env = Env::start().await;
+    let success = datetime!(2025-03-01 09:00 UTC);
+    let id = env
+        .sim
+        .add_guest(SeedGuest::new("sprayed@x.example").last_sign_in(success));
+    let spray = datetime!(2026-11-20 03:00 UTC);
+    assert!(env.sim.record_failed_sign_in(&id, spray));
+    let (_, v) = env
+        .get(&format!("/users/{id}?$select=signInActivity"))
+        .await;
+    let s = &v["signInActivity"];
+    assert_eq!(s["lastSignInDateTime"], "2026-11-20T03:00:00Z");
+    assert_eq!(s["lastSuccessfulSignInDateTime"], "2025-03-01T09:00:00Z");
+
+    // Only failed attempts on record: the object is there, its successful sign-in is null.
+    let tried = env.sim.add_guest(SeedGuest::new("tried@x.example"));
+    let status = env
+        .http
+        .post(format!(
+            "{}/_sim/users/{tried}/signIn",
+            env.sim.authority_host()
+        ))
+        .json(&json!({"at": "2026-11-21T03:00:00Z", "failed": true}))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 204);
+    let (_, v) = env
+        .get(&format!("/users/{tried}?$select=signInActivity"))
+        .await;
+    assert_eq!(
+        v["signInActivity"]["lastSignInDateTime"],
+        "2026-11-21T03:00:00Z"
+    );
+    assert!(v["signInActivity"]["lastSuccessfulSignInDateTime"].is_null());
 }
 
 #[tokio::test]
@@ -365,4 +414,93 @@ async fn seeding_and_paging_100k_guests_is_fast() {
     // Generous bounds (debug build, shared cores): O(N) per page would blow them.
     assert!(seeded.as_secs_f64() < 5.0, "seeding took {seeded:?}");
     assert!(slowest.as_millis() < 1500, "slowest page {slowest:?}");
+}
+
+/// Known users re-read by id, 15 to a query (Graph's limit on an `in` list), which is what a
+/// `$batch` of such queries is built from.
+#[tokio::test]
+async fn users_by_id_in_lists_of_at_most_fifteen() {
+    let env = Env::start().await;
+    env.sim.seed_guests(20, OffsetDateTime::now_utc());
+    let all: Vec<String> = env.sim.users().into_iter().map(|u| u.id).collect();
+    let quoted = |ids: &[String]| {
+        ids.iter()
+            .map(|i| format!("'{i}'"))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let (status, v) = env
+        .get(&format!(
+            "/users?$filter=id in ({})&$select=id,userType,accountEnabled",
+            quoted(&all[3..18])
+        ))
+        .await;
+    assert_eq!(status, 200, "{v}");
+    let got: Vec<&str> = v["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        got,
+        all[3..18].iter().map(String::as_str).collect::<Vec<_>>()
+    );
+    assert_eq!(v["value"][0]["userType"], "Guest");
+
+    // A deleted user is simply not in the answer.
+    let (status, _) = env
+        .req(Method::DELETE, &format!("/users/{}", all[4]))
+        .send()
+        .await
+        .map(|r| (r.status().as_u16(), ()))
+        .unwrap();
+    assert_eq!(status, 204);
+    let (_, v) = env
+        .get(&format!(
+            "/users?$filter=id in ({})&$select=id",
+            quoted(&all[3..6])
+        ))
+        .await;
+    assert_eq!(v["value"].as_array().unwrap().len(), 2);
+
+    let (status, v) = env
+        .get(&format!("/users?$filter=id in ({})", quoted(&all[0..16])))
+        .await;
+    assert_eq!((status, code(&v)), (400, "Request_UnsupportedQuery"));
+    assert!(message(&v).contains("Max allowed: 15"), "{v}");
+
+    // In a $batch (URL-encoded as any relative URL), counted apart from listing pages.
+    env.sim.reset_calls();
+    let query = |ids: &[String]| {
+        format!(
+            "/users?$filter={}&$select=id",
+            url::form_urlencoded::byte_serialize(format!("id in ({})", quoted(ids)).as_bytes())
+                .collect::<String>()
+        )
+    };
+    let (status, v) = env
+        .batch(json!([
+            {"id": "1", "method": "GET", "url": query(&all[0..3])},
+            {"id": "2", "method": "GET", "url": query(&all[5..20])},
+        ]))
+        .await;
+    assert_eq!(status, 200, "{v}");
+    let sizes: HashSet<usize> = v["responses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["body"]["value"].as_array().unwrap().len())
+        .collect();
+    assert_eq!(sizes, HashSet::from([3, 15]));
+    let calls = env.sim.calls();
+    assert_eq!(
+        (
+            calls.batch,
+            calls.batch_reads_only,
+            calls.list_users_pages,
+            calls.list_users_in_batch
+        ),
+        (1, 1, 2, 2)
+    );
 }

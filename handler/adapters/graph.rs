@@ -43,6 +43,9 @@ pub enum GraphError {
         message: String,
     },
     NotFound(String),
+    /// A link (a stored or returned `@odata.nextLink`) to somewhere other than the origin of
+    /// `GRAPH_BASE_URL`: never followed, so the Graph token goes nowhere else.
+    OffOrigin(String),
 }
 
 impl GraphError {
@@ -77,6 +80,9 @@ impl GraphError {
                 message,
             } => format!("Graph refused ({status} {code}): {message}"),
             GraphError::NotFound(what) => format!("Graph has no {what}"),
+            GraphError::OffOrigin(origin) => format!(
+                "a link to {origin}, which is not the origin of GRAPH_BASE_URL, was not followed"
+            ),
         }
     }
 }
@@ -174,8 +180,15 @@ pub struct SignInActivity {
     pub last_sign_in_date_time: Option<String>,
     #[serde(default)]
     pub last_non_interactive_sign_in_date_time: Option<String>,
-    #[serde(default)]
-    pub last_successful_sign_in_date_time: Option<String>,
+    /// `Some(value)` when Graph returned the property at all (the value may be null), `None`
+    /// when it did not: the two mean different things to the inactivity rule.
+    #[serde(default, deserialize_with = "present")]
+    pub last_successful_sign_in_date_time: Option<Option<String>>,
+}
+
+/// A property that is there, null or not (absent ones get the field's default, `None`).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
 }
 
 pub struct UserPage {
@@ -188,6 +201,8 @@ pub struct UserPage {
 pub struct GraphClient {
     http: reqwest::Client,
     base: String,
+    /// `GRAPH_BASE_URL`'s origin: the only one an absolute link is followed to.
+    origin: url::Origin,
     scope: String,
     credential: Arc<dyn TokenCredential>,
     /// How long one call may spend waiting out throttling and transient failures.
@@ -205,6 +220,7 @@ impl GraphClient {
         GraphClient {
             http,
             base: base_url.as_str().trim_end_matches('/').to_string(),
+            origin: base_url.origin(),
             scope: scope.to_string(),
             credential,
             patience: Duration::from_secs(8),
@@ -285,6 +301,11 @@ impl GraphClient {
         }
     }
 
+    /// Whether `link` (an absolute `@odata.nextLink`) is on the origin of `GRAPH_BASE_URL`.
+    pub fn is_own_link(&self, link: &str) -> bool {
+        on_origin(&self.origin, link)
+    }
+
     async fn call_once(
         &self,
         method: Method,
@@ -292,12 +313,20 @@ impl GraphClient {
         body: Option<&Value>,
         headers: &[(&str, &str)],
     ) -> Result<(u16, Option<Duration>, Value), GraphError> {
-        let token = self.token().await?;
         let full = if url.starts_with("http://") || url.starts_with("https://") {
+            // Paging links come from answers and from stored checkpoints: followed with the
+            // bearer token only where Graph itself is.
+            if !self.is_own_link(url) {
+                let origin = url::Url::parse(url)
+                    .map(|u| u.origin().ascii_serialization())
+                    .unwrap_or_else(|_| "an unreadable address".into());
+                return Err(GraphError::OffOrigin(origin));
+            }
             url.to_string()
         } else {
             format!("{}{}", self.base, url)
         };
+        let token = self.token().await?;
         // One call never outlasts the caller's patience: a hung Graph must not hold a partner's
         // form for the client's full 30 s.
         let mut req = self.http.request(method, &full).bearer_auth(token).timeout(
@@ -633,43 +662,166 @@ pub enum Removal {
 const CLEANUP_SELECT: &str =
     "id,userType,accountEnabled,createdDateTime,externalUserState,externalUserStateChangeDateTime,mail";
 
+/// `signInActivity` is selected only when asked for: it needs AuditLog.Read.All and Entra ID
+/// P1, and Graph answers 403 without.
+fn cleanup_select(with_sign_in: bool) -> String {
+    if with_sign_in {
+        format!("{CLEANUP_SELECT},signInActivity")
+    } else {
+        CLEANUP_SELECT.to_string()
+    }
+}
+
+/// Graph's limit on the values of an `in` list in a `$filter`.
+pub const IN_LIMIT: usize = 15;
+
+/// How many users one [`GraphClient::recheck`] call reads: 15 to a sub-request, 20
+/// sub-requests to a `$batch`, one of them for the exclusion group if there is one.
+pub fn recheck_capacity(with_exclusion_group: bool) -> usize {
+    IN_LIMIT * (BATCH_LIMIT - usize::from(with_exclusion_group))
+}
+
+/// What [`GraphClient::recheck`] read. A user it asked for and did not get back (and whose
+/// sub-request did not fail) is no longer in the directory.
+#[derive(Debug, Default)]
+pub struct Recheck {
+    pub users: std::collections::HashMap<String, DirectoryUser>,
+    /// Users whose sub-request failed: not known either way.
+    pub unread: std::collections::HashMap<String, GraphError>,
+    /// The exclusion group's members now, if one was asked for.
+    pub excluded: Option<Result<std::collections::HashSet<String>, GraphError>>,
+}
+
+/// Adds the ids of a page of directory objects to `ids`; the page's nextLink, if any.
+fn collect_ids(page: &Value, ids: &mut std::collections::HashSet<String>) -> Option<String> {
+    for member in page["value"].as_array().into_iter().flatten() {
+        if let Some(id) = member["id"].as_str() {
+            ids.insert(id.to_string());
+        }
+    }
+    page["@odata.nextLink"].as_str().map(str::to_string)
+}
+
 impl GraphClient {
-    /// The first page of every guest, in pages of 999. `signInActivity` is selected only when
-    /// asked for: it needs AuditLog.Read.All and Entra ID P1, and Graph answers 403 without.
-    /// (Filtering on signInActivity cannot be combined with userType, so inactivity is judged
-    /// on our side.)
+    /// The first page of every guest, in pages of 999. (Filtering on signInActivity cannot be
+    /// combined with userType, so inactivity is judged on our side.)
     pub fn guests_url(with_sign_in: bool) -> String {
-        let select = if with_sign_in {
-            format!("{CLEANUP_SELECT},signInActivity")
-        } else {
-            CLEANUP_SELECT.to_string()
-        };
         format!(
-            "/users?$filter={}&$select={select}&$top={PAGE_LIMIT}",
-            urlencode("userType eq 'Guest'")
+            "/users?$filter={}&$select={}&$top={PAGE_LIMIT}",
+            urlencode("userType eq 'Guest'"),
+            cleanup_select(with_sign_in)
         )
     }
 
-    /// Object ids of a group's direct members, every page (one listing per run, however many
-    /// guests are checked against it).
+    /// Object ids of every member of a group, nested groups' members included
+    /// (`transitiveMembers`), every page. No OData cast: that would need an advanced query,
+    /// whose index may lag, and an exclusion must be read as it is now.
     pub async fn group_member_ids(
         &self,
         group_id: &str,
     ) -> Result<std::collections::HashSet<String>, GraphError> {
         let mut ids = std::collections::HashSet::new();
-        let mut url = format!("/groups/{group_id}/members?$select=id&$top={PAGE_LIMIT}");
+        let mut url = Self::transitive_members_url(group_id);
         loop {
             let (_, value) = self.call(Method::GET, &url, None, &[]).await?;
-            for member in value["value"].as_array().into_iter().flatten() {
-                if let Some(id) = member["id"].as_str() {
-                    ids.insert(id.to_string());
-                }
-            }
-            match value["@odata.nextLink"].as_str() {
-                Some(next) => url = next.to_string(),
+            match collect_ids(&value, &mut ids) {
+                Some(next) => url = next,
                 None => return Ok(ids),
             }
         }
+    }
+
+    fn transitive_members_url(group_id: &str) -> String {
+        format!("/groups/{group_id}/transitiveMembers?$select=id&$top={PAGE_LIMIT}")
+    }
+
+    /// Reads known users again, as they are now, and (with `exclusion_group`) who is in that
+    /// group now: one `$batch` of `GET /users?$filter=id in (...)` (15 ids each, Graph's limit
+    /// on `in`) and the group's first page of transitive members; further pages of a large
+    /// group follow. At most [`recheck_capacity`] ids a call.
+    pub async fn recheck(
+        &self,
+        ids: &[String],
+        with_sign_in: bool,
+        exclusion_group: Option<&str>,
+    ) -> Result<Recheck, GraphError> {
+        assert!(
+            ids.len() <= recheck_capacity(exclusion_group.is_some()),
+            "a recheck holds at most {} users",
+            recheck_capacity(exclusion_group.is_some())
+        );
+        let select = cleanup_select(with_sign_in);
+        let chunks: Vec<&[String]> = ids.chunks(IN_LIMIT).collect();
+        let mut calls: Vec<BatchCall> = chunks
+            .iter()
+            .map(|chunk| {
+                let list = chunk
+                    .iter()
+                    .map(|id| format!("'{}'", id.replace('\'', "''")))
+                    .collect::<Vec<_>>()
+                    .join(",");
+                BatchCall {
+                    method: Method::GET,
+                    url: format!(
+                        "/users?$filter={}&$select={select}&$top={IN_LIMIT}",
+                        urlencode(&format!("id in ({list})"))
+                    ),
+                    body: None,
+                }
+            })
+            .collect();
+        if let Some(group) = exclusion_group {
+            calls.push(BatchCall {
+                method: Method::GET,
+                url: Self::transitive_members_url(group),
+                body: None,
+            });
+        }
+        let answers = self.batch(&calls).await?;
+        let mut found = Recheck::default();
+        for (chunk, answer) in chunks.iter().zip(&answers) {
+            match answer.error() {
+                Some(e) => {
+                    for id in chunk.iter() {
+                        found.unread.insert(id.clone(), e.clone());
+                    }
+                }
+                None => {
+                    let users: Vec<DirectoryUser> =
+                        serde_json::from_value(answer.body["value"].clone()).map_err(|e| {
+                            GraphError::Unavailable(format!("unexpected users page: {e}"))
+                        })?;
+                    for u in users {
+                        found.users.insert(u.id.clone(), u);
+                    }
+                }
+            }
+        }
+        if exclusion_group.is_some() {
+            let answer = answers.last().expect("the group's answer is the last");
+            found.excluded = Some(match answer.error() {
+                Some(e) => Err(e),
+                None => {
+                    let mut ids = std::collections::HashSet::new();
+                    let mut next = collect_ids(&answer.body, &mut ids);
+                    let mut failed = None;
+                    while let Some(url) = next {
+                        match self.call(Method::GET, &url, None, &[]).await {
+                            Ok((_, value)) => next = collect_ids(&value, &mut ids),
+                            Err(e) => {
+                                failed = Some(e);
+                                break;
+                            }
+                        }
+                    }
+                    match failed {
+                        Some(e) => Err(e),
+                        None => Ok(ids),
+                    }
+                }
+            });
+        }
+        Ok(found)
     }
 
     /// Disables or deletes up to 20 users in one `$batch`. Each answer is the user's: a user
@@ -742,6 +894,11 @@ fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
         .map(Duration::from_secs)
 }
 
+/// Whether `link` is an absolute URL on `origin` (scheme, host and port alike).
+fn on_origin(origin: &url::Origin, link: &str) -> bool {
+    url::Url::parse(link).is_ok_and(|u| u.origin() == *origin)
+}
+
 /// 0.5 s, 1 s, 2 s, ... capped at 16 s, with up to 30 % jitter so instances do not retry in step.
 fn backoff(attempt: u32) -> Duration {
     let base = 500u64.saturating_mul(1 << attempt.saturating_sub(1).min(5));
@@ -786,6 +943,49 @@ mod tests {
         );
         assert!(backoff(3) >= Duration::from_secs(2));
         assert!(backoff(30) <= Duration::from_millis(16_000 + 4_800));
+    }
+
+    #[test]
+    fn links_are_followed_only_on_the_origin_of_the_base_url() {
+        let origin = url::Url::parse("https://graph.microsoft.com/v1.0")
+            .unwrap()
+            .origin();
+        let own = |link: &str| on_origin(&origin, link);
+        assert!(own("https://graph.microsoft.com/v1.0/users?$skiptoken=abc"));
+        assert!(own("https://graph.microsoft.com:443/beta/users"));
+        for foreign in [
+            "https://graph.microsoft.com.evil.example/v1.0/users",
+            "http://graph.microsoft.com/v1.0/users",
+            "https://graph.microsoft.com:8443/v1.0/users",
+            "https://evil.example/v1.0/users?x=https://graph.microsoft.com",
+            "https://user@evil.example/",
+            "not a url",
+        ] {
+            assert!(!own(foreign), "{foreign}");
+        }
+    }
+
+    #[test]
+    fn a_missing_successful_sign_in_is_told_from_a_null_one() {
+        let s: SignInActivity =
+            serde_json::from_value(json!({"lastSignInDateTime": "2026-01-01T00:00:00Z"})).unwrap();
+        assert_eq!(s.last_successful_sign_in_date_time, None);
+        let s: SignInActivity =
+            serde_json::from_value(json!({"lastSuccessfulSignInDateTime": null})).unwrap();
+        assert_eq!(s.last_successful_sign_in_date_time, Some(None));
+        let s: SignInActivity =
+            serde_json::from_value(json!({"lastSuccessfulSignInDateTime": "2026-01-01T00:00:00Z"}))
+                .unwrap();
+        assert_eq!(
+            s.last_successful_sign_in_date_time,
+            Some(Some("2026-01-01T00:00:00Z".into()))
+        );
+    }
+
+    #[test]
+    fn a_recheck_fills_one_batch() {
+        assert_eq!(recheck_capacity(false), 300);
+        assert_eq!(recheck_capacity(true), 285);
     }
 
     #[test]

@@ -97,15 +97,31 @@ pub enum Activity {
 }
 
 impl Activity {
-    /// The most recent of `signInActivity`'s timestamps (interactive, non-interactive,
-    /// successful). Each may be null or the `0001-01-01T00:00:00Z` sentinel, both "never";
-    /// pass them through [`graph_time`].
+    /// The most recent of some of `signInActivity`'s timestamps. Each may be null or the
+    /// `0001-01-01T00:00:00Z` sentinel, both "never"; pass them through [`graph_time`].
     pub fn most_recent(timestamps: &[Option<OffsetDateTime>]) -> Activity {
         timestamps
             .iter()
             .flatten()
             .max()
             .map_or(Activity::Never, |t| Activity::At(*t))
+    }
+
+    /// A user's activity from a `signInActivity` Graph returned. `successful` is
+    /// `lastSuccessfulSignInDateTime`: `Some(value)` when Graph provides the property (the
+    /// value null or the sentinel: no successful sign-in on record), `None` when it does not.
+    /// `attempts` are `lastSignInDateTime` and `lastNonInteractiveSignInDateTime`, which count
+    /// failed sign-ins too: someone spraying passwords at a stale guest would keep it alive.
+    /// They are used only where Graph gives no successful sign-in at all, and then they can
+    /// only keep a guest longer, never remove one sooner.
+    pub fn judged(
+        successful: Option<Option<OffsetDateTime>>,
+        attempts: &[Option<OffsetDateTime>],
+    ) -> Activity {
+        match successful {
+            Some(at) => Activity::most_recent(&[at]),
+            None => Activity::most_recent(attempts),
+        }
     }
 }
 
@@ -176,9 +192,40 @@ pub enum Stage {
     Deleted,
 }
 
+/// Who made the guest the portal has a record of: the record alone does not make a guest the
+/// portal's to remove.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// The portal's invitation, which it decided on (approved) at `decided_at`. A directory
+    /// user created before that existed already: Graph answered the invitation with it.
+    Invited { decided_at: OffsetDateTime },
+    /// Recorded as existing before the portal invited it.
+    PreExisting,
+    /// A record the cleanup made for a guest outside the portal's records while
+    /// `CLEANUP_SCOPE=all_guests` was on: it does not make the guest the portal's.
+    Cleanup,
+}
+
+/// Clocks differ (Graph's `createdDateTime` against the portal's clock): a user counts as
+/// older than the portal's decision only by more than this.
+pub const CLOCK_SKEW: Duration = Duration::minutes(10);
+
+impl Origin {
+    /// Whether the directory user (created at `created`) is one the portal created.
+    pub fn created_by_portal(self, created: Option<OffsetDateTime>) -> bool {
+        match self {
+            Origin::Invited { decided_at } => created.is_none_or(|c| c >= decided_at - CLOCK_SKEW),
+            Origin::PreExisting | Origin::Cleanup => false,
+        }
+    }
+}
+
 /// The portal's record of a guest (a row of the Guests table), as the rules need it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Tracked {
+    pub origin: Origin,
+    /// Whether the mail that told the guest of its current stage reached it.
+    pub notice: Notice,
     pub stage: Stage,
     /// When the stage last changed. For an active guest it is also the floor of every clock:
     /// a guest that an admin re-enabled or restored is not judged on its past again.
@@ -189,6 +236,20 @@ pub struct Tracked {
     pub reminder_sent_at: Option<OffsetDateTime>,
 }
 
+/// The mail that told a guest of its current stage (a removal warning, a redeem reminder). A
+/// guest is told before anything is taken from it, and the time it has to react counts from
+/// when the mail server accepted the mail, not from when the portal wrote it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Notice {
+    /// A record from before notices went through the outbox: the mail was sent before the
+    /// record moved on, so the stage's own time stands for it.
+    Legacy,
+    /// Recorded, not delivered yet (the mail server is down, or refused it: see `handler mail
+    /// list --failed`). Nothing moves on until it arrives.
+    Pending,
+    Delivered(OffsetDateTime),
+}
+
 impl Tracked {
     /// How an untracked guest is judged when the scope is all guests: active since it was
     /// created, with no access period (only the portal knows one). Without a creation date
@@ -196,6 +257,8 @@ impl Tracked {
     pub fn untracked(created: Option<OffsetDateTime>, now: OffsetDateTime) -> Tracked {
         let since = created.unwrap_or(now);
         Tracked {
+            origin: Origin::Cleanup,
+            notice: Notice::Legacy,
             stage: Stage::Active,
             since,
             reason: None,
@@ -249,6 +312,9 @@ pub enum SkipWhy {
     Excluded,
     /// Not created by this portal, and the scope is the portal's guests.
     OutOfScope,
+    /// The portal invited it, but the directory user existed before (an admin invited it
+    /// earlier): not the portal's, and to be recorded as such.
+    PreExisting,
 }
 
 impl SkipWhy {
@@ -257,6 +323,9 @@ impl SkipWhy {
             SkipWhy::NotGuest => "not a guest (userType is not Guest)",
             SkipWhy::Excluded => "member of the exclusion group",
             SkipWhy::OutOfScope => "not created by this portal",
+            SkipWhy::PreExisting => {
+                "existed before the portal invited it, so it is not the portal's to remove"
+            }
         }
     }
 }
@@ -283,6 +352,36 @@ impl Action {
     pub fn is_removal(self) -> bool {
         matches!(self, Action::Disable(_) | Action::Delete(_))
     }
+
+    /// A removal warning, or the reminder that is an unredeemed guest's warning: capped too,
+    /// since every one of them leads to a removal a few days later.
+    pub fn is_warning(self) -> bool {
+        matches!(self, Action::Warn(_) | Action::RedeemReminder)
+    }
+
+    /// Whether carrying it out reaches a person (a mail) or the directory (a removal): what
+    /// is checked against the directory again right before it is done.
+    pub fn touches_a_person(self) -> bool {
+        self.is_removal() || self.is_warning()
+    }
+}
+
+/// What changed, if anything, between the plan (`planned`) and what the rules decide on the
+/// directory as it is now (`now`): `None` when the plan still holds. For the log and the
+/// audit trail.
+pub fn what_changed(planned: Action, now: Action) -> Option<&'static str> {
+    if planned == now {
+        return None;
+    }
+    Some(match now {
+        Action::Skip(SkipWhy::NotGuest) => "it is no longer a guest (userType is not Guest)",
+        Action::Skip(SkipWhy::Excluded) => "it is now a member of the exclusion group",
+        Action::Skip(SkipWhy::OutOfScope) => "it is no longer in the cleanup's scope",
+        Action::Skip(SkipWhy::PreExisting) => "it existed before the portal invited it",
+        Action::Restore(why) => why.describe(),
+        Action::Nothing => "it is no longer due",
+        _ => "it is now due for another step",
+    })
 }
 
 /// One user as the cleanup sees it in a run.
@@ -302,7 +401,15 @@ pub fn decide(case: Case<'_>, scope: Scope, rules: &Rules, now: OffsetDateTime) 
     }
     let untracked;
     let tracked = match (case.tracked, scope) {
-        (Some(t), _) => t,
+        // In the portal's scope, a record is not enough: the guest must be the portal's own.
+        (Some(t), Scope::Portal) => match t.origin {
+            Origin::Invited { .. } if !t.origin.created_by_portal(case.user.created) => {
+                return Action::Skip(SkipWhy::PreExisting)
+            }
+            Origin::Invited { .. } => t,
+            Origin::PreExisting | Origin::Cleanup => return Action::Skip(SkipWhy::OutOfScope),
+        },
+        (Some(t), Scope::AllGuests) => t,
         (None, Scope::Portal) => return Action::Skip(SkipWhy::OutOfScope),
         (None, Scope::AllGuests) => {
             untracked = Tracked::untracked(case.user.created, now);
@@ -337,18 +444,35 @@ fn warned(user: &DirectoryFacts, t: &Tracked, rules: &Rules, now: OffsetDateTime
     let Some(reason) = t.reason else {
         return Action::Restore(RestoreWhy::NoReason);
     };
+    // The guest's time to react counts from when the notice reached them; until it has,
+    // nothing moves on (a restore still can).
+    let told = match t.notice {
+        Notice::Legacy => None,
+        Notice::Pending => Some(None),
+        Notice::Delivered(at) => Some(Some(at)),
+    };
     let due = match reason {
         Reason::Unredeemed => {
             if user.redemption != Redemption::Pending {
                 return Action::Restore(RestoreWhy::Redeemed);
             }
-            t.reminder_sent_at.unwrap_or(t.since) + days(rules.unredeemed_remove_days)
+            let from = match told {
+                None => t.reminder_sent_at.unwrap_or(t.since),
+                Some(None) => return Action::Nothing,
+                Some(Some(at)) => at,
+            };
+            from + days(rules.unredeemed_remove_days)
         }
         Reason::AccessPeriod => {
             if t.access_ends_at.is_none_or(|end| end > now) {
                 return Action::Restore(RestoreWhy::AccessExtended);
             }
-            t.since + days(rules.warning_days)
+            let from = match told {
+                None => t.since,
+                Some(None) => return Action::Nothing,
+                Some(Some(at)) => at,
+            };
+            from + days(rules.warning_days)
         }
         Reason::Inactive => {
             if rules.inactive_days == 0 {
@@ -363,7 +487,12 @@ fn warned(user: &DirectoryFacts, t: &Tracked, rules: &Rules, now: OffsetDateTime
                 }
                 _ => {}
             }
-            t.since + days(rules.warning_days)
+            let from = match told {
+                None => t.since,
+                Some(None) => return Action::Nothing,
+                Some(Some(at)) => at,
+            };
+            from + days(rules.warning_days)
         }
     };
     if now >= due {
@@ -410,13 +539,37 @@ fn active(user: &DirectoryFacts, t: &Tracked, rules: &Rules, now: OffsetDateTime
     Action::Nothing
 }
 
+/// What the per-run cap counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Capped {
+    /// Disables and deletes.
+    Removals,
+    /// Warning mails and reminders: each is a removal announced for a few days later, so a
+    /// run that would announce too many stops before announcing any.
+    Warnings,
+}
+
+impl Capped {
+    fn noun(self) -> &'static str {
+        match self {
+            Capped::Removals => "removals",
+            Capped::Warnings => "warnings",
+        }
+    }
+}
+
 /// Why a run's plan was refused by the per-run cap.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CapExceeded {
-    /// More removals than `CLEANUP_MAX_REMOVALS`.
-    Count { planned: usize, max: u32 },
+    /// More than `CLEANUP_MAX_REMOVALS`.
+    Count {
+        what: Capped,
+        planned: usize,
+        max: u32,
+    },
     /// More than `CLEANUP_MAX_REMOVAL_PERCENT` of the guests in scope.
     Share {
+        what: Capped,
         planned: usize,
         in_scope: usize,
         percent: u32,
@@ -428,24 +581,26 @@ pub enum CapExceeded {
 pub const SHARE_RULE_FLOOR: usize = 5;
 
 /// The per-run cap: a bug or a wrong clock must not empty the directory. Checked on the
-/// whole plan before the first removal; a plan over the cap removes no one.
+/// whole plan before the first removal or warning, for each of the two; a plan over the cap
+/// removes and warns no one.
 pub fn check_cap(
-    planned_removals: usize,
+    what: Capped,
+    planned: usize,
     in_scope: usize,
     max_removals: u32,
     max_percent: u32,
 ) -> Result<(), CapExceeded> {
-    if planned_removals > max_removals as usize {
+    if planned > max_removals as usize {
         return Err(CapExceeded::Count {
-            planned: planned_removals,
+            what,
+            planned,
             max: max_removals,
         });
     }
-    if planned_removals > SHARE_RULE_FLOOR
-        && planned_removals * 100 > in_scope * max_percent as usize
-    {
+    if planned > SHARE_RULE_FLOOR && planned * 100 > in_scope * max_percent as usize {
         return Err(CapExceeded::Share {
-            planned: planned_removals,
+            what,
+            planned,
             in_scope,
             percent: max_percent,
         });
@@ -456,11 +611,13 @@ pub fn check_cap(
 impl std::fmt::Display for CapExceeded {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match *self {
-            CapExceeded::Count { planned, max } => write!(
+            CapExceeded::Count { what, planned, max } => write!(
                 f,
-                "{planned} removals planned, more than CLEANUP_MAX_REMOVALS={max}; if they are expected, set CLEANUP_MAX_REMOVALS to at least {planned} for one run (check the clock and the rules first)"
+                "{planned} {} planned, more than CLEANUP_MAX_REMOVALS={max}; if they are expected, set CLEANUP_MAX_REMOVALS to at least {planned} for one run (check the clock and the rules first)",
+                what.noun()
             ),
             CapExceeded::Share {
+                what,
                 planned,
                 in_scope,
                 percent,
@@ -468,7 +625,8 @@ impl std::fmt::Display for CapExceeded {
                 let needed = (planned * 100).div_ceil(in_scope.max(1));
                 write!(
                     f,
-                    "{planned} removals planned of {in_scope} guests in scope, more than CLEANUP_MAX_REMOVAL_PERCENT={percent}%; if they are expected, set CLEANUP_MAX_REMOVAL_PERCENT to at least {needed} for one run (check the clock and the rules first)"
+                    "{planned} {} planned of {in_scope} guests in scope, more than CLEANUP_MAX_REMOVAL_PERCENT={percent}%; if they are expected, set CLEANUP_MAX_REMOVAL_PERCENT to at least {needed} for one run (check the clock and the rules first)",
+                    what.noun()
                 )
             }
         }
@@ -516,6 +674,10 @@ mod tests {
 
     fn tracked(stage: Stage, since: OffsetDateTime, reason: Option<Reason>) -> Tracked {
         Tracked {
+            notice: Notice::Legacy,
+            origin: Origin::Invited {
+                decided_at: NOW - d(200),
+            },
             stage,
             since,
             reason,
@@ -567,6 +729,111 @@ mod tests {
                 Action::Skip(SkipWhy::NotGuest)
             );
         }
+    }
+
+    #[test]
+    fn only_guests_the_portal_created_are_in_its_scope() {
+        let due = tracked(Stage::Disabled, NOW - d(100), Some(Reason::AccessPeriod));
+        let off = DirectoryFacts {
+            account_enabled: false,
+            ..user()
+        };
+        let decide_in = |t: &Tracked, u: &DirectoryFacts, scope| {
+            decide(
+                Case {
+                    user: u,
+                    tracked: Some(t),
+                    excluded: false,
+                },
+                scope,
+                &rules(),
+                NOW,
+            )
+        };
+        // Created when (or after) the portal decided to invite: its own.
+        let invited_at = |decided_at| Tracked {
+            notice: Notice::Legacy,
+            origin: Origin::Invited { decided_at },
+            ..due.clone()
+        };
+        let off_created_at = |created| DirectoryFacts {
+            created: Some(created),
+            ..off.clone()
+        };
+        let own = invited_at(NOW - d(200));
+        assert_eq!(
+            decide_in(&own, &off_created_at(NOW - d(200)), Scope::Portal),
+            Action::Delete(Reason::AccessPeriod)
+        );
+        // A few minutes older is the clocks disagreeing, not another creator.
+        assert_eq!(
+            decide_in(
+                &own,
+                &off_created_at(NOW - d(200) - Duration::minutes(9)),
+                Scope::Portal
+            ),
+            Action::Delete(Reason::AccessPeriod)
+        );
+        // Older than the decision: Graph answered the invitation with an existing user.
+        let older = off_created_at(NOW - d(400));
+        assert_eq!(
+            decide_in(&own, &older, Scope::Portal),
+            Action::Skip(SkipWhy::PreExisting)
+        );
+        assert_eq!(
+            decide_in(&own, &older, Scope::AllGuests),
+            Action::Delete(Reason::AccessPeriod),
+            "all guests, on purpose"
+        );
+        // Recorded as pre-existing, or made by the cleanup under all_guests: never the
+        // portal's, whatever the record says.
+        for origin in [Origin::PreExisting, Origin::Cleanup] {
+            let t = Tracked {
+                notice: Notice::Legacy,
+                origin,
+                ..due.clone()
+            };
+            assert_eq!(
+                decide_in(&t, &off, Scope::Portal),
+                Action::Skip(SkipWhy::OutOfScope),
+                "{origin:?}"
+            );
+            assert_eq!(
+                decide_in(&t, &off, Scope::AllGuests),
+                Action::Delete(Reason::AccessPeriod),
+                "{origin:?}"
+            );
+        }
+        // Without a creation time, the record stands.
+        let unknown = DirectoryFacts {
+            created: None,
+            ..off.clone()
+        };
+        assert_eq!(
+            decide_in(&own, &unknown, Scope::Portal),
+            Action::Delete(Reason::AccessPeriod)
+        );
+    }
+
+    #[test]
+    fn what_changed_since_the_plan_is_named() {
+        let planned = Action::Delete(Reason::AccessPeriod);
+        assert_eq!(what_changed(planned, planned), None);
+        assert_eq!(
+            what_changed(planned, Action::Restore(RestoreWhy::ReEnabled)),
+            Some("an admin enabled the account again")
+        );
+        assert!(what_changed(planned, Action::Skip(SkipWhy::NotGuest))
+            .unwrap()
+            .contains("no longer a guest"));
+        assert!(what_changed(planned, Action::Skip(SkipWhy::Excluded))
+            .unwrap()
+            .contains("exclusion group"));
+        assert!(
+            what_changed(Action::Warn(Reason::Inactive), Action::Nothing)
+                .unwrap()
+                .contains("no longer due")
+        );
     }
 
     #[test]
@@ -657,6 +924,7 @@ mod tests {
         let r = Rules::default();
         let invited = NOW - d(14);
         let mut t = Tracked {
+            notice: Notice::Legacy,
             invited_at: invited,
             since: invited,
             ..active()
@@ -807,6 +1075,32 @@ mod tests {
     }
 
     #[test]
+    fn activity_is_the_last_successful_sign_in_where_graph_provides_it() {
+        let sprayed = Some(NOW - d(1));
+        let success = Some(NOW - d(200));
+        // Failed attempts yesterday do not hide 200 days without a successful sign-in.
+        assert_eq!(
+            Activity::judged(Some(success), &[sprayed, None]),
+            Activity::At(NOW - d(200))
+        );
+        assert_eq!(
+            Activity::judged(Some(None), &[sprayed, sprayed]),
+            Activity::Never,
+            "attempts only: no successful sign-in on record"
+        );
+        // Where Graph gives no successful sign-in at all, the attempts are all there is:
+        // they can keep a guest longer, never remove one sooner.
+        assert_eq!(
+            Activity::judged(None, &[Some(NOW - d(50)), sprayed]),
+            Activity::At(NOW - d(1))
+        );
+        assert_eq!(Activity::judged(None, &[None, None]), Activity::Never);
+        let mut u = user();
+        u.activity = Activity::judged(Some(success), &[sprayed, None]);
+        assert_eq!(run(&u, &active()), Action::Warn(Reason::Inactive));
+    }
+
+    #[test]
     fn the_sentinel_and_bad_timestamps_mean_never() {
         assert_eq!(graph_time(Some("0001-01-01T00:00:00Z")), None);
         assert_eq!(graph_time(Some("yesterday")), None);
@@ -826,7 +1120,8 @@ mod tests {
     fn without_sign_in_data_the_inactivity_rule_is_skipped_not_guessed() {
         let mut u = user();
         u.activity = Activity::NotRead;
-        u.created = Some(NOW - d(400));
+        u.created = Some(NOW - d(200));
+        u.redemption_changed = Some(NOW - d(199));
         assert_eq!(run(&u, &active()), Action::Nothing);
         // ... and a guest already warned for inactivity waits, neither restored nor removed.
         let warned = tracked(Stage::Warned, NOW - d(30), Some(Reason::Inactive));
@@ -961,6 +1256,10 @@ mod tests {
                         for end in ends {
                             for reminder in reminders {
                                 let t = Tracked {
+                                    notice: Notice::Legacy,
+                                    origin: Origin::Invited {
+                                        decided_at: NOW - d(200),
+                                    },
                                     stage,
                                     since,
                                     reason,
@@ -1004,39 +1303,70 @@ mod tests {
 
     #[test]
     fn the_cap_refuses_too_many_or_too_large_a_share() {
-        assert_eq!(check_cap(0, 0, 50, 10), Ok(()));
-        assert_eq!(check_cap(50, 1000, 50, 10), Ok(()));
+        let cap = |n, in_scope, max, pct| check_cap(Capped::Removals, n, in_scope, max, pct);
+        assert_eq!(cap(0, 0, 50, 10), Ok(()));
+        assert_eq!(cap(50, 1000, 50, 10), Ok(()));
         assert_eq!(
-            check_cap(51, 1000, 50, 10),
+            cap(51, 1000, 50, 10),
             Err(CapExceeded::Count {
+                what: Capped::Removals,
                 planned: 51,
                 max: 50
             })
         );
         // A handful is never refused by share alone.
-        assert_eq!(check_cap(5, 6, 50, 10), Ok(()));
-        assert_eq!(check_cap(1, 2, 50, 10), Ok(()));
+        assert_eq!(cap(5, 6, 50, 10), Ok(()));
+        assert_eq!(cap(1, 2, 50, 10), Ok(()));
         assert_eq!(
-            check_cap(6, 59, 50, 10),
+            cap(6, 59, 50, 10),
             Err(CapExceeded::Share {
+                what: Capped::Removals,
                 planned: 6,
                 in_scope: 59,
                 percent: 10
             })
         );
-        assert_eq!(check_cap(6, 60, 50, 10), Ok(()));
-        assert_eq!(check_cap(100, 100, 100, 100), Ok(()));
+        assert_eq!(cap(6, 60, 50, 10), Ok(()));
+        assert_eq!(cap(100, 100, 100, 100), Ok(()));
     }
 
     #[test]
     fn the_cap_says_what_to_change() {
-        let msg = check_cap(12, 40, 50, 10).unwrap_err().to_string();
+        let msg = check_cap(Capped::Removals, 12, 40, 50, 10)
+            .unwrap_err()
+            .to_string();
         assert!(
-            msg.contains("CLEANUP_MAX_REMOVAL_PERCENT to at least 30"),
+            msg.contains("12 removals planned of 40")
+                && msg.contains("CLEANUP_MAX_REMOVAL_PERCENT to at least 30"),
             "{msg}"
         );
-        let msg = check_cap(80, 4000, 50, 10).unwrap_err().to_string();
+        let msg = check_cap(Capped::Removals, 80, 4000, 50, 10)
+            .unwrap_err()
+            .to_string();
         assert!(msg.contains("CLEANUP_MAX_REMOVALS to at least 80"), "{msg}");
+        let msg = check_cap(Capped::Warnings, 80, 4000, 50, 10)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.starts_with("80 warnings planned")
+                && msg.contains("CLEANUP_MAX_REMOVALS to at least 80"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn warnings_and_reminders_are_what_the_warning_cap_counts() {
+        assert!(Action::Warn(Reason::Inactive).is_warning());
+        assert!(Action::RedeemReminder.is_warning());
+        for a in [
+            Action::Nothing,
+            Action::Disable(Reason::Inactive),
+            Action::Delete(Reason::Inactive),
+            Action::Restore(RestoreWhy::ReEnabled),
+            Action::Skip(SkipWhy::Excluded),
+        ] {
+            assert!(!a.is_warning(), "{a:?}");
+        }
     }
 
     #[test]

@@ -8,7 +8,8 @@
 //! - [`policy`]: per-domain admission policies, their validation and matching.
 //! - [`outbox`]: mails as records: what is sent to whom, its link, and its delivery's retries.
 //! - [`request`]: a sign-up request and the state machine of its only allowed changes.
-//! - [`token`]: signed, expiring, purpose-bound link tokens with key rotation.
+//! - [`token`]: signed, expiring, purpose-bound link tokens with key rotation, and signatures
+//!   for records the portal acts on later.
 //! - [`cleanup`]: the guest lifecycle the cleanup timer follows, and its per-run cap.
 //! - [`permissions`]: which Microsoft Graph permissions the enabled features need.
 

@@ -13,7 +13,7 @@
 //! time. Links are *not* stored: a mail row holds a [`LinkRecipe`] (the token's claims) and a
 //! random placeholder where the link goes; the token is signed when the mail is sent. Whoever
 //! can read the table therefore finds no link that decides anything, and a row that someone
-//! else wrote cannot make the portal mint one, because every row is sealed with the portal's
+//! else wrote cannot make the portal mint one, because every row is signed with the portal's
 //! key (see `store::outbox`).
 
 use rand::RngCore;
@@ -239,6 +239,9 @@ pub struct Letter {
     pub text: String,
     pub html: String,
     pub link: Option<LinkRecipe>,
+    /// The row (in the mail's partition) that learns when the mail was delivered: the cause
+    /// of the mail, when what happens next depends on the mail having arrived.
+    pub receipt: Option<String>,
 }
 
 impl Letter {
@@ -253,6 +256,7 @@ impl Letter {
             text,
             html,
             link: None,
+            receipt: None,
         }
     }
 
@@ -268,23 +272,32 @@ impl Letter {
         self
     }
 
-    /// What the seal covers: where the row is, and everything that decides what is sent to
-    /// whom. Delivery bookkeeping (state, attempts) is outside it: the portal changes that.
-    pub fn sealed_parts(&self, place: &str) -> Vec<Vec<u8>> {
-        vec![
-            place.as_bytes().to_vec(),
-            self.id.as_bytes().to_vec(),
-            self.kind.as_str().as_bytes().to_vec(),
-            self.to.as_bytes().to_vec(),
-            self.subject.as_bytes().to_vec(),
-            self.text.as_bytes().to_vec(),
-            self.html.as_bytes().to_vec(),
-            self.link
-                .as_ref()
-                .map(LinkRecipe::encode)
-                .unwrap_or_default()
-                .into_bytes(),
-        ]
+    pub fn with_receipt(mut self, row_key: &str) -> Self {
+        self.receipt = Some(row_key.to_string());
+        self
+    }
+
+    /// What the signature covers, as one canonical text: where the row is, and everything
+    /// that decides what is sent to whom. Delivery bookkeeping (state, attempts) is outside
+    /// it: the portal changes that.
+    pub fn signed_content(&self, place: &str) -> String {
+        let link = self
+            .link
+            .as_ref()
+            .map(LinkRecipe::encode)
+            .unwrap_or_default();
+        serde_json::to_string(&[
+            place,
+            &self.id,
+            self.kind.as_str(),
+            &self.to,
+            &self.subject,
+            &self.text,
+            &self.html,
+            &link,
+            self.receipt.as_deref().unwrap_or(""),
+        ])
+        .expect("strings serialize")
     }
 
     /// Subject, text and HTML with the link in place (HTML-escaped in the HTML part).

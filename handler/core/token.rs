@@ -31,6 +31,15 @@
 //!   (canonical, no padding), so there is exactly one valid spelling of each token.
 //! - A 128-bit random nonce makes every token unique, so two links for the same claims differ
 //!   and a token reveals nothing by being equal to another.
+//!
+//! # Signed records
+//!
+//! The same keys sign records the portal writes now and acts on later (the cleanup's plan and
+//! checkpoint in the Jobs table): whoever can write that table must not be able to make the
+//! portal act on something it did not decide. A record's signature is `<kid>.<mac>` with
+//! `mac = HMAC-SHA256(secret[kid], "rec1\n<kid>\n<kind>\n<content>")`: the `rec1` prefix
+//! keeps a record's MAC from ever being a token's (tokens sign text starting `v1.`), and
+//! `kind` keeps one kind of record from passing for another.
 
 use std::fmt;
 
@@ -294,15 +303,6 @@ impl fmt::Debug for SigningKey {
     }
 }
 
-fn seal_mac(key: &SigningKey, context: &str, parts: &[&[u8]]) -> Vec<u8> {
-    let mut mac = key.mac();
-    for piece in std::iter::once(context.as_bytes()).chain(parts.iter().copied()) {
-        mac.update(&(piece.len() as u64).to_be_bytes());
-        mac.update(piece);
-    }
-    mac.finalize().into_bytes().to_vec()
-}
-
 fn is_kid(id: &str) -> bool {
     (1..=MAX_KID_LEN).contains(&id.len())
         && id
@@ -403,36 +403,6 @@ impl SigningKeys {
         format!("{signed}.{tag}")
     }
 
-    /// A seal over a record the portal wrote and will read back to act on (an outbox mail, a
-    /// plan): `<kid>.<base64url MAC>`, HMAC-SHA256 with the current key over `context` and
-    /// each part, every piece length-prefixed so no two different records share a MAC input.
-    /// Whoever can write the table but does not hold the key cannot make a record that passes
-    /// [`SigningKeys::verify_seal`]; `context` keeps a seal of one kind of record from passing
-    /// as another kind.
-    pub fn seal(&self, context: &str, parts: &[&[u8]]) -> String {
-        let tag = seal_mac(&self.current, context, parts);
-        format!("{}.{}", self.current.id, URL_SAFE_NO_PAD.encode(tag))
-    }
-
-    /// Whether `seal` is a seal of ours (current or previous key) over exactly these parts.
-    /// Compared in constant time.
-    pub fn verify_seal(&self, context: &str, parts: &[&[u8]], seal: &str) -> bool {
-        let Some((kid, tag)) = seal.split_once('.') else {
-            return false;
-        };
-        let Some(key) = std::iter::once(&self.current)
-            .chain(&self.previous)
-            .find(|k| k.id == kid)
-        else {
-            return false;
-        };
-        let Ok(tag) = URL_SAFE_NO_PAD.decode(tag) else {
-            return false;
-        };
-        let expected = seal_mac(key, context, parts);
-        subtle::ConstantTimeEq::ct_eq(expected.as_slice(), tag.as_slice()).into()
-    }
-
     /// Checks a token and returns its claims. Order of checks: size, shape, key, MAC (constant
     /// time), then — only for authentic tokens — payload, purpose and expiry (`now_unix >=
     /// expires_at` is expired).
@@ -490,6 +460,85 @@ impl SigningKeys {
             return Err(TokenError::Expired { claims });
         }
         Ok(claims)
+    }
+}
+
+/// Why a record the portal wrote earlier is not trusted. `Display` is a reason for the log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RecordSignatureError {
+    /// No signature at all (written by an older version, or by someone else).
+    Missing,
+    /// Not of the shape `<kid>.<mac>`.
+    Malformed,
+    /// Signed with a key that is no longer configured (retired by rotation), or never was.
+    UnknownKey(String),
+    /// The signature does not match the content: changed or forged.
+    BadSignature,
+}
+
+impl fmt::Display for RecordSignatureError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RecordSignatureError::Missing => f.write_str("it carries no signature"),
+            RecordSignatureError::Malformed => f.write_str("its signature is malformed"),
+            RecordSignatureError::UnknownKey(kid) => write!(
+                f,
+                "it is signed with key '{kid}', which is not among PORTAL_SIGNING_KEYS"
+            ),
+            RecordSignatureError::BadSignature => {
+                f.write_str("its signature does not match its content (changed or forged)")
+            }
+        }
+    }
+}
+
+impl std::error::Error for RecordSignatureError {}
+
+fn record_mac(key: &SigningKey, kind: &str, content: &str) -> HmacSha256 {
+    let mut mac = key.mac();
+    for part in ["rec1\n", key.id.as_str(), "\n", kind, "\n", content] {
+        mac.update(part.as_bytes());
+    }
+    mac
+}
+
+impl SigningKeys {
+    /// Signs a record of `kind` (a fixed name, without line breaks) whose canonical text is
+    /// `content`, with the current key: `<kid>.<mac>`.
+    pub fn sign_record(&self, kind: &str, content: &str) -> String {
+        let tag = record_mac(&self.current, kind, content)
+            .finalize()
+            .into_bytes();
+        format!("{}.{}", self.current.id, URL_SAFE_NO_PAD.encode(tag))
+    }
+
+    /// Checks a record's signature (from any configured key, current or previous) in
+    /// constant time.
+    pub fn verify_record(
+        &self,
+        kind: &str,
+        content: &str,
+        signature: Option<&str>,
+    ) -> Result<(), RecordSignatureError> {
+        let signature = signature
+            .filter(|s| !s.is_empty())
+            .ok_or(RecordSignatureError::Missing)?;
+        let (kid, tag) = signature
+            .split_once('.')
+            .filter(|(kid, _)| is_kid(kid))
+            .ok_or(RecordSignatureError::Malformed)?;
+        let tag = URL_SAFE_NO_PAD
+            .decode(tag)
+            .ok()
+            .filter(|t| t.len() == MAC_LEN)
+            .ok_or(RecordSignatureError::Malformed)?;
+        let key = std::iter::once(&self.current)
+            .chain(&self.previous)
+            .find(|k| k.id == kid)
+            .ok_or_else(|| RecordSignatureError::UnknownKey(kid.to_string()))?;
+        record_mac(key, kind, content)
+            .verify_slice(&tag)
+            .map_err(|_| RecordSignatureError::BadSignature)
     }
 }
 
@@ -919,36 +968,6 @@ mod tests {
     }
 
     #[test]
-    fn seals_bind_context_parts_and_key() {
-        let ring = keys(&format!("k2:{K2},k1:{K1}"));
-        let seal = ring.seal("outbox", &[b"to", b"body"]);
-        assert!(seal.starts_with("k2."));
-        assert!(ring.verify_seal("outbox", &[b"to", b"body"], &seal));
-        assert!(
-            !ring.verify_seal("plan", &[b"to", b"body"], &seal),
-            "other context"
-        );
-        assert!(
-            !ring.verify_seal("outbox", &[b"to", b"bodY"], &seal),
-            "other part"
-        );
-        assert!(
-            !ring.verify_seal("outbox", &[b"tob", b"ody"], &seal),
-            "moved boundary"
-        );
-        assert!(
-            !ring.verify_seal("outbox", &[b"to", b"body"], "k2.AAAA"),
-            "forged tag"
-        );
-        assert!(!ring.verify_seal("outbox", &[b"to", b"body"], "nonsense"));
-        // Rotation: a seal made with the old key still verifies; a stranger's does not.
-        let old = keys(&format!("k1:{K1}")).seal("outbox", &[b"x"]);
-        assert!(ring.verify_seal("outbox", &[b"x"], &old));
-        let stranger = keys(&format!("k3:{K3}")).seal("outbox", &[b"x"]);
-        assert!(!ring.verify_seal("outbox", &[b"x"], &stranger));
-    }
-
-    #[test]
     fn weak_secrets_are_told_from_random_ones() {
         let random = "k1:3q2+7w8Jx0mQ1vR9ZtYb4E6pLs5aKdHfGuNcIoWjTyU=";
         assert!(SigningKeys::parse(random).unwrap().weaknesses().is_empty());
@@ -976,5 +995,58 @@ mod tests {
         assert!(weak[0].contains("'k2' and 'k1'"), "{weak:?}");
         // Nothing of a secret is ever in the words.
         assert!(!weak[0].contains(secret));
+    }
+
+    #[test]
+    fn records_verify_under_their_kind_and_key_only() {
+        let k = keys(&format!("k1:{K1}"));
+        let sig = k.sign_record("cleanup-plan", "[\"a\",1]");
+        assert!(sig.starts_with("k1."), "{sig}");
+        assert_eq!(
+            k.verify_record("cleanup-plan", "[\"a\",1]", Some(&sig)),
+            Ok(())
+        );
+        assert_eq!(
+            k.verify_record("cleanup-plan", "[\"a\",2]", Some(&sig)),
+            Err(RecordSignatureError::BadSignature)
+        );
+        assert_eq!(
+            k.verify_record("cleanup-checkpoint", "[\"a\",1]", Some(&sig)),
+            Err(RecordSignatureError::BadSignature),
+            "a plan row's signature is not a checkpoint's"
+        );
+        assert_eq!(
+            k.verify_record("cleanup-plan", "x", None),
+            Err(RecordSignatureError::Missing)
+        );
+        for bad in ["", "k1", "k1.", "K1.abc", "k1.!!!", "k1.AAAA"] {
+            let got = k.verify_record("cleanup-plan", "x", Some(bad));
+            assert!(
+                matches!(
+                    got,
+                    Err(RecordSignatureError::Malformed | RecordSignatureError::Missing)
+                ),
+                "{bad:?}: {got:?}"
+            );
+        }
+        // Rotation: a record signed with the old key verifies while the key is kept...
+        let rotated = keys(&format!("k2:{K2},k1:{K1}"));
+        assert_eq!(
+            rotated.verify_record("cleanup-plan", "[\"a\",1]", Some(&sig)),
+            Ok(())
+        );
+        assert!(rotated.sign_record("cleanup-plan", "x").starts_with("k2."));
+        // ... and is refused, by name, once it is retired.
+        let retired = keys(&format!("k3:{K3}"));
+        assert_eq!(
+            retired.verify_record("cleanup-plan", "[\"a\",1]", Some(&sig)),
+            Err(RecordSignatureError::UnknownKey("k1".into()))
+        );
+        // The same id with another secret is a forgery.
+        let impostor = keys(&format!("k1:{K2}"));
+        assert_eq!(
+            impostor.verify_record("cleanup-plan", "[\"a\",1]", Some(&sig)),
+            Err(RecordSignatureError::BadSignature)
+        );
     }
 }

@@ -17,7 +17,7 @@ use crate::core::outbox::{Letter, MailKind};
 use crate::core::policy::{admit, Admission, Policy};
 use crate::core::request::SignupRequest;
 use crate::store::audit::{self, AuditEntry};
-use crate::store::guests::{self, Guest, GuestState};
+use crate::store::guests::{self, Guest, GuestOrigin, GuestState};
 use crate::store::requests::{self, Stored};
 use crate::views;
 
@@ -263,6 +263,12 @@ pub async fn set_up_stored(
             state_changed_at: now,
             removal_reason: None,
             reminder_sent_at: None,
+            origin: GuestOrigin::Invited,
+            // Graph answers an invitation to an address it knows with that user: one created
+            // before the approval existed already, and is not the cleanup's to remove.
+            invite_decided_at: request.decision.as_ref().map(|d| d.at),
+            notice_mail_id: None,
+            last_mail_delivered: None,
         },
     )
     .await?;

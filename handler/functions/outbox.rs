@@ -81,6 +81,7 @@ pub async fn record(
             delivery: delivery.clone(),
             etag,
             sealed: true,
+            seal_problem: None,
         })
         .collect();
     Ok((etags, Recorded(recorded)))
@@ -185,9 +186,11 @@ impl Outbox {
 
     /// Sends and waits. Returns how many were delivered.
     pub async fn send_now(&self, recorded: Recorded) -> usize {
-        let now = OffsetDateTime::now_utc();
         let mut delivered = 0;
         for mail in recorded.0 {
+            // On the clock of the change that recorded it (the timer's run acts on the host's
+            // time): a receipt then starts the cause's next clock on the same one.
+            let now = mail.delivery.created_at;
             if let Ok(MailState::Delivered) = self.deliver(mail, now).await {
                 delivered += 1;
             }
@@ -230,9 +233,10 @@ impl Outbox {
         let id = mail.letter.id.clone();
         let kind = mail.letter.kind.as_str();
         if !mail.sealed {
-            tracing::warn!(mail_id = %id, kind, "mail refused: its seal does not verify, so the portal did not write it");
+            let why = mail.seal_problem.clone().unwrap_or_default();
+            tracing::warn!(mail_id = %id, kind, problem = %why, "mail refused: the portal did not write it (its seal does not verify)");
             mail.delivery.reject(
-                "not sent: the row's seal does not verify (it was not written by this portal, or was changed)",
+                &format!("not sent: the row's seal does not verify ({why}): it was not written by this portal, or was changed"),
                 now,
             );
             rows::save_delivery(&self.store, &mail).await?;
@@ -256,6 +260,23 @@ impl Outbox {
             Err(e) if e.is_retryable() => Attempt::Deferred(e.to_string()),
             Err(e) => Attempt::Refused(e.to_string()),
         };
+        if attempt == Attempt::Accepted {
+            // The receipt first: should it fail, the mail stays "sending", and the sweep sends
+            // it again (the same Message-ID) and writes the receipt then. A cause that never
+            // learns of its mail would wait for ever.
+            if let Some(row_key) = &mail.letter.receipt {
+                let mut row = crate::adapters::tables::Row::new(&mail.partition_key, row_key);
+                row.set(rows::RECEIPT_ID, mail.letter.id.clone())
+                    .set(rows::RECEIPT_AT, crate::adapters::tables::format_time(now));
+                match self.store.merge(mail.table, &row, "*").await {
+                    Ok(_) | Err(StoreError::Changed | StoreError::NotFound) => {}
+                    Err(e) => {
+                        tracing::warn!(mail_id = %id, kind, error = %e, "could not write the mail's receipt; it is sent again");
+                        return Err(e);
+                    }
+                }
+            }
+        }
         mail.delivery.record(attempt, now);
         let state = mail.delivery.state;
         let attempts = mail.delivery.attempts;
@@ -286,14 +307,21 @@ impl Outbox {
         }
     }
 
-    /// The timer's pass over due mail. `dry_run` only counts.
+    /// The timer's pass over due mail in `tables`. `dry_run` only counts.
     pub async fn sweep(
         &self,
+        tables: &[TableName],
         now: OffsetDateTime,
         dry_run: bool,
     ) -> Result<SweepReport, StoreError> {
-        let (due, unreadable) =
-            rows::due(&self.store, &self.keys, now, OffsetDateTime::now_utc()).await?;
+        let (due, unreadable) = rows::due(
+            &self.store,
+            &self.keys,
+            tables,
+            now,
+            OffsetDateTime::now_utc(),
+        )
+        .await?;
         let mut report = SweepReport {
             due: (due.len() + unreadable.len()) as u32,
             ..SweepReport::default()

@@ -56,6 +56,39 @@ impl std::str::FromStr for GuestState {
     }
 }
 
+/// Who made the guest: only the portal's own invitations are in the cleanup's default scope.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GuestOrigin {
+    /// The portal invited it (and, unless the cleanup finds the directory user older than
+    /// [`Guest::invite_decided_at`], created it).
+    Invited,
+    /// The portal's invitation was answered with a user that existed before (an admin had
+    /// invited it): recorded by the cleanup when it finds so.
+    PreExisting,
+    /// The cleanup made this record for a guest outside the portal's records, while
+    /// `CLEANUP_SCOPE=all_guests` was on.
+    Cleanup,
+}
+
+impl GuestOrigin {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GuestOrigin::Invited => "invited",
+            GuestOrigin::PreExisting => "pre_existing",
+            GuestOrigin::Cleanup => "cleanup",
+        }
+    }
+
+    fn parse(s: &str) -> Result<Self, String> {
+        match s {
+            "invited" => Ok(GuestOrigin::Invited),
+            "pre_existing" => Ok(GuestOrigin::PreExisting),
+            "cleanup" => Ok(GuestOrigin::Cleanup),
+            other => Err(format!("unknown guest origin {other:?}")),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Guest {
     pub user_id: String,
@@ -72,7 +105,34 @@ pub struct Guest {
     /// Why the cleanup warned or disabled it (`unredeemed`, `access_period`, `inactive`).
     pub removal_reason: Option<String>,
     pub reminder_sent_at: Option<OffsetDateTime>,
+    pub origin: GuestOrigin,
+    /// When the portal decided to invite (the request's approval): a directory user created
+    /// before then was not created by the portal's invitation. `None` on records older than
+    /// this property.
+    pub invite_decided_at: Option<OffsetDateTime>,
+    /// The mail that told the guest of its current stage (a redeem reminder or a removal
+    /// warning), recorded with the stage in one transaction.
+    pub notice_mail_id: Option<String>,
+    /// The last of the guest's mails the mail server accepted, and when: written by the outbox
+    /// when it delivers (its receipt). The stage's clock starts when its notice arrived.
+    pub last_mail_delivered: Option<(String, OffsetDateTime)>,
 }
+
+impl Guest {
+    /// Whether the notice of the current stage reached the guest, and when.
+    pub fn notice(&self) -> crate::core::cleanup::Notice {
+        use crate::core::cleanup::Notice;
+        match (&self.notice_mail_id, &self.last_mail_delivered) {
+            // Written before notices went through the outbox: the mail went out before the
+            // row moved on.
+            (None, _) => Notice::Legacy,
+            (Some(id), Some((delivered, at))) if id == delivered => Notice::Delivered(*at),
+            (Some(_), _) => Notice::Pending,
+        }
+    }
+}
+
+use super::outbox::{RECEIPT_AT, RECEIPT_ID};
 
 pub fn to_row(g: &Guest) -> Row {
     let mut row = Row::new(partition_of(&g.user_id), &g.user_id);
@@ -87,15 +147,30 @@ pub fn to_row(g: &Guest) -> Row {
         .set("State", g.state.as_str())
         .set("StateChangedAt", format_time(g.state_changed_at))
         .set_opt("RemovalReason", g.removal_reason.clone())
-        .set_time("ReminderSentAt", g.reminder_sent_at);
+        .set_time("ReminderSentAt", g.reminder_sent_at)
+        .set("Origin", g.origin.as_str())
+        .set_time("InviteDecidedAt", g.invite_decided_at)
+        .set_opt("NoticeMailId", g.notice_mail_id.clone());
+    if let Some((id, at)) = &g.last_mail_delivered {
+        row.set(RECEIPT_ID, id.clone())
+            .set(RECEIPT_AT, format_time(*at));
+    }
     row
 }
 
 pub fn from_row(row: &Row) -> Result<Guest, String> {
+    let request_id = row.opt_str("RequestId")?.map(str::to_string);
+    let origin = match row.opt_str("Origin")? {
+        Some(o) => GuestOrigin::parse(o)?,
+        // Records from before the property: the portal's own setup always named the request;
+        // the cleanup's records for guests outside the portal's never did.
+        None if request_id.is_some() => GuestOrigin::Invited,
+        None => GuestOrigin::Cleanup,
+    };
     Ok(Guest {
         user_id: row.row_key.clone(),
         email: row.str("Email")?.to_string(),
-        request_id: row.opt_str("RequestId")?.map(str::to_string),
+        request_id,
         policy_key: row.opt_str("PolicyKey")?.map(str::to_string),
         invited_at: row
             .time("InvitedAt")?
@@ -110,6 +185,13 @@ pub fn from_row(row: &Row) -> Result<Guest, String> {
             .ok_or("property StateChangedAt is missing")?,
         removal_reason: row.opt_str("RemovalReason")?.map(str::to_string),
         reminder_sent_at: row.time("ReminderSentAt")?,
+        origin,
+        invite_decided_at: row.time("InviteDecidedAt")?,
+        notice_mail_id: row.opt_str("NoticeMailId")?.map(str::to_string),
+        last_mail_delivered: match (row.opt_str(RECEIPT_ID)?, row.time(RECEIPT_AT)?) {
+            (Some(id), Some(at)) => Some((id.to_string(), at)),
+            _ => None,
+        },
     })
 }
 
@@ -181,6 +263,23 @@ pub fn advance_row(
     row
 }
 
+/// Rows whose key is not a guest's (the guest's mails, kept in its partition).
+pub fn is_guest_row(row_key: &str) -> bool {
+    !row_key.starts_with("mail-")
+}
+
+/// Records that the guest existed before the portal invited it (compare-and-swap on `etag`):
+/// from then on it is outside the portal's scope for good.
+pub async fn record_pre_existing(
+    store: &TableStore,
+    user_id: &str,
+    etag: &str,
+) -> Result<String, StoreError> {
+    let mut row = Row::new(partition_of(user_id), user_id);
+    row.set("Origin", GuestOrigin::PreExisting.as_str());
+    store.merge(TableName::Guests, &row, etag).await
+}
+
 /// Every guest row. The table is read as 16 key ranges at once (the partitions' first hex
 /// digit spreads them evenly): a scan of one range after another would cost one
 /// round trip per 1,000 rows in sequence, and these pages do not depend on each other.
@@ -211,7 +310,7 @@ pub async fn all(store: &TableStore) -> Result<Vec<(Guest, String)>, StoreError>
     });
     let mut rows = Vec::new();
     for range in futures::future::try_join_all(ranges).await? {
-        rows.extend(range);
+        rows.extend(range.into_iter().filter(|r| is_guest_row(&r.row_key)));
     }
     rows.into_iter()
         .map(|row| {
@@ -223,7 +322,73 @@ pub async fn all(store: &TableStore) -> Result<Vec<(Guest, String)>, StoreError>
 
 #[cfg(test)]
 mod tests {
-    use super::{key_ranges, partition_of};
+    use super::*;
+
+    fn guest() -> Guest {
+        let t = time::macros::datetime!(2026-11-01 10:00 UTC);
+        Guest {
+            user_id: "e5d1c3b2-1111-2222-3333-444455556666".into(),
+            email: "ada@partner.example".into(),
+            request_id: Some("r1".into()),
+            policy_key: Some("partner.example".into()),
+            invited_at: t,
+            access_ends_at: None,
+            redeem_url: None,
+            language: "en".into(),
+            first_name: "Ada".into(),
+            state: GuestState::Active,
+            state_changed_at: t,
+            removal_reason: None,
+            reminder_sent_at: None,
+            origin: GuestOrigin::Invited,
+            invite_decided_at: Some(t),
+            notice_mail_id: None,
+            last_mail_delivered: None,
+        }
+    }
+
+    #[test]
+    fn a_notice_counts_once_its_own_mail_was_delivered() {
+        use crate::core::cleanup::Notice;
+        let t = time::macros::datetime!(2026-11-02 10:00 UTC);
+        let mut g = guest();
+        assert_eq!(g.notice(), Notice::Legacy);
+        g.notice_mail_id = Some("removal_warning-2".into());
+        assert_eq!(g.notice(), Notice::Pending);
+        g.last_mail_delivered = Some(("redeem_reminder-1".into(), t));
+        assert_eq!(g.notice(), Notice::Pending, "an earlier mail's receipt");
+        g.last_mail_delivered = Some(("removal_warning-2".into(), t));
+        assert_eq!(g.notice(), Notice::Delivered(t));
+        assert_eq!(from_row(&to_row(&g)).unwrap(), g, "round trip");
+    }
+
+    #[test]
+    fn a_record_round_trips_with_its_origin() {
+        for origin in [
+            GuestOrigin::Invited,
+            GuestOrigin::PreExisting,
+            GuestOrigin::Cleanup,
+        ] {
+            let g = Guest { origin, ..guest() };
+            assert_eq!(from_row(&to_row(&g)).unwrap(), g);
+        }
+        let mut row = to_row(&guest());
+        row.set("Origin", "alien");
+        assert!(from_row(&row).is_err());
+    }
+
+    #[test]
+    fn records_older_than_the_origin_are_read_by_who_wrote_them() {
+        let mut row = to_row(&guest());
+        row.props.remove("Origin");
+        assert_eq!(from_row(&row).unwrap().origin, GuestOrigin::Invited);
+        row.props.remove("RequestId");
+        assert_eq!(
+            from_row(&row).unwrap().origin,
+            GuestOrigin::Cleanup,
+            "only the cleanup wrote records without a request"
+        );
+    }
 
     #[test]
     fn a_guest_partition_is_the_first_two_characters_of_its_id() {

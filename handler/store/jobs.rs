@@ -11,16 +11,38 @@
 //! All rows of a job share its PartitionKey (the job name), so a run reads its whole plan
 //! with one partition query. Only the lease holder writes the other rows, so they are
 //! written without ETags; the lease itself is taken by insert or by compare-and-swap.
+//!
+//! The checkpoint and the plan rows drive removals, and anyone who can write this table could
+//! write them: each is signed with the portal's signing key (`PORTAL_SIGNING_KEYS`, see
+//! `core::token`) over its whole content and its key, and a plan row also over the id of the
+//! plan it belongs to (which only the signed checkpoint names). What does not verify is
+//! returned as [`Untrusted`] with the reason, never acted on.
 
+use serde_json::json;
 use time::OffsetDateTime;
 
 use super::{Row, StoreError, TableName, TableStore};
 use crate::adapters::tables::{format_time, odata_cmp, odata_eq};
 use crate::core::cleanup::{Action, Reason, RestoreWhy, SkipWhy};
+use crate::core::token::SigningKeys;
 
 const LEASE: &str = "lease";
 const CHECKPOINT: &str = "checkpoint";
 const PLAN_PREFIX: &str = "plan-";
+/// The property holding a row's signature, and the kinds of signed record.
+const SIGNATURE: &str = "Signature";
+const CHECKPOINT_KIND: &str = "cleanup-checkpoint";
+const PLAN_KIND: &str = "cleanup-plan";
+
+/// A checkpoint or plan that is not to be trusted, and why (for the log and the audit trail).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Untrusted(pub String);
+
+impl std::fmt::Display for Untrusted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
 /// Table Storage holds at most 64 KiB per string property (32K UTF-16 units): plan lines are
 /// spread over properties `E0`, `E1`, ... of at most this many characters.
 const PROPERTY_CHARS: usize = 30_000;
@@ -175,6 +197,11 @@ pub struct Tally {
     pub not_guest: u32,
     pub planned: u32,
     pub removals: u32,
+    /// Warning mails and reminders planned (capped like removals).
+    pub warnings: u32,
+    /// Guests listed without `signInActivity` although it was asked for: the inactivity rule
+    /// was not applied to them.
+    pub sign_in_missing: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -182,6 +209,9 @@ pub struct Checkpoint {
     pub phase: Phase,
     /// The host's UtcNow of the run that started this plan.
     pub planned_at: OffsetDateTime,
+    /// A random id for this plan, which its rows are signed with: rows of another plan (an
+    /// older one kept by someone, say) do not verify as this one's.
+    pub plan_id: String,
     /// The `@odata.nextLink` to follow next while listing (`None` with phase Listing: the
     /// first page).
     pub next_link: Option<String>,
@@ -194,46 +224,115 @@ pub struct Checkpoint {
     pub tally: Tally,
 }
 
-pub async fn checkpoint(store: &TableStore, job: &str) -> Result<Option<Checkpoint>, StoreError> {
+impl Checkpoint {
+    /// A new plan, listed from the first page.
+    pub fn new(planned_at: OffsetDateTime, sign_in_read: bool) -> Checkpoint {
+        Checkpoint {
+            phase: Phase::Listing,
+            planned_at,
+            plan_id: uuid::Uuid::new_v4().simple().to_string(),
+            next_link: None,
+            pages: 0,
+            sign_in_read,
+            acted: 0,
+            tally: Tally::default(),
+        }
+    }
+
+    /// Everything the checkpoint says, in one unambiguous text: what its signature covers.
+    fn signed_content(&self, job: &str) -> String {
+        let t = &self.tally;
+        json!([
+            job,
+            match self.phase {
+                Phase::Listing => "listing",
+                Phase::Acting => "acting",
+            },
+            format_time(self.planned_at),
+            self.plan_id,
+            self.next_link,
+            self.pages,
+            self.sign_in_read,
+            self.acted,
+            [
+                t.listed,
+                t.in_scope,
+                t.out_of_scope,
+                t.excluded,
+                t.not_guest,
+                t.planned,
+                t.removals,
+                t.warnings,
+                t.sign_in_missing
+            ],
+        ])
+        .to_string()
+    }
+}
+
+fn checkpoint_of(r: &Row) -> Result<Checkpoint, String> {
+    let phase = match r.str("Phase")? {
+        "listing" => Phase::Listing,
+        "acting" => Phase::Acting,
+        other => {
+            return Err(format!(
+                "property Phase should be listing or acting, found {other:?}"
+            ))
+        }
+    };
+    Ok(Checkpoint {
+        phase,
+        planned_at: r
+            .time("PlannedAt")?
+            .ok_or("property PlannedAt is missing")?,
+        plan_id: r.str("PlanId")?.to_string(),
+        next_link: r.opt_str("NextLink")?.map(str::to_string),
+        pages: r.u32("Pages")?,
+        sign_in_read: r.bool("SignInRead")?,
+        acted: r.u32("Acted")?,
+        tally: Tally {
+            listed: r.u32("Listed")?,
+            in_scope: r.u32("InScope")?,
+            out_of_scope: r.u32("OutOfScope")?,
+            excluded: r.u32("Excluded")?,
+            not_guest: r.u32("NotGuest")?,
+            planned: r.u32("Planned")?,
+            removals: r.u32("Removals")?,
+            warnings: r.u32("Warnings")?,
+            sign_in_missing: r.u32("SignInMissing")?,
+        },
+    })
+}
+
+/// The job's checkpoint: `None` when there is none, [`Untrusted`] when there is one that
+/// does not read or does not verify under `keys`.
+pub async fn checkpoint(
+    store: &TableStore,
+    keys: &SigningKeys,
+    job: &str,
+) -> Result<Option<Result<Checkpoint, Untrusted>>, StoreError> {
     let Some(row) = store.get(TableName::Jobs, job, CHECKPOINT).await? else {
         return Ok(None);
     };
-    store
-        .decode(TableName::Jobs, &row, |r| {
-            let phase = match r.str("Phase")? {
-                "listing" => Phase::Listing,
-                "acting" => Phase::Acting,
-                other => {
-                    return Err(format!(
-                        "property Phase should be listing or acting, found {other:?}"
-                    ))
-                }
-            };
-            Ok(Checkpoint {
-                phase,
-                planned_at: r
-                    .time("PlannedAt")?
-                    .ok_or("property PlannedAt is missing")?,
-                next_link: r.opt_str("NextLink")?.map(str::to_string),
-                pages: r.u32("Pages")?,
-                sign_in_read: r.bool("SignInRead")?,
-                acted: r.u32("Acted")?,
-                tally: Tally {
-                    listed: r.u32("Listed")?,
-                    in_scope: r.u32("InScope")?,
-                    out_of_scope: r.u32("OutOfScope")?,
-                    excluded: r.u32("Excluded")?,
-                    not_guest: r.u32("NotGuest")?,
-                    planned: r.u32("Planned")?,
-                    removals: r.u32("Removals")?,
-                },
-            })
-        })
-        .map(Some)
+    let c = match checkpoint_of(&row) {
+        Ok(c) => c,
+        Err(why) => {
+            return Ok(Some(Err(Untrusted(format!(
+                "the checkpoint does not read: {why}"
+            )))))
+        }
+    };
+    let signature = row.opt_str(SIGNATURE).ok().flatten();
+    Ok(Some(
+        keys.verify_record(CHECKPOINT_KIND, &c.signed_content(job), signature)
+            .map(|()| c)
+            .map_err(|why| Untrusted(format!("the checkpoint is not trusted: {why}"))),
+    ))
 }
 
 pub async fn save_checkpoint(
     store: &TableStore,
+    keys: &SigningKeys,
     job: &str,
     c: &Checkpoint,
 ) -> Result<(), StoreError> {
@@ -246,6 +345,7 @@ pub async fn save_checkpoint(
         },
     )
     .set("PlannedAt", format_time(c.planned_at))
+    .set("PlanId", c.plan_id.clone())
     .set_opt("NextLink", c.next_link.clone())
     .set("Pages", c.pages)
     .set("SignInRead", c.sign_in_read)
@@ -256,7 +356,13 @@ pub async fn save_checkpoint(
     .set("Excluded", c.tally.excluded)
     .set("NotGuest", c.tally.not_guest)
     .set("Planned", c.tally.planned)
-    .set("Removals", c.tally.removals);
+    .set("Removals", c.tally.removals)
+    .set("Warnings", c.tally.warnings)
+    .set("SignInMissing", c.tally.sign_in_missing)
+    .set(
+        SIGNATURE,
+        keys.sign_record(CHECKPOINT_KIND, &c.signed_content(job)),
+    );
     store.upsert(TableName::Jobs, &row).await.map(|_| ())
 }
 
@@ -309,10 +415,11 @@ const RESTORES: [(RestoreWhy, char); 7] = [
     (RestoreWhy::NoReason, 'n'),
 ];
 
-const SKIPS: [(SkipWhy, char); 3] = [
+const SKIPS: [(SkipWhy, char); 4] = [
     (SkipWhy::NotGuest, 'g'),
     (SkipWhy::Excluded, 'x'),
     (SkipWhy::OutOfScope, 'o'),
+    (SkipWhy::PreExisting, 'p'),
 ];
 
 /// Two characters: the action and its reason.
@@ -409,19 +516,26 @@ fn chunk_key(index: u32) -> String {
     format!("{PLAN_PREFIX}{index:06}")
 }
 
+/// What a plan row's signature covers: the job, the row, the plan it belongs to, its lines.
+fn chunk_content(job: &str, index: u32, plan_id: &str, lines: &[String]) -> String {
+    json!([job, chunk_key(index), plan_id, lines]).to_string()
+}
+
 /// Saves the plan lines of one listing page (written again identically if a run stops
-/// between this and its checkpoint).
+/// between this and its checkpoint), signed as part of plan `plan_id`.
 pub async fn save_plan_chunk(
     store: &TableStore,
+    keys: &SigningKeys,
     job: &str,
+    plan_id: &str,
     index: u32,
     entries: &[PlannedAction],
 ) -> Result<(), StoreError> {
     let mut row = Row::new(job, chunk_key(index));
+    let lines: Vec<String> = entries.iter().map(encode).collect();
     let mut property = 0;
     let mut text = String::new();
-    for e in entries {
-        let line = encode(e);
+    for line in &lines {
         if !text.is_empty() && text.len() + line.len() + 1 > PROPERTY_CHARS {
             row.set(&format!("E{property}"), std::mem::take(&mut text));
             property += 1;
@@ -429,17 +543,27 @@ pub async fn save_plan_chunk(
         if !text.is_empty() {
             text.push('\n');
         }
-        text.push_str(&line);
+        text.push_str(line);
     }
     if !text.is_empty() {
         row.set(&format!("E{property}"), text);
     }
-    row.set("Count", entries.len() as u32);
+    row.set("Count", entries.len() as u32).set(
+        SIGNATURE,
+        keys.sign_record(PLAN_KIND, &chunk_content(job, index, plan_id, &lines)),
+    );
     store.upsert(TableName::Jobs, &row).await.map(|_| ())
 }
 
-/// The whole plan, in listing order.
-pub async fn load_plan(store: &TableStore, job: &str) -> Result<Vec<PlannedAction>, StoreError> {
+/// The plan of `checkpoint` as its rows hold it (the pages it has listed, in listing order),
+/// or why it is not to be trusted: a row that does not read or verify as this plan's, or
+/// rows that hold a different number of entries than the checkpoint counted.
+pub async fn load_plan(
+    store: &TableStore,
+    keys: &SigningKeys,
+    job: &str,
+    checkpoint: &Checkpoint,
+) -> Result<Result<Vec<PlannedAction>, Untrusted>, StoreError> {
     let mut rows = store
         .query(
             TableName::Jobs,
@@ -454,20 +578,62 @@ pub async fn load_plan(store: &TableStore, job: &str) -> Result<Vec<PlannedActio
     rows.sort_by(|a, b| a.row_key.cmp(&b.row_key));
     let mut plan = Vec::new();
     for row in &rows {
-        let entries = store.decode(TableName::Jobs, row, |r| {
-            let mut out = Vec::new();
-            let mut i = 0;
-            while let Some(text) = r.opt_str(&format!("E{i}"))? {
-                for line in text.lines().filter(|l| !l.is_empty()) {
-                    out.push(decode(line)?);
+        let index = row
+            .row_key
+            .strip_prefix(PLAN_PREFIX)
+            .and_then(|n| n.parse::<u32>().ok())
+            .filter(|n| chunk_key(*n) == row.row_key);
+        let Some(index) = index else {
+            return Ok(Err(Untrusted(format!(
+                "row {} is not a plan row of this job",
+                row.row_key
+            ))));
+        };
+        // A page whose checkpoint was never saved (the run stopped in between) is listed
+        // again by the next run and its row written anew: not part of the plan yet.
+        if index >= checkpoint.pages {
+            continue;
+        }
+        let mut lines = Vec::new();
+        let mut i = 0;
+        loop {
+            match row.opt_str(&format!("E{i}")) {
+                Ok(Some(text)) => {
+                    lines.extend(text.lines().filter(|l| !l.is_empty()).map(str::to_string))
                 }
-                i += 1;
+                Ok(None) => break,
+                Err(why) => {
+                    return Ok(Err(Untrusted(format!(
+                        "plan row {} does not read: {why}",
+                        row.row_key
+                    ))))
+                }
             }
-            Ok(out)
-        })?;
-        plan.extend(entries);
+            i += 1;
+        }
+        let signature = row.opt_str(SIGNATURE).ok().flatten();
+        let content = chunk_content(job, index, &checkpoint.plan_id, &lines);
+        if let Err(why) = keys.verify_record(PLAN_KIND, &content, signature) {
+            return Ok(Err(Untrusted(format!(
+                "plan row {} is not trusted as this plan's: {why}",
+                row.row_key
+            ))));
+        }
+        for line in &lines {
+            match decode(line) {
+                Ok(p) => plan.push(p),
+                Err(why) => return Ok(Err(Untrusted(why))),
+            }
+        }
     }
-    Ok(plan)
+    if plan.len() != checkpoint.tally.planned as usize {
+        return Ok(Err(Untrusted(format!(
+            "the plan rows hold {} entries, the checkpoint counted {}",
+            plan.len(),
+            checkpoint.tally.planned
+        ))));
+    }
+    Ok(Ok(plan))
 }
 
 /// Forgets the checkpoint and the plan (done, stopped by the cap, or stale).
@@ -587,5 +753,65 @@ mod tests {
         };
         // ~1,000 lines per listing page fit in one row (1 MiB) over a few properties.
         assert!(encode(&p).len() < 100, "{}", encode(&p));
+    }
+
+    /// Every field the run acts on is under the signature: changing any one changes what is
+    /// signed.
+    #[test]
+    fn a_checkpoint_signs_every_field() {
+        let base = Checkpoint {
+            phase: Phase::Acting,
+            planned_at: datetime!(2026-11-28 10:00 UTC),
+            plan_id: "p1".into(),
+            next_link: Some("https://graph.microsoft.com/v1.0/users?$skiptoken=x".into()),
+            pages: 3,
+            sign_in_read: true,
+            acted: 40,
+            tally: Tally {
+                listed: 1,
+                in_scope: 2,
+                out_of_scope: 3,
+                excluded: 4,
+                not_guest: 5,
+                planned: 6,
+                removals: 7,
+                warnings: 8,
+                sign_in_missing: 9,
+            },
+        };
+        let signed = base.signed_content("cleanup");
+        let mut variants: Vec<Checkpoint> = Vec::new();
+        let mut push = |f: &dyn Fn(&mut Checkpoint)| {
+            let mut c = base.clone();
+            f(&mut c);
+            variants.push(c);
+        };
+        push(&|c| c.phase = Phase::Listing);
+        push(&|c| c.planned_at += time::Duration::seconds(1));
+        push(&|c| c.plan_id = "p2".into());
+        push(&|c| c.next_link = Some("https://evil.example/v1.0/users".into()));
+        push(&|c| c.next_link = None);
+        push(&|c| c.pages += 1);
+        push(&|c| c.sign_in_read = false);
+        push(&|c| c.acted = 0);
+        push(&|c| c.tally.listed += 1);
+        push(&|c| c.tally.in_scope += 1);
+        push(&|c| c.tally.out_of_scope += 1);
+        push(&|c| c.tally.excluded += 1);
+        push(&|c| c.tally.not_guest += 1);
+        push(&|c| c.tally.planned += 1);
+        push(&|c| c.tally.removals += 1);
+        push(&|c| c.tally.warnings += 1);
+        push(&|c| c.tally.sign_in_missing += 1);
+        for v in &variants {
+            assert_ne!(v.signed_content("cleanup"), signed, "{v:?}");
+        }
+        assert_ne!(base.signed_content("other-job"), signed);
+        // And a plan row is bound to its plan and its place.
+        let lines = vec!["Xa|u1|e||".to_string()];
+        let row = chunk_content("cleanup", 0, "p1", &lines);
+        assert_ne!(chunk_content("cleanup", 1, "p1", &lines), row);
+        assert_ne!(chunk_content("cleanup", 0, "p2", &lines), row);
+        assert_ne!(chunk_content("cleanup", 0, "p1", &[]), row);
     }
 }

@@ -5,8 +5,8 @@
 //! the mail are written by one entity-group transaction. The sweep finds the mails still to
 //! send with one filtered query per table (`mail-` keys in state pending or sending).
 //!
-//! Every row carries a seal: an HMAC with the portal's signing key over where the row is and
-//! everything that decides what is sent to whom (see [`Letter::sealed_parts`]). Anyone who can
+//! Every row carries a signature: an HMAC with the portal's signing key over where the row is
+//! and everything that decides what is sent to whom (see [`Letter::signed_content`]). Anyone who can
 //! write the table can write a row, but without the key it does not verify, and a mail that
 //! does not verify is never sent: it is marked dead with the reason, for an admin to see.
 
@@ -22,8 +22,11 @@ use crate::core::token::SigningKeys;
 pub const MAIL_TABLES: [TableName; 2] = [TableName::Requests, TableName::Guests];
 
 const PREFIX: &str = "mail-";
-/// The seal's context: a seal over anything else never passes for a mail's.
-const SEAL_CONTEXT: &str = "outbox-mail-v1";
+/// What the outbox writes on a mail's receipt row (see `Letter::receipt`) when it delivers it.
+pub const RECEIPT_ID: &str = "LastMailDeliveredId";
+pub const RECEIPT_AT: &str = "LastMailDeliveredAt";
+/// The kind of signed record: a signature over anything else never passes for a mail's.
+const RECORD_KIND: &str = "outbox-mail";
 
 fn place(table: TableName, partition_key: &str) -> String {
     format!("{table:?}/{partition_key}")
@@ -37,8 +40,10 @@ pub struct StoredMail {
     pub letter: Letter,
     pub delivery: Delivery,
     pub etag: String,
-    /// Whether the seal verified: the portal wrote this mail.
+    /// Whether the signature verified: the portal wrote this mail.
     pub sealed: bool,
+    /// Why it did not, for the dead letter and the log.
+    pub seal_problem: Option<String>,
 }
 
 impl StoredMail {
@@ -56,8 +61,7 @@ pub fn insert(
     delivery: &Delivery,
     keys: &SigningKeys,
 ) -> Write {
-    let parts = letter.sealed_parts(&place(table, partition_key));
-    let refs: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
+    let content = letter.signed_content(&place(table, partition_key));
     let mut row = Row::new(partition_key, format!("{PREFIX}{}", letter.id));
     row.set("Kind", letter.kind.as_str())
         .set("To", letter.to.clone())
@@ -65,7 +69,8 @@ pub fn insert(
         .set("Text", letter.text.clone())
         .set("Html", letter.html.clone())
         .set_opt("Link", letter.link.as_ref().map(LinkRecipe::encode))
-        .set("Seal", keys.seal(SEAL_CONTEXT, &refs));
+        .set_opt("Receipt", letter.receipt.clone())
+        .set("Seal", keys.sign_record(RECORD_KIND, &content));
     set_delivery(&mut row, delivery);
     Write::Insert(row)
 }
@@ -98,6 +103,7 @@ fn from_row(table: TableName, row: &Row, keys: &SigningKeys) -> Result<StoredMai
         text: row.str("Text")?.to_string(),
         html: row.str("Html")?.to_string(),
         link,
+        receipt: row.opt_str("Receipt")?.map(str::to_string),
     };
     let due_at = row.time("DueAt")?.ok_or("property DueAt is missing")?;
     let delivery = Delivery {
@@ -114,18 +120,19 @@ fn from_row(table: TableName, row: &Row, keys: &SigningKeys) -> Result<StoredMai
             .filter(|e| !e.is_empty())
             .map(str::to_string),
     };
-    let parts = letter.sealed_parts(&place(table, &row.partition_key));
-    let refs: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
-    let sealed = row
-        .opt_str("Seal")?
-        .is_some_and(|seal| keys.verify_seal(SEAL_CONTEXT, &refs, seal));
+    let content = letter.signed_content(&place(table, &row.partition_key));
+    let seal_problem = keys
+        .verify_record(RECORD_KIND, &content, row.opt_str("Seal")?)
+        .err()
+        .map(|e| e.to_string());
     Ok(StoredMail {
         table,
         partition_key: row.partition_key.clone(),
         letter,
         delivery,
         etag: row.etag.clone().unwrap_or_default(),
-        sealed,
+        sealed: seal_problem.is_none(),
+        seal_problem,
     })
 }
 
@@ -153,10 +160,19 @@ async fn query(
     keys: &SigningKeys,
     filter: Option<String>,
 ) -> Result<(Vec<StoredMail>, Vec<Unreadable>), StoreError> {
+    query_in(store, keys, &MAIL_TABLES, filter).await
+}
+
+async fn query_in(
+    store: &TableStore,
+    keys: &SigningKeys,
+    tables: &[TableName],
+    filter: Option<String>,
+) -> Result<(Vec<StoredMail>, Vec<Unreadable>), StoreError> {
     let mut mails = Vec::new();
     let mut unreadable = Vec::new();
     let filter = mail_filter(filter);
-    let reads = MAIL_TABLES
+    let reads = tables
         .iter()
         .map(|t| async { (*t, store.query(*t, Some(filter.clone())).await) });
     for (table, rows) in futures::future::join_all(reads).await {
@@ -177,11 +193,12 @@ async fn query(
     Ok((mails, unreadable))
 }
 
-/// Mails a sweep should send: pending and due at the run's `now`, or sending with a lease
-/// that is over by the real clock (`real_now`).
+/// Mails in `tables` a sweep should send: pending and due at the run's `now`, or sending with
+/// a lease that is over by the real clock (`real_now`).
 pub async fn due(
     store: &TableStore,
     keys: &SigningKeys,
+    tables: &[TableName],
     now: OffsetDateTime,
     real_now: OffsetDateTime,
 ) -> Result<(Vec<StoredMail>, Vec<Unreadable>), StoreError> {
@@ -193,7 +210,7 @@ pub async fn due(
         odata_eq("State", MailState::Sending.as_str()),
         format_time(real_now),
     );
-    let (mut mails, unreadable) = query(store, keys, Some(filter)).await?;
+    let (mut mails, unreadable) = query_in(store, keys, tables, Some(filter)).await?;
     mails.retain(|m| m.delivery.is_due(now, real_now));
     Ok((mails, unreadable))
 }

@@ -1,11 +1,12 @@
-//! `/groups/{id}`, its members (paged), and adding/removing members by `$ref`.
+//! `/groups/{id}`, its members and transitive members (paged), and adding/removing members
+//! (users or nested groups) by `$ref`.
 
 use serde_json::{json, Map, Value};
 
 use super::users::select_or_403;
 use super::ApiRequest;
 use crate::errors::{ApiResponse, GraphError, GraphResult};
-use crate::odata::{decode_skiptoken, encode_skiptoken, parse_top};
+use crate::odata::{decode_skiptoken, encode_skiptoken, parse_top, wants_count};
 use crate::shared::Shared;
 use crate::util::graph_datetime;
 
@@ -37,33 +38,102 @@ pub(super) fn list_members(
     req: &ApiRequest,
     id: &str,
 ) -> GraphResult<ApiResponse> {
+    let members = {
+        let dir = shared.dir();
+        let g = dir
+            .groups
+            .get(id)
+            .ok_or_else(|| GraphError::not_found(id))?;
+        g.members.clone()
+    };
+    member_page(shared, req, &format!("members:{id}"), &members, None)
+}
+
+/// `GET /groups/{id}/transitiveMembers[/microsoft.graph.user|group]`: every member, nested
+/// groups' members included, as one flat list paged like `/members`. The OData cast needs
+/// the advanced query parameters (`ConsistencyLevel: eventual` and `$count=true`), as Graph
+/// documents; without a cast every member type comes back, each with its `@odata.type`.
+pub(super) fn list_transitive_members(
+    shared: &Shared,
+    req: &ApiRequest,
+    id: &str,
+    cast: Option<&str>,
+) -> GraphResult<ApiResponse> {
+    let only = match cast.map(str::to_ascii_lowercase).as_deref() {
+        None => None,
+        Some(c @ ("microsoft.graph.user" | "microsoft.graph.group")) => {
+            if !(req.eventual() && wants_count(&req.query)) {
+                return Err(GraphError::unsupported_query(
+                    "The OData cast on transitiveMembers needs the ConsistencyLevel: eventual header and $count=true.",
+                ));
+            }
+            Some(if c.ends_with("user") { "user" } else { "group" })
+        }
+        Some(_) => {
+            return Err(GraphError::unsupported_query(
+                "The requested OData cast is not a supported member type.",
+            ))
+        }
+    };
+    let members = {
+        let dir = shared.dir();
+        if !dir.groups.contains_key(id) {
+            return Err(GraphError::not_found(id));
+        }
+        dir.transitive_members(id)
+    };
+    member_page(
+        shared,
+        req,
+        &format!("transitiveMembers:{id}"),
+        &members,
+        only,
+    )
+}
+
+/// One page of a member list, by position: users and groups, each with its `@odata.type`
+/// (`only`: just `"user"` or `"group"`). Soft-deleted users are skipped, as Entra hides them
+/// from memberships until they are restored.
+fn member_page(
+    shared: &Shared,
+    req: &ApiRequest,
+    collection: &str,
+    members: &[String],
+    only: Option<&str>,
+) -> GraphResult<ApiResponse> {
     let top = parse_top(&req.query)?;
     let select = select_or_403(shared, req)?;
     let start = req
         .query
         .get("$skiptoken")
-        .map(|t| decode_skiptoken(t, &format!("members:{id}")))
+        .map(|t| decode_skiptoken(t, collection))
         .transpose()?
         .unwrap_or(0) as usize;
     let dir = shared.dir();
-    let g = dir
-        .groups
-        .get(id)
-        .ok_or_else(|| GraphError::not_found(id))?;
     let mut value = Vec::new();
     let mut next = None;
-    // Members are paged by position; soft-deleted users are skipped, as
-    // Entra hides them from memberships until they are restored.
-    for (i, uid) in g.members.iter().enumerate().skip(start) {
-        let Some(u) = dir.user(uid) else { continue };
+    for (i, mid) in members.iter().enumerate().skip(start) {
+        let item = if let Some(u) = dir.user(mid).filter(|_| only != Some("group")) {
+            let mut m = Map::new();
+            m.insert("@odata.type".into(), json!("#microsoft.graph.user"));
+            m.extend(u.render(&select));
+            m
+        } else if let Some(g) = dir.groups.get(mid).filter(|_| only != Some("user")) {
+            let mut m = Map::new();
+            m.insert("@odata.type".into(), json!("#microsoft.graph.group"));
+            m.insert("id".into(), json!(g.id));
+            if select.contains(&"displayName") {
+                m.insert("displayName".into(), json!(g.display_name));
+            }
+            m
+        } else {
+            continue;
+        };
         if value.len() == top {
             next = Some(i);
             break;
         }
-        let mut m = Map::new();
-        m.insert("@odata.type".into(), json!("#microsoft.graph.user"));
-        m.extend(u.render(&select));
-        value.push(Value::Object(m));
+        value.push(Value::Object(item));
     }
     let mut body = Map::new();
     body.insert(
@@ -71,7 +141,7 @@ pub(super) fn list_members(
         json!(format!("{}/$metadata#directoryObjects", req.graph_base())),
     );
     if let Some(i) = next {
-        let token = encode_skiptoken(&format!("members:{id}"), i as u64);
+        let token = encode_skiptoken(collection, i as u64);
         body.insert(
             "@odata.nextLink".into(),
             json!(format!(
@@ -99,7 +169,8 @@ fn referenced_id(body: &Value) -> GraphResult<String> {
     let segs: Vec<&str> = url.path_segments().map(|s| s.collect()).unwrap_or_default();
     match segs.as_slice() {
         [.., coll, id]
-            if ["directoryobjects", "users"].contains(&coll.to_ascii_lowercase().as_str())
+            if ["directoryobjects", "users", "groups"]
+                .contains(&coll.to_ascii_lowercase().as_str())
                 && !id.is_empty() =>
         {
             Ok((*id).to_string())
@@ -121,8 +192,15 @@ pub(super) fn add_member(
     if !dir.groups.contains_key(group_id) {
         return Err(GraphError::not_found(group_id));
     }
+    // A member is a user or, nested, another group (never the group itself).
     let (uid, is_guest) = match dir.user(&user_id) {
         Some(u) => (u.id.clone(), u.user_type == "Guest"),
+        None if user_id == group_id => {
+            return Err(GraphError::directory_bad_request(
+                "A group cannot be added as a member of itself.",
+            ))
+        }
+        None if dir.groups.contains_key(&user_id) => (user_id.clone(), false),
         None => return Err(GraphError::not_found(&user_id)),
     };
     let g = dir.groups.get_mut(group_id).expect("checked");

@@ -80,6 +80,8 @@ enum Route {
     MemberOf(String),
     GetGroup(String),
     ListMembers(String),
+    /// The group, and the OData cast segment if any.
+    ListTransitiveMembers(String, Option<String>),
     AddMember(String),
     RemoveMember(String, String),
     GetServicePrincipal(String),
@@ -127,7 +129,8 @@ impl Route {
             Route::CheckMemberGroups(_)
             | Route::MemberOf(_)
             | Route::GetGroup(_)
-            | Route::ListMembers(_) => Need::ReadGroups,
+            | Route::ListMembers(_)
+            | Route::ListTransitiveMembers(..) => Need::ReadGroups,
             Route::AddMember(_) | Route::RemoveMember(..) => Need::WriteMembers,
             Route::GetServicePrincipal(_)
             | Route::GetServicePrincipalByAppId(_)
@@ -188,6 +191,14 @@ fn classify(method: &Method, path: &str) -> GraphResult<Route> {
         ["users", _, "memberof"] => pick(vec![(Method::GET, Route::MemberOf(own(1)))]),
         ["groups", _] => pick(vec![(Method::GET, Route::GetGroup(own(1)))]),
         ["groups", _, "members"] => pick(vec![(Method::GET, Route::ListMembers(own(1)))]),
+        ["groups", _, "transitivemembers"] => pick(vec![(
+            Method::GET,
+            Route::ListTransitiveMembers(own(1), None),
+        )]),
+        ["groups", _, "transitivemembers", _] => pick(vec![(
+            Method::GET,
+            Route::ListTransitiveMembers(own(1), Some(own(3))),
+        )]),
         ["groups", _, "members", "$ref"] => pick(vec![(Method::POST, Route::AddMember(own(1)))]),
         ["groups", _, "members", _, "$ref"] => {
             pick(vec![(Method::DELETE, Route::RemoveMember(own(1), own(3)))])
@@ -320,6 +331,9 @@ pub(crate) async fn execute_single(shared: &Shared, req: ApiRequest) -> ApiRespo
         Route::MemberOf(id) => users::member_of(shared, &req, id),
         Route::GetGroup(id) => groups::get(shared, &req, id),
         Route::ListMembers(id) => groups::list_members(shared, &req, id),
+        Route::ListTransitiveMembers(id, cast) => {
+            groups::list_transitive_members(shared, &req, id, cast.as_deref())
+        }
         Route::AddMember(id) => groups::add_member(shared, &req, id),
         Route::RemoveMember(g, u) => groups::remove_member(shared, g, u),
         Route::GetServicePrincipal(id) => service_principals::get(shared, &req, id),

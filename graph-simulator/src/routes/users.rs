@@ -99,8 +99,10 @@ pub(super) fn list(shared: &Shared, req: &ApiRequest) -> GraphResult<ApiResponse
     // The mail index answers the portal's "does this email already exist" query
     // without a scan; anything else walks the ordered map from the cursor.
     let indexed = filter.as_ref().and_then(|f| f.mail_eq());
-    let candidates: Box<dyn Iterator<Item = &User>> = match indexed {
-        Some(mail) => {
+    // Likewise `id in (...)`, a re-read of known users, answered by id.
+    let by_id = filter.as_ref().and_then(|f| f.id_in());
+    let candidates: Box<dyn Iterator<Item = &User>> = match (indexed, &by_id) {
+        (Some(mail), _) => {
             let mut us = dir.users_by_mail(mail);
             us.sort_by_key(|u| u.seq);
             Box::new(
@@ -108,7 +110,16 @@ pub(super) fn list(shared: &Shared, req: &ApiRequest) -> GraphResult<ApiResponse
                     .filter(move |u| after.is_none_or(|a| u.seq > a)),
             )
         }
-        None => {
+        (None, Some(ids)) => {
+            let mut us: Vec<&User> = ids.iter().filter_map(|id| dir.user(id)).collect();
+            us.sort_by_key(|u| u.seq);
+            us.dedup_by_key(|u| u.seq);
+            Box::new(
+                us.into_iter()
+                    .filter(move |u| after.is_none_or(|a| u.seq > a)),
+            )
+        }
+        (None, None) => {
             let lower = after.map_or(Bound::Unbounded, Bound::Excluded);
             Box::new(dir.users.range((lower, Bound::Unbounded)).map(|(_, u)| u))
         }
@@ -124,13 +135,24 @@ pub(super) fn list(shared: &Shared, req: &ApiRequest) -> GraphResult<ApiResponse
     let mut body = Map::new();
     body.insert("@odata.context".into(), json!(users_context(req, false)));
     if advanced {
-        let total = match indexed {
-            Some(mail) => dir
+        let total = match (indexed, &by_id) {
+            (Some(mail), _) => dir
                 .users_by_mail(mail)
                 .into_iter()
                 .filter(|u| matches(u))
                 .count(),
-            None => dir.users.values().filter(|u| matches(u)).count(),
+            (None, Some(ids)) => {
+                let mut seqs: Vec<u64> = ids
+                    .iter()
+                    .filter_map(|id| dir.user(id))
+                    .filter(|u| matches(u))
+                    .map(|u| u.seq)
+                    .collect();
+                seqs.sort_unstable();
+                seqs.dedup();
+                seqs.len()
+            }
+            (None, None) => dir.users.values().filter(|u| matches(u)).count(),
         };
         body.insert("@odata.count".into(), json!(total));
     }
@@ -256,13 +278,10 @@ pub(super) fn check_member_groups(
     }
     let dir = shared.dir();
     let user = dir.user(id).ok_or_else(|| GraphError::not_found(id))?;
+    // Transitive, as Graph's checkMemberGroups is: a member of a nested group counts.
     let value: Vec<&String> = ids
         .iter()
-        .filter(|g| {
-            dir.groups
-                .get(g.as_str())
-                .is_some_and(|g| g.member_set.contains(&user.id))
-        })
+        .filter(|g| dir.groups.contains_key(g.as_str()) && dir.is_transitive_member(&user.id, g))
         .collect();
     Ok(ApiResponse::json(
         200,

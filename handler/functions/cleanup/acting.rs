@@ -1,19 +1,21 @@
 //! The acting phase of the guest job: a wave's removals as `$batch` calls, then what records
-//! them (the guest's row by compare-and-swap, the audit entries of the wave together), and
-//! the actions that need no Graph write (reminder and warning mails, restores, skips).
+//! them (the guest's row by compare-and-swap, the audit entries of the wave together), the
+//! actions that need no Graph write (reminder and warning mails, restores, skips), and the
+//! guests left alone because the directory changed since listing (see `recheck`).
 
 use futures::stream::{self, StreamExt};
 use time::{Duration, OffsetDateTime};
 
 use super::{Ctx, Kind, Outcome};
 use crate::adapters::graph::{GraphClient, GraphError, Removal, BATCH_LIMIT};
-use crate::adapters::mail::OutgoingMail;
-use crate::adapters::tables::{format_time, Row, StoreError, TableName};
-use crate::core::cleanup::{Action, Reason};
+use crate::adapters::tables::{format_time, Row, StoreError, TableName, Write};
+use crate::core::cleanup::{Action, Reason, SkipWhy};
 use crate::core::email::EmailAddress;
+use crate::core::outbox::{Letter, MailKind};
 use crate::core::policy::Language;
+use crate::functions::outbox;
 use crate::store::audit::{self, AuditEntry};
-use crate::store::guests::{self, Guest, GuestState};
+use crate::store::guests::{self, Guest, GuestOrigin, GuestState};
 use crate::store::jobs::PlannedAction;
 use crate::views::{self, RemovalReason};
 
@@ -34,13 +36,12 @@ type BoxedRemoval<'a> =
 /// What Graph answered for each removal of a wave.
 type Removed<'p> = Vec<(&'p PlannedAction, Result<(), GraphError>)>;
 
-/// A wave's removals as concurrent `$batch` calls of 20. A batch that failed as a whole is
-/// returned beside the answers of the others.
+/// A wave's removals (those still due when re-checked) as concurrent `$batch` calls of 20. A
+/// batch that failed as a whole is returned beside the answers of the others.
 pub(super) async fn remove<'p>(
     graph: &GraphClient,
-    entries: &'p [PlannedAction],
+    removals: &[&'p PlannedAction],
 ) -> (Removed<'p>, Option<GraphError>) {
-    let removals: Vec<&PlannedAction> = entries.iter().filter(|p| p.action.is_removal()).collect();
     let batches = removals.chunks(BATCH_LIMIT).map(|chunk| {
         let items: Vec<(String, Removal)> = chunk
             .iter()
@@ -66,12 +67,24 @@ pub(super) async fn remove<'p>(
     (results, failure)
 }
 
+/// What the re-check found for planned entries that are not carried out as planned.
+pub(super) struct LeftAlone<'a> {
+    /// The directory (or the portal's record) changed since listing: why.
+    pub changed: Vec<(&'a PlannedAction, &'static str)>,
+    /// Could not be re-read: not acted on.
+    pub unread: Vec<(&'a PlannedAction, String)>,
+    /// An earlier, interrupted run did it and recorded it.
+    pub done: Vec<&'a PlannedAction>,
+}
+
 /// A wave's records: every removal Graph answered (rows, then audit entries together), then
-/// the actions without a Graph write (mails and rows), with bounded concurrency.
+/// the actions without a Graph write (mails and rows), with bounded concurrency, and the
+/// guests the re-check left alone.
 pub(super) async fn record<'a>(
     ctx: Ctx<'a>,
-    entries: &'a [PlannedAction],
+    others: Vec<&'a PlannedAction>,
     results: Removed<'a>,
+    left_alone: LeftAlone<'a>,
 ) -> Vec<Outcome> {
     // Graph first, then the row: a row that says "disabled" while the account is enabled
     // would read as "an admin enabled it again" and restore the guest.
@@ -83,12 +96,12 @@ pub(super) async fn record<'a>(
             Err(outcome) => failed.push(outcome),
         }
     }
-    let recorded = record_removals(ctx, done).await;
+    let mut recorded = record_removals(ctx, done).await;
+    recorded.extend(left_alone_outcomes(ctx, left_alone));
     let mut outcomes = audit_wave(ctx, recorded).await;
     outcomes.extend(failed);
-    let others: Vec<BoxedOutcome<'_>> = entries
-        .iter()
-        .filter(|p| !p.action.is_removal())
+    let others: Vec<BoxedOutcome<'_>> = others
+        .into_iter()
         .map(|p| Box::pin(act_without_graph(ctx, p)) as BoxedOutcome<'_>)
         .collect();
     let others: Vec<Outcome> = stream::iter(others)
@@ -97,6 +110,65 @@ pub(super) async fn record<'a>(
         .await;
     outcomes.extend(others);
     outcomes
+}
+
+/// The outcomes of the guests the re-check left alone, with the audit entries of those whose
+/// directory entry changed (every one is named in the log and the audit trail: an admin's
+/// change just won over the plan).
+fn left_alone_outcomes(ctx: Ctx<'_>, left: LeftAlone<'_>) -> Vec<(Outcome, Option<AuditEntry>)> {
+    let mut out = Vec::new();
+    for (p, why) in left.changed {
+        let id = &p.user_id;
+        out.push((
+            Outcome::new(
+                Kind::Changed,
+                format!(
+                    "skipped guest {id}: the directory changed since listing ({why}); the next run decides again"
+                ),
+            ),
+            Some(
+                AuditEntry::new(ctx.now, ctx.actor, "guest.skipped")
+                    .user(id)
+                    .detail(format!("the directory changed since listing: {why}")),
+            ),
+        ));
+    }
+    for (p, e) in left.unread {
+        out.push((
+            Outcome::new(
+                Kind::Failed,
+                format!(
+                    "could not re-check guest {} against the directory ({e}); not acted on, the next run tries again",
+                    p.user_id
+                ),
+            ),
+            None,
+        ));
+    }
+    for p in left.done {
+        out.push((
+            Outcome::new(
+                Kind::AlreadyDone,
+                format!(
+                    "guest {}: {} was already recorded by an earlier run",
+                    p.user_id,
+                    describe_step(p.action)
+                ),
+            ),
+            None,
+        ));
+    }
+    out
+}
+
+fn describe_step(a: Action) -> &'static str {
+    match a {
+        Action::Disable(_) => "disable",
+        Action::Delete(_) => "delete",
+        Action::Warn(_) => "the warning",
+        Action::RedeemReminder => "the reminder",
+        _ => "this step",
+    }
 }
 
 fn masked(email: &str) -> String {
@@ -127,52 +199,92 @@ async fn advance(
     reason: Reason,
     reminder: Option<OffsetDateTime>,
 ) -> Result<Written, StoreError> {
-    let store = &ctx.portal.store;
-    if let Some(u) = &p.untracked {
-        let guest = Guest {
-            user_id: p.user_id.clone(),
-            email: u.mail.clone().unwrap_or_default(),
-            request_id: None,
-            policy_key: None,
-            invited_at: u.created.unwrap_or(ctx.now),
-            access_ends_at: None,
-            redeem_url: None,
-            language: ctx
-                .portal
-                .settings
-                .portal
-                .default_language
-                .as_str()
-                .to_string(),
-            first_name: String::new(),
-            state,
-            state_changed_at: ctx.now,
-            removal_reason: Some(reason.as_str().to_string()),
-            reminder_sent_at: reminder,
-        };
-        return match store
-            .insert(crate::store::TableName::Guests, &guests::to_row(&guest))
-            .await
-        {
-            Ok(_) => Ok(Written::Done),
-            Err(StoreError::AlreadyExists) => already_or_changed(ctx, p, state).await,
-            Err(e) => Err(e),
-        };
-    }
-    let etag = p.etag.as_deref().unwrap_or("*");
-    match guests::advance(
-        store,
-        &p.user_id,
-        etag,
-        state,
+    write_step(ctx, p, state, reason, reminder, None).await
+}
+
+/// [`advance`], with the mail that tells the guest recorded in the same transaction.
+async fn advance_with_mail(
+    ctx: Ctx<'_>,
+    p: &PlannedAction,
+    state: GuestState,
+    reason: Reason,
+    reminder: Option<OffsetDateTime>,
+    letter: Letter,
+) -> Result<Written, StoreError> {
+    write_step(ctx, p, state, reason, reminder, Some(letter)).await
+}
+
+async fn write_step(
+    ctx: Ctx<'_>,
+    p: &PlannedAction,
+    state: GuestState,
+    reason: Reason,
+    reminder: Option<OffsetDateTime>,
+    letter: Option<Letter>,
+) -> Result<Written, StoreError> {
+    let write = match &p.untracked {
+        Some(u) => {
+            let guest = Guest {
+                user_id: p.user_id.clone(),
+                email: u.mail.clone().unwrap_or_default(),
+                request_id: None,
+                policy_key: None,
+                invited_at: u.created.unwrap_or(ctx.now),
+                access_ends_at: None,
+                redeem_url: None,
+                language: ctx
+                    .portal
+                    .settings
+                    .portal
+                    .default_language
+                    .as_str()
+                    .to_string(),
+                first_name: String::new(),
+                state,
+                state_changed_at: ctx.now,
+                removal_reason: Some(reason.as_str().to_string()),
+                reminder_sent_at: reminder,
+                // This record does not make the guest the portal's: with the scope back at
+                // `portal`, it is left alone.
+                origin: GuestOrigin::Cleanup,
+                invite_decided_at: None,
+                notice_mail_id: letter.as_ref().map(|l| l.id.clone()),
+                last_mail_delivered: None,
+            };
+            Write::Insert(guests::to_row(&guest))
+        }
+        None => {
+            let mut row =
+                guests::advance_row(&p.user_id, state, ctx.now, reason.as_str(), reminder);
+            if let Some(l) = &letter {
+                row.set("NoticeMailId", l.id.clone());
+            }
+            Write::Merge(row, p.etag.clone().unwrap_or_else(|| "*".into()))
+        }
+    };
+    // The outbox writes the guest's row when the mail is delivered: the clock of the stage
+    // starts then.
+    let letters = letter
+        .map(|l| l.with_receipt(&p.user_id))
+        .into_iter()
+        .collect();
+    let recorded = outbox::record(
+        &ctx.portal.outbox,
+        TableName::Guests,
+        &guests::partition_of(&p.user_id),
+        vec![write],
+        letters,
         ctx.now,
-        reason.as_str(),
-        reminder,
     )
-    .await
-    {
-        Ok(_) => Ok(Written::Done),
-        Err(StoreError::Changed) => already_or_changed(ctx, p, state).await,
+    .await;
+    match recorded {
+        Ok((_, mail)) => {
+            ctx.portal.outbox.send_soon(mail);
+            Ok(Written::Done)
+        }
+        Err(StoreError::Changed | StoreError::AlreadyExists) => {
+            already_or_changed(ctx, p, state).await
+        }
         Err(e) => Err(e),
     }
 }
@@ -396,6 +508,7 @@ async fn act_without_graph(ctx: Ctx<'_>, p: &PlannedAction) -> Outcome {
         Action::RedeemReminder => mail_and_advance(ctx, p, None).await,
         Action::Warn(reason) => mail_and_advance(ctx, p, Some(reason)).await,
         Action::Restore(why) => restore(ctx, p, why).await,
+        Action::Skip(SkipWhy::PreExisting) => record_pre_existing(ctx, p).await,
         Action::Skip(why) => audit_guest(ctx, "guest.skipped", &p.user_id, why.describe().into())
             .await
             .map(|()| {
@@ -416,6 +529,37 @@ async fn act_without_graph(ctx: Ctx<'_>, p: &PlannedAction) -> Outcome {
             format!("guest {}: {e}; the next run tries again", p.user_id),
         )
     })
+}
+
+/// The portal's invitation was answered with a guest that existed before: the record says so
+/// from now on, and the guest is outside the portal's scope for good.
+async fn record_pre_existing(ctx: Ctx<'_>, p: &PlannedAction) -> Result<Outcome, StoreError> {
+    let id = &p.user_id;
+    let etag = p.etag.as_deref().unwrap_or("*");
+    match guests::record_pre_existing(&ctx.portal.store, id, etag).await {
+        Ok(_) => {}
+        Err(StoreError::Changed | StoreError::NotFound) => {
+            return Ok(Outcome::new(
+                Kind::Skipped,
+                format!("guest {id}: its record changed meanwhile; the next run looks again"),
+            ))
+        }
+        Err(e) => return Err(e),
+    }
+    audit_guest(
+        ctx,
+        "guest.pre_existing",
+        id,
+        SkipWhy::PreExisting.describe().into(),
+    )
+    .await?;
+    Ok(Outcome::new(
+        Kind::Skipped,
+        format!(
+            "recorded guest {id} as pre-existing: it {}",
+            SkipWhy::PreExisting.describe()
+        ),
+    ))
 }
 
 /// What a mail needs to know about the guest: the row (tracked) or the listing (untracked).
@@ -530,30 +674,25 @@ async fn mail_and_advance(
         }
     };
     let address = masked(&recipient.email);
-    if let Err(e) = ctx
-        .portal
-        .mailer
-        .send(&OutgoingMail {
-            to: recipient.email.clone(),
-            subject: mail.subject,
-            text: mail.text,
-            html: mail.html,
-            message_id: None,
-        })
-        .await
-    {
-        return Ok(Outcome::new(
-            Kind::Failed,
-            format!("could not mail guest {id} ({address}): {e}; the next run tries again"),
-        ));
-    }
+    let letter = Letter::new(
+        match reason {
+            None => MailKind::RedeemReminder,
+            Some(_) => MailKind::RemovalWarning,
+        },
+        &recipient.email,
+        mail.subject,
+        mail.text,
+        mail.html,
+    );
     let step = PlannedAction {
         etag: recipient.etag.or_else(|| p.etag.clone()),
         ..p.clone()
     };
     let reason = reason.unwrap_or(Reason::Unredeemed);
     let reminder = (reason == Reason::Unredeemed).then_some(ctx.now);
-    let written = advance(ctx, &step, target, reason, reminder).await?;
+    // The guest's new state and the mail that tells them are one transaction in the guest's
+    // partition: a warning is recorded as sent exactly when its mail is in the outbox.
+    let written = advance_with_mail(ctx, &step, target, reason, reminder, letter).await?;
     let detail = format!(
         "{address}; {what}; disabled on {} unless resolved",
         day(disable_on)

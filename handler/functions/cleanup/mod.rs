@@ -12,17 +12,21 @@
 //! 2. Guests, in two phases that survive the Functions time limit:
 //!    - *listing*: every guest, 999 a page, decided one by one by `core::cleanup::decide`; each
 //!      page's plan is saved as a row and the nextLink as a checkpoint;
-//!    - *acting* ([`acting`]): once the whole plan is known and passed the per-run cap,
-//!      carried out in the guests' id order, in waves of `$batch` calls (20 writes each), the
-//!      position checkpointed after each wave. A wave's rows and audit entries are written
-//!      while the next wave is with Graph.
+//!    - *acting* ([`acting`]): once the whole plan is known and passed the per-run caps (on
+//!      removals and on warnings), carried out in the guests' id order, in waves of `$batch`
+//!      calls (20 writes each), the position checkpointed after each wave. Each guest a wave
+//!      would mail or remove is first read again and decided again ([`recheck`]): a plan
+//!      describes the past, and only what the rules still decide is done. A wave's rows and
+//!      audit entries are written while the next wave is with Graph.
 //!
 //!    A run that reaches `CLEANUP_TIME_BUDGET_SECONDS` stops between two pages or two waves
-//!    and the next run resumes there. Each guest's row is updated with a compare-and-swap on
-//!    the ETag it had when planned, so a wave repeated after a crash finds its work done.
+//!    and the next run resumes there, after checking the plan's signatures (`store::jobs`)
+//!    and the caps as they are set then. Each guest's row is updated with a compare-and-swap
+//!    on the ETag it had when planned, so a wave repeated after a crash finds its work done.
 //!
 //! A dry run (`CLEANUP_DRY_RUN`, `handler cleanup run --dry-run`) reads and reports, and
-//! writes nothing anywhere: no lease, no checkpoint, no Graph write, no mail.
+//! writes nothing anywhere: no lease, no checkpoint, no Graph write, no mail. It follows a
+//! stored plan too, re-checked as a real run would, so it tells what the next run would do.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -35,19 +39,22 @@ use super::Portal;
 use crate::adapters::graph::{DirectoryUser, GraphClient, GraphError, BATCH_LIMIT};
 use crate::adapters::tables::{format_time, StoreError};
 use crate::core::cleanup::{
-    check_cap, decide, graph_time, Action, Activity, Case, DirectoryFacts, Reason, Redemption,
-    SkipWhy, Stage, Tracked,
+    check_cap, decide, graph_time, Action, Activity, Capped, Case, DirectoryFacts, Origin, Reason,
+    Redemption, SkipWhy, Stage, Tracked,
 };
+use crate::core::token::SigningKeys;
 use crate::host::invocation::{InvocationRequest, InvocationResponse};
 use crate::host::request::{self, HttpRequest, Response};
 use crate::store::audit::{self, AuditEntry};
-use crate::store::guests::{self, Guest, GuestState};
+use crate::store::guests::{self, Guest, GuestOrigin, GuestState};
 use crate::store::jobs::{self, Checkpoint, Lease, LeaseOutcome, Phase, PlannedAction, Tally};
 use crate::store::requests;
 
 mod acting;
+mod recheck;
 
-use acting::BoxedOutcomes;
+use acting::{BoxedOutcomes, LeftAlone};
+use recheck::Verdict;
 
 /// The job's name: the PartitionKey of its lease, checkpoint and plan.
 const JOB: &str = "cleanup";
@@ -157,11 +164,27 @@ pub async fn run_as(
         "cleanup"
     };
 
+    let directory = match cadence {
+        Cadence::Everything => true,
+        Cadence::Tick => {
+            dry_run
+                || directory_due(portal, now)
+                    .await
+                    .map_err(|e| format!("reading the job's cadence: {e}"))?
+        }
+    };
     // Mail first, and outside the lease: a long directory pass must not hold up a partner's
-    // verification mail, and each mail is taken by compare-and-swap anyway.
+    // verification mail, and each mail is taken by compare-and-swap anyway. The guests' mails
+    // (reminders, warnings) are the directory pass's own: they are swept with it, which spares
+    // every tick a read of the whole Guests table.
+    let tables: &[crate::adapters::tables::TableName] = if directory {
+        &crate::store::outbox::MAIL_TABLES
+    } else {
+        &[crate::adapters::tables::TableName::Requests]
+    };
     let mail = portal
         .outbox
-        .sweep(now, dry_run)
+        .sweep(tables, now, dry_run)
         .await
         .map_err(|e| format!("mail: {e}"))?;
 
@@ -204,16 +227,6 @@ pub async fn run_as(
         logs,
         action_lines: 0,
     };
-    let directory = match cadence {
-        Cadence::Everything => true,
-        Cadence::Tick => {
-            dry_run
-                || run
-                    .directory_due()
-                    .await
-                    .map_err(|e| format!("reading the job's cadence: {e}"))?
-        }
-    };
     let result = run.all_jobs(directory).await;
     if let Some(lease) = run.lease.take() {
         if let Err(e) = jobs::release_lease(&portal.store, &lease).await {
@@ -250,6 +263,21 @@ pub async fn run_as(
     ))
 }
 
+/// Whether the directory cleanup and the purges are due at this tick: a pass stopped halfway
+/// resumes, otherwise one pass per `CLEANUP_DIRECTORY_INTERVAL_MINUTES`.
+async fn directory_due(portal: &Portal, now: OffsetDateTime) -> Result<bool, StoreError> {
+    let store = &portal.store;
+    if jobs::in_progress(store, JOB).await? {
+        return Ok(true);
+    }
+    Ok(match jobs::last_pass(store, JOB).await? {
+        None => true,
+        // A pass "in the future" is a clock that jumped (or a row someone wrote): never a
+        // reason to stop cleaning up.
+        Some(last) => last > now || now - last >= portal.settings.cleanup.directory_interval,
+    })
+}
+
 /// What the guest job did in one run, for the summary line.
 #[derive(Debug, Default, Clone)]
 struct GuestReport {
@@ -263,6 +291,8 @@ struct GuestReport {
     gone: u32,
     already_done: u32,
     failed: u32,
+    /// Left alone because the directory (or the portal's record) changed since listing.
+    changed: u32,
     /// Why the job stopped early, if it did (cap, paused by the time budget).
     stopped: Option<String>,
     /// The inactivity rule is on but sign-in activity could not be read.
@@ -278,6 +308,12 @@ impl GuestReport {
             t.listed, t.in_scope, t.out_of_scope, t.excluded, t.not_guest,
             self.reminded, self.warned, self.disabled, self.deleted, self.restored, self.skipped,
         );
+        if self.changed > 0 {
+            s.push_str(&format!(
+                ", {verb}skipped because the directory changed since listing {}",
+                self.changed
+            ));
+        }
         if self.gone > 0 {
             s.push_str(&format!(", already gone {}", self.gone));
         }
@@ -289,6 +325,11 @@ impl GuestReport {
         }
         if self.inactivity_skipped {
             s.push_str("; inactivity rule not applied (no sign-in activity)");
+        } else if t.sign_in_missing > 0 {
+            s.push_str(&format!(
+                "; inactivity not judged for {} guests Graph gave no sign-in activity for",
+                t.sign_in_missing
+            ));
         }
         if let Some(why) = &self.stopped {
             s.push_str(&format!("; {why}"));
@@ -307,6 +348,7 @@ impl GuestReport {
             Kind::Gone => self.gone += 1,
             Kind::AlreadyDone => self.already_done += 1,
             Kind::Failed => self.failed += 1,
+            Kind::Changed => self.changed += 1,
         }
     }
 }
@@ -323,6 +365,8 @@ enum Kind {
     Gone,
     AlreadyDone,
     Failed,
+    /// Left alone: the directory changed since listing.
+    Changed,
 }
 
 struct Outcome {
@@ -339,9 +383,12 @@ impl Outcome {
     }
 }
 
+/// The portal's records as a run read them: each guest's row with its ETag.
+type Records = HashMap<String, (Guest, String)>;
+
 /// Where the listing stands at the end of a run's share of it.
 enum Listing {
-    Complete(Vec<PlannedAction>, Checkpoint),
+    Complete(Vec<PlannedAction>, Checkpoint, Records),
     Paused,
 }
 
@@ -369,7 +416,7 @@ struct Ctx<'a> {
     actor: &'a str,
 }
 
-impl Run<'_> {
+impl<'a> Run<'a> {
     /// The requests every tick; the purges and the guests when `directory` is due.
     async fn all_jobs(
         &mut self,
@@ -396,23 +443,6 @@ impl Run<'_> {
                 .map_err(|e| format!("recording the pass: {e}"))?;
         }
         Ok((requests, Some((purged, guests))))
-    }
-
-    /// Whether the directory cleanup and the purges are due at this tick.
-    async fn directory_due(&self) -> Result<bool, StoreError> {
-        let store = &self.portal.store;
-        if jobs::in_progress(store, JOB).await? {
-            return Ok(true);
-        }
-        Ok(match jobs::last_pass(store, JOB).await? {
-            None => true,
-            // A pass "in the future" is a clock that jumped (or a row someone wrote): never a
-            // reason to stop cleaning up.
-            Some(last) => {
-                last > self.now
-                    || self.now - last >= self.portal.settings.cleanup.directory_interval
-            }
-        })
     }
 
     /// Everything kept only for a while: closed requests' personal data, sent mail, demand
@@ -462,7 +492,16 @@ impl Run<'_> {
         self.action_lines += 1;
         if self.action_lines <= MAX_ACTION_LINES {
             self.logs.push(line);
+        } else {
+            // Past the cap on the host's log, the handler's own log still has every line.
+            tracing::info!(target: "cleanup", "{line}");
         }
+    }
+
+    /// A line the host's log must have whatever the count: a guest left alone because the
+    /// directory changed since listing (an admin's change won over the plan; there are few).
+    fn tell_always(&mut self, line: String) {
+        self.logs.push(line);
     }
 
     fn inactivity_skipped(&self, checkpoint: &Checkpoint) -> bool {
@@ -545,61 +584,42 @@ impl Run<'_> {
     // --- guests --------------------------------------------------------------------------
 
     async fn guests(&mut self) -> Result<GuestReport, String> {
-        let store = &self.portal.store;
         let mut report = GuestReport::default();
-        let saved = if self.dry_run {
-            None
-        } else {
-            jobs::checkpoint(store, JOB)
-                .await
-                .map_err(|e| format!("reading the checkpoint: {e}"))?
-        };
-        let saved = match saved {
-            Some(c) if (self.now - c.planned_at).abs() > STALE_PLAN => {
+        // A dry run follows a stored plan too (reading only): it reports what the next run
+        // would do.
+        let loading = Instant::now();
+        let (plan, mut checkpoint, tracked) = match self.stored_plan().await? {
+            Some((c, plan)) if c.phase == Phase::Acting => {
+                let read = loading.elapsed();
+                // The records as they are now: the re-check compares each with the one the
+                // plan was made from.
+                let tracked = self.read_records().await?;
                 self.logs.push(format!(
-                    "a checkpoint from {} is more than a day old; planning again",
-                    format_time(c.planned_at)
-                ));
-                jobs::clear(store, JOB)
-                    .await
-                    .map_err(|e| format!("clearing the checkpoint: {e}"))?;
-                None
-            }
-            other => other,
-        };
-
-        let (plan, mut checkpoint) = match saved {
-            Some(c) if c.phase == Phase::Acting => {
-                let loading = Instant::now();
-                let plan = jobs::load_plan(store, JOB)
-                    .await
-                    .map_err(|e| format!("reading the plan: {e}"))?;
-                self.logs.push(format!(
-                    "resuming the plan of {}: {} of {} actions already done (plan read in {} ms)",
+                    "resuming the plan of {}: {} of {} actions already done (plan read and verified in {} ms, the guests' records in {} ms)",
                     format_time(c.planned_at),
                     c.acted,
                     plan.len(),
-                    loading.elapsed().as_millis()
+                    read.as_millis(),
+                    (loading.elapsed() - read).as_millis()
                 ));
-                (plan, c)
+                report.tally = c.tally;
+                report.inactivity_skipped = self.inactivity_skipped(&c);
+                // The cap again, with today's settings, on what is left to do.
+                let rest = &plan[(c.acted as usize).min(plan.len())..];
+                if let Err(cap) = self.check_caps(rest, c.tally.in_scope) {
+                    return self.stop_at_cap(cap, rest, report).await;
+                }
+                (plan, c, tracked)
             }
             listing => match self.list_and_plan(listing, &mut report).await? {
                 Listing::Paused => return Ok(report),
-                Listing::Complete(plan, checkpoint) => {
+                Listing::Complete(plan, checkpoint, tracked) => {
                     report.tally = checkpoint.tally;
                     report.inactivity_skipped = self.inactivity_skipped(&checkpoint);
-                    // The cap is checked once, on the whole plan, before the first removal.
-                    if let Err(cap) = check_cap(
-                        checkpoint.tally.removals as usize,
-                        checkpoint.tally.in_scope as usize,
-                        self.portal.settings.cleanup.max_removals,
-                        self.portal.settings.cleanup.max_removal_percent,
-                    ) {
+                    // The caps are checked on the whole plan, before the first warning or
+                    // removal.
+                    if let Err(cap) = self.check_caps(&plan, checkpoint.tally.in_scope) {
                         return self.stop_at_cap(cap, &plan, report).await;
-                    }
-                    if self.dry_run {
-                        self.report_plan(&plan, &mut report);
-                        return Ok(report);
                     }
                     let checkpoint = Checkpoint {
                         phase: Phase::Acting,
@@ -607,10 +627,12 @@ impl Run<'_> {
                         next_link: None,
                         ..checkpoint
                     };
-                    jobs::save_checkpoint(store, JOB, &checkpoint)
-                        .await
-                        .map_err(|e| format!("saving the checkpoint: {e}"))?;
-                    (plan, checkpoint)
+                    if !self.dry_run {
+                        jobs::save_checkpoint(&self.portal.store, self.keys(), JOB, &checkpoint)
+                            .await
+                            .map_err(|e| format!("saving the checkpoint: {e}"))?;
+                    }
+                    (plan, checkpoint, tracked)
                 }
             },
         };
@@ -621,15 +643,140 @@ impl Run<'_> {
         // every run that resumes the plan sees the same order.
         let mut plan = plan;
         plan.sort_by(|a, b| a.user_id.cmp(&b.user_id));
-        self.act(&plan, &mut checkpoint, &mut report).await?;
+        if self.dry_run {
+            self.report_rechecked(&plan, &tracked, &checkpoint, &mut report)
+                .await?;
+        } else {
+            self.act(&plan, &tracked, &mut checkpoint, &mut report)
+                .await?;
+        }
         Ok(report)
+    }
+
+    fn keys(&self) -> &'a SigningKeys {
+        &self.portal.settings.portal.signing_keys
+    }
+
+    /// The stored checkpoint and the plan it has so far, if both are there, verify, and may
+    /// still be followed; anything else is discarded (by a real run) with the reason logged.
+    async fn stored_plan(&mut self) -> Result<Option<(Checkpoint, Vec<PlannedAction>)>, String> {
+        let store = &self.portal.store;
+        let c = match jobs::checkpoint(store, self.keys(), JOB)
+            .await
+            .map_err(|e| format!("reading the checkpoint: {e}"))?
+        {
+            None => return Ok(None),
+            Some(Err(untrusted)) => {
+                self.discard(&untrusted.0).await?;
+                return Ok(None);
+            }
+            Some(Ok(c)) => c,
+        };
+        if (self.now - c.planned_at).abs() > STALE_PLAN {
+            self.logs.push(format!(
+                "a checkpoint from {} is more than a day old; planning again",
+                format_time(c.planned_at)
+            ));
+            if !self.dry_run {
+                jobs::clear(store, JOB)
+                    .await
+                    .map_err(|e| format!("clearing the checkpoint: {e}"))?;
+            }
+            return Ok(None);
+        }
+        if let Some(link) = c.next_link.as_deref() {
+            if !self.graph.is_own_link(link) {
+                self.discard(
+                    "its nextLink is not on the origin of GRAPH_BASE_URL, and is not followed",
+                )
+                .await?;
+                return Ok(None);
+            }
+        }
+        match jobs::load_plan(store, self.keys(), JOB, &c)
+            .await
+            .map_err(|e| format!("reading the plan: {e}"))?
+        {
+            Ok(plan) => Ok(Some((c, plan))),
+            Err(untrusted) => {
+                self.discard(&untrusted.0).await?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// A stored plan that cannot be trusted (or followed) is never acted on: the log and the
+    /// audit trail say why, and the run plans again from the directory.
+    async fn discard(&mut self, why: &str) -> Result<(), String> {
+        let line = format!("the stored cleanup plan is discarded and made again: {why}");
+        tracing::warn!(%line);
+        if self.dry_run {
+            self.logs.push(format!("a real run would say: {line}"));
+            return Ok(());
+        }
+        self.logs.push(line);
+        self.drop_plan("cleanup.plan_discarded", why.to_string())
+            .await
+    }
+
+    /// Forgets the stored plan, with the audit entry that says why.
+    async fn drop_plan(&self, audit_action: &str, why: String) -> Result<(), String> {
+        audit::record(
+            &self.portal.store,
+            AuditEntry::new(self.now, self.actor.as_str(), audit_action).detail(why),
+        )
+        .await
+        .map_err(|e| format!("recording {audit_action}: {e}"))?;
+        jobs::clear(&self.portal.store, JOB)
+            .await
+            .map_err(|e| format!("clearing the plan: {e}"))
+    }
+
+    /// The caps on removals and on warnings, for `plan` (what is left of it).
+    fn check_caps(
+        &self,
+        plan: &[PlannedAction],
+        in_scope: u32,
+    ) -> Result<(), crate::core::cleanup::CapExceeded> {
+        let c = &self.portal.settings.cleanup;
+        let count = |f: fn(Action) -> bool| plan.iter().filter(|p| f(p.action)).count();
+        for (what, planned) in [
+            (Capped::Removals, count(Action::is_removal)),
+            (Capped::Warnings, count(Action::is_warning)),
+        ] {
+            check_cap(
+                what,
+                planned,
+                in_scope as usize,
+                c.max_removals,
+                c.max_removal_percent,
+            )?;
+        }
+        Ok(())
+    }
+
+    /// The portal's records, once per run.
+    async fn read_records(&self) -> Result<Records, String> {
+        let reading = Instant::now();
+        let tracked: Records = guests::all(&self.portal.store)
+            .await
+            .map_err(|e| format!("reading the guests table: {e}"))?
+            .into_iter()
+            .map(|(g, etag)| (g.user_id.clone(), (g, etag)))
+            .collect();
+        tracing::info!(
+            rows = tracked.len(),
+            ms = reading.elapsed().as_millis() as u64,
+            "cleanup read the guests table"
+        );
+        Ok(tracked)
     }
 
     /// Lists every guest (or the rest, after a checkpoint) and decides each. Saves each
     /// page's plan and the nextLink as it goes, unless this is a dry run.
     async fn list_and_plan(
         &mut self,
-        saved: Option<Checkpoint>,
+        saved: Option<(Checkpoint, Vec<PlannedAction>)>,
         report: &mut GuestReport,
     ) -> Result<Listing, String> {
         let settings = &self.portal.settings;
@@ -641,15 +788,8 @@ impl Run<'_> {
             );
         }
         let resumed = saved.is_some();
-        let mut checkpoint = saved.unwrap_or(Checkpoint {
-            phase: Phase::Listing,
-            planned_at: self.now,
-            next_link: None,
-            pages: 0,
-            sign_in_read: want_sign_in,
-            acted: 0,
-            tally: Tally::default(),
-        });
+        let (mut checkpoint, mut plan) =
+            saved.unwrap_or_else(|| (Checkpoint::new(self.now, want_sign_in), Vec::new()));
         if resumed {
             self.logs.push(format!(
                 "resuming the listing of {} after {} pages",
@@ -658,7 +798,7 @@ impl Run<'_> {
             ));
         } else if !self.dry_run {
             // Plan rows of an earlier plan whose clearing was cut short must never be read
-            // as part of this one.
+            // as part of this one (they would not verify as this plan's either).
             jobs::clear(&self.portal.store, JOB)
                 .await
                 .map_err(|e| format!("clearing an old plan: {e}"))?;
@@ -666,17 +806,7 @@ impl Run<'_> {
 
         // Once per run: the portal's records and the exclusion group.
         let reading = Instant::now();
-        let tracked: HashMap<String, (Guest, String)> = guests::all(&self.portal.store)
-            .await
-            .map_err(|e| format!("reading the guests table: {e}"))?
-            .into_iter()
-            .map(|(g, etag)| (g.user_id.clone(), (g, etag)))
-            .collect();
-        tracing::info!(
-            rows = tracked.len(),
-            ms = reading.elapsed().as_millis() as u64,
-            "cleanup read the guests table"
-        );
+        let tracked = self.read_records().await?;
         let excluded = match &settings.cleanup.exclusion_group_id {
             None => HashSet::new(),
             // Not knowing who is excluded means not acting at all.
@@ -691,7 +821,6 @@ impl Run<'_> {
             .next_link
             .clone()
             .unwrap_or_else(|| GraphClient::guests_url(checkpoint.sign_in_read));
-        let mut plan = Vec::new();
         loop {
             if self.over_budget() {
                 return self.pause_listing(checkpoint, report).await;
@@ -715,9 +844,16 @@ impl Run<'_> {
             let entries = self.plan_page(&page.users, &tracked, &excluded, &mut checkpoint);
             // A page with nothing to do leaves no row (most pages, on most days).
             if !self.dry_run && !entries.is_empty() {
-                jobs::save_plan_chunk(&self.portal.store, JOB, checkpoint.pages, &entries)
-                    .await
-                    .map_err(|e| format!("saving the plan: {e}"))?;
+                jobs::save_plan_chunk(
+                    &self.portal.store,
+                    self.keys(),
+                    JOB,
+                    &checkpoint.plan_id,
+                    checkpoint.pages,
+                    &entries,
+                )
+                .await
+                .map_err(|e| format!("saving the plan: {e}"))?;
             }
             checkpoint.pages += 1;
             plan.extend(entries);
@@ -726,7 +862,7 @@ impl Run<'_> {
                     url = next.clone();
                     checkpoint.next_link = Some(next);
                     if !self.dry_run {
-                        jobs::save_checkpoint(&self.portal.store, JOB, &checkpoint)
+                        jobs::save_checkpoint(&self.portal.store, self.keys(), JOB, &checkpoint)
                             .await
                             .map_err(|e| format!("saving the checkpoint: {e}"))?;
                     }
@@ -734,19 +870,13 @@ impl Run<'_> {
                 None => break,
             }
         }
-        if resumed {
-            // Earlier runs' pages are in the table; this run's too.
-            plan = jobs::load_plan(&self.portal.store, JOB)
-                .await
-                .map_err(|e| format!("reading the plan: {e}"))?;
-        }
         tracing::info!(
             pages = checkpoint.pages,
             actions = plan.len(),
             ms = reading.elapsed().as_millis() as u64,
             "cleanup listed the directory and planned"
         );
-        Ok(Listing::Complete(plan, checkpoint))
+        Ok(Listing::Complete(plan, checkpoint, tracked))
     }
 
     async fn pause_listing(
@@ -755,7 +885,7 @@ impl Run<'_> {
         report: &mut GuestReport,
     ) -> Result<Listing, String> {
         if !self.dry_run {
-            jobs::save_checkpoint(&self.portal.store, JOB, &checkpoint)
+            jobs::save_checkpoint(&self.portal.store, self.keys(), JOB, &checkpoint)
                 .await
                 .map_err(|e| format!("saving the checkpoint: {e}"))?;
         }
@@ -772,7 +902,7 @@ impl Run<'_> {
     fn plan_page(
         &self,
         users: &[DirectoryUser],
-        tracked: &HashMap<String, (Guest, String)>,
+        tracked: &Records,
         excluded: &HashSet<String>,
         checkpoint: &mut Checkpoint,
     ) -> Vec<PlannedAction> {
@@ -795,16 +925,21 @@ impl Run<'_> {
             );
             let t = &mut checkpoint.tally;
             t.listed += 1;
+            if checkpoint.sign_in_read && facts.is_guest && u.sign_in_activity.is_none() {
+                t.sign_in_missing += 1;
+            }
             match action {
                 Action::Skip(SkipWhy::OutOfScope) => {
                     t.out_of_scope += 1;
                     continue;
                 }
+                // Outside the scope too, but planned once: the record learns it.
+                Action::Skip(SkipWhy::PreExisting) => t.out_of_scope += 1,
                 Action::Skip(SkipWhy::NotGuest) => t.not_guest += 1,
                 Action::Skip(SkipWhy::Excluded) => t.excluded += 1,
                 _ => {}
             }
-            if facts.is_guest && !is_excluded {
+            if facts.is_guest && !is_excluded && action != Action::Skip(SkipWhy::PreExisting) {
                 t.in_scope += 1;
             }
             if action == Action::Nothing {
@@ -813,6 +948,9 @@ impl Run<'_> {
             t.planned += 1;
             if action.is_removal() {
                 t.removals += 1;
+            }
+            if action.is_warning() {
+                t.warnings += 1;
             }
             entries.push(PlannedAction {
                 action,
@@ -840,19 +978,15 @@ impl Run<'_> {
         if self.dry_run {
             self.logs
                 .push(format!("a real run would stop here: {line}"));
-            self.report_plan(plan, &mut report);
+            for p in plan {
+                if let Some((kind, line)) = self.would(p) {
+                    report.count(kind);
+                    self.tell(line);
+                }
+            }
         } else {
             self.logs.push(line);
-            audit::record(
-                &self.portal.store,
-                AuditEntry::new(self.now, self.actor.as_str(), "cleanup.stopped")
-                    .detail(cap.to_string()),
-            )
-            .await
-            .map_err(|e| format!("recording the stop: {e}"))?;
-            jobs::clear(&self.portal.store, JOB)
-                .await
-                .map_err(|e| format!("clearing the plan: {e}"))?;
+            self.drop_plan("cleanup.stopped", cap.to_string()).await?;
             report = GuestReport {
                 tally: report.tally,
                 inactivity_skipped: report.inactivity_skipped,
@@ -863,57 +997,129 @@ impl Run<'_> {
         Ok(report)
     }
 
-    /// A dry run's account: what each entry would do.
-    fn report_plan(&mut self, plan: &[PlannedAction], report: &mut GuestReport) {
+    /// A dry run's line for one entry, as planned.
+    fn would(&self, p: &PlannedAction) -> Option<(Kind, String)> {
         let cleanup = &self.portal.settings.cleanup;
-        for p in plan {
-            let id = &p.user_id;
-            let (kind, line) = match p.action {
-                Action::Nothing => continue,
-                Action::RedeemReminder => (
-                    Kind::Reminded,
-                    format!(
-                        "would remind guest {id} to redeem the invitation (disabled {} days later unless redeemed)",
-                        cleanup.rules.unredeemed_remove_days
-                    ),
+        let id = &p.user_id;
+        Some(match p.action {
+            Action::Nothing => return None,
+            Action::RedeemReminder => (
+                Kind::Reminded,
+                format!(
+                    "would remind guest {id} to redeem the invitation (disabled {} days later unless redeemed)",
+                    cleanup.rules.unredeemed_remove_days
                 ),
-                Action::Warn(r) => (
-                    Kind::Warned,
-                    format!(
-                        "would warn guest {id}: {} (disabled {} days later)",
-                        r.describe(),
-                        cleanup.rules.warning_days
-                    ),
+            ),
+            Action::Warn(r) => (
+                Kind::Warned,
+                format!(
+                    "would warn guest {id}: {} (disabled {} days later)",
+                    r.describe(),
+                    cleanup.rules.warning_days
                 ),
-                Action::Disable(r) => (
-                    Kind::Disabled,
-                    format!("would disable guest {id}: {}", r.describe()),
+            ),
+            Action::Disable(r) => (
+                Kind::Disabled,
+                format!("would disable guest {id}: {}", r.describe()),
+            ),
+            Action::Delete(r) => (
+                Kind::Deleted,
+                format!("would delete guest {id} (soft delete): {}", r.describe()),
+            ),
+            Action::Restore(w) => (
+                Kind::Restored,
+                format!("would restore guest {id} to active: {}", w.describe()),
+            ),
+            Action::Skip(SkipWhy::PreExisting) => (
+                Kind::Skipped,
+                format!(
+                    "would record guest {id} as pre-existing: it {}",
+                    SkipWhy::PreExisting.describe()
                 ),
-                Action::Delete(r) => (
-                    Kind::Deleted,
-                    format!("would delete guest {id} (soft delete): {}", r.describe()),
-                ),
-                Action::Restore(w) => (
-                    Kind::Restored,
-                    format!("would restore guest {id} to active: {}", w.describe()),
-                ),
-                Action::Skip(w) => (
-                    Kind::Skipped,
-                    format!("would skip guest {id}: {}", w.describe()),
-                ),
-            };
-            report.count(kind);
-            self.tell(line);
+            ),
+            Action::Skip(w) => (
+                Kind::Skipped,
+                format!("would skip guest {id}: {}", w.describe()),
+            ),
+        })
+    }
+
+    /// What the re-check of this plan needs.
+    fn rechecker<'t>(&self, tracked: &'t Records, checkpoint: &Checkpoint) -> recheck::Context<'t>
+    where
+        'a: 't,
+    {
+        recheck::Context {
+            graph: self.graph.clone(),
+            cleanup: &self.portal.settings.cleanup,
+            tracked,
+            sign_in_read: checkpoint.sign_in_read,
+            now: self.now,
         }
     }
 
-    /// Carries out the plan from where the checkpoint says, a wave at a time. While one wave's
-    /// rows, audit entries and mails are being written, the next wave's removals are already
-    /// with Graph: the two services' latencies overlap instead of adding up, so the run goes
-    /// at the pace of Graph's write quota rather than of the sum of both.
+    /// A dry run's account of the plan: each entry re-checked against the directory as a real
+    /// run would right before acting, and what would be done, or left alone and why.
+    async fn report_rechecked(
+        &mut self,
+        plan: &[PlannedAction],
+        tracked: &Records,
+        checkpoint: &Checkpoint,
+        report: &mut GuestReport,
+    ) -> Result<(), String> {
+        let cx = self.rechecker(tracked, checkpoint);
+        let mut next = (checkpoint.acted as usize).min(plan.len());
+        while next < plan.len() {
+            let (until, verdicts) = recheck::recheck(&cx, plan, next)
+                .await
+                .map_err(|e| format!("re-checking guests against the directory: {e}"))?;
+            for (i, verdict) in verdicts {
+                let p = &plan[i];
+                let id = &p.user_id;
+                match verdict {
+                    Verdict::Act => {
+                        if let Some((kind, line)) = self.would(p) {
+                            report.count(kind);
+                            self.tell(line);
+                        }
+                    }
+                    Verdict::Changed(why) => {
+                        report.count(Kind::Changed);
+                        self.tell_always(format!(
+                            "would skip guest {id}: the directory changed since listing ({why})"
+                        ));
+                    }
+                    Verdict::Gone => {
+                        report.count(Kind::Gone);
+                        self.tell(format!(
+                            "guest {id} is no longer in the directory (would be recorded as gone)"
+                        ));
+                    }
+                    Verdict::AlreadyDone => {
+                        report.count(Kind::AlreadyDone);
+                        self.tell(format!("guest {id}: already done by an earlier run"));
+                    }
+                    Verdict::Unread(e) => {
+                        report.count(Kind::Failed);
+                        self.tell(format!("could not re-check guest {id}: {e}"));
+                    }
+                }
+            }
+            next = until;
+        }
+        Ok(())
+    }
+
+    /// Carries out the plan from where the checkpoint says, a wave at a time. Each entry that
+    /// reaches a person or the directory is re-checked first (`recheck`): the next wave's
+    /// entries are re-read while this wave's removals are with Graph. While one wave's rows,
+    /// audit entries and mails are being written, the next wave's removals are already with
+    /// Graph: the two services' latencies overlap instead of adding up, so the run goes at the
+    /// pace of Graph's write quota rather than of the sum of both.
     async fn act(
         &mut self,
         plan: &[PlannedAction],
+        tracked: &Records,
         checkpoint: &mut Checkpoint,
         report: &mut GuestReport,
     ) -> Result<(), String> {
@@ -924,7 +1130,11 @@ impl Run<'_> {
             now: self.now,
             actor: &actor,
         };
+        let cx = self.rechecker(tracked, checkpoint);
         let mut next = (checkpoint.acted as usize).min(plan.len());
+        // Verdicts in hand, by plan index, for the entries before `checked`.
+        let mut verdicts: HashMap<usize, Verdict> = HashMap::new();
+        let mut checked = next;
         // The wave being recorded: its end in the plan (`None` if one of its $batch calls
         // failed as a whole, so the checkpoint must not pass it) and its recording.
         let mut recording: Option<(Option<usize>, BoxedOutcomes<'_>)> = None;
@@ -943,24 +1153,76 @@ impl Run<'_> {
                 break;
             }
             let end = (next + wave_size).min(plan.len());
-            let entries = &plan[next..end];
+            // The wave's verdicts, unless the previous wave fetched them already.
+            while checked < end && failure.is_none() {
+                match recheck::recheck(&cx, plan, checked).await {
+                    Ok((until, got)) => {
+                        verdicts.extend(got);
+                        checked = until;
+                    }
+                    Err(e) => {
+                        failure = Some(format!("re-checking guests against the directory: {e}"))
+                    }
+                }
+            }
+            if failure.is_some() {
+                break;
+            }
+            let mut removals = Vec::new();
+            let mut others = Vec::new();
+            let mut gone = Vec::new();
+            let mut left = LeftAlone {
+                changed: Vec::new(),
+                unread: Vec::new(),
+                done: Vec::new(),
+            };
+            for (i, p) in plan.iter().enumerate().take(end).skip(next) {
+                let verdict = verdicts
+                    .remove(&i)
+                    .unwrap_or_else(|| Verdict::Unread("not re-checked".into()));
+                match verdict {
+                    Verdict::Act if p.action.is_removal() => removals.push(p),
+                    Verdict::Act => others.push(p),
+                    Verdict::Gone => gone.push(p),
+                    Verdict::AlreadyDone => left.done.push(p),
+                    Verdict::Changed(why) => left.changed.push((p, why)),
+                    Verdict::Unread(e) => left.unread.push((p, e)),
+                }
+            }
             let previous = async {
                 match recording.take() {
                     Some((done, outcomes)) => Some((done, outcomes.await)),
                     None => None,
                 }
             };
-            let (previous, (results, graph_failure)) =
-                futures::join!(previous, acting::remove(&self.graph, entries));
+            // The next wave's re-check, while this wave's removals are with Graph.
+            let prefetch = async {
+                if checked < plan.len() && checked < end + wave_size {
+                    Some(recheck::recheck(&cx, plan, checked).await)
+                } else {
+                    None
+                }
+            };
+            let (previous, (mut results, graph_failure), prefetched) =
+                futures::join!(previous, acting::remove(&self.graph, &removals), prefetch);
             if let Some((done, outcomes)) = previous {
                 self.finish_wave(done, outcomes, checkpoint, report).await?;
             }
+            // A failed prefetch is tried again (and reported) when its wave comes.
+            if let Some(Ok((until, got))) = prefetched {
+                verdicts.extend(got);
+                checked = until;
+            }
+            results.extend(
+                gone.into_iter()
+                    .map(|p| (p, Err(GraphError::NotFound("user".into())))),
+            );
             let done = if graph_failure.is_none() {
                 Some(end)
             } else {
                 None
             };
-            recording = Some((done, Box::pin(acting::record(ctx, entries, results))));
+            recording = Some((done, Box::pin(acting::record(ctx, others, results, left))));
             self.units += 1;
             next = end;
             if let Some(e) = graph_failure {
@@ -996,30 +1258,41 @@ impl Run<'_> {
     ) -> Result<(), String> {
         for o in outcomes {
             report.count(o.kind);
-            self.tell(o.line);
+            if o.kind == Kind::Changed {
+                self.tell_always(o.line);
+            } else {
+                self.tell(o.line);
+            }
         }
         let Some(done) = done else {
             return Ok(());
         };
         checkpoint.acted = done as u32;
-        jobs::save_checkpoint(&self.portal.store, JOB, checkpoint)
+        jobs::save_checkpoint(&self.portal.store, self.keys(), JOB, checkpoint)
             .await
             .map_err(|e| format!("saving the checkpoint: {e}"))
     }
 }
 
-/// What the rules need from a listed user.
+/// What the rules need from a listed (or re-read) user.
 fn facts_of(u: &DirectoryUser, sign_in_read: bool) -> DirectoryFacts {
     let activity = if !sign_in_read {
         Activity::NotRead
     } else {
         match &u.sign_in_activity {
-            None => Activity::Never,
-            Some(s) => Activity::most_recent(&[
-                graph_time(s.last_sign_in_date_time.as_deref()),
-                graph_time(s.last_non_interactive_sign_in_date_time.as_deref()),
-                graph_time(s.last_successful_sign_in_date_time.as_deref()),
-            ]),
+            // Graph gives no signInActivity for this user (it never signed in, or not since
+            // April 2020, or the data is missing): not read for this user. Judging it "never
+            // signed in" would age it from its creation and remove it on a missing value.
+            None => Activity::NotRead,
+            Some(s) => Activity::judged(
+                s.last_successful_sign_in_date_time
+                    .as_ref()
+                    .map(|v| graph_time(v.as_deref())),
+                &[
+                    graph_time(s.last_sign_in_date_time.as_deref()),
+                    graph_time(s.last_non_interactive_sign_in_date_time.as_deref()),
+                ],
+            ),
         }
     };
     DirectoryFacts {
@@ -1034,9 +1307,23 @@ fn facts_of(u: &DirectoryUser, sign_in_read: bool) -> DirectoryFacts {
     }
 }
 
+/// Records older than `InviteDecidedAt` know only when they were written, which is at or
+/// after the invitation (after it when a later step was retried): a day's margin keeps a
+/// guest whose setup was retried for hours the portal's own.
+const LEGACY_DECISION_MARGIN: Duration = Duration::days(1);
+
 /// What the rules need from the portal's record.
 fn tracked_of(g: &Guest) -> Tracked {
     Tracked {
+        origin: match g.origin {
+            GuestOrigin::Invited => Origin::Invited {
+                decided_at: g
+                    .invite_decided_at
+                    .unwrap_or(g.invited_at - LEGACY_DECISION_MARGIN),
+            },
+            GuestOrigin::PreExisting => Origin::PreExisting,
+            GuestOrigin::Cleanup => Origin::Cleanup,
+        },
         stage: match g.state {
             GuestState::Active => Stage::Active,
             GuestState::Warned => Stage::Warned,
@@ -1048,5 +1335,6 @@ fn tracked_of(g: &Guest) -> Tracked {
         invited_at: g.invited_at,
         access_ends_at: g.access_ends_at,
         reminder_sent_at: g.reminder_sent_at,
+        notice: g.notice(),
     }
 }
