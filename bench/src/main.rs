@@ -55,6 +55,8 @@ pub struct Options {
     pub baseline_label: Option<String>,
     /// Measure only the comparison with the baseline, and rewrite only its section.
     pub compare_only: bool,
+    /// Sign-up rounds per concurrency instead of the plan's (more for a noisy machine).
+    pub rounds: Option<usize>,
 }
 
 fn to_args(a: &[&str]) -> Vec<String> {
@@ -74,7 +76,8 @@ fn usage() -> ExitCode {
          \n                   a change forked from), interleaved, and report before and after\
          \n  --baseline-label TEXT  what the baseline is, for the report (e.g. a commit)\
          \n  --compare-only   with --baseline-handler: measure only size, cold start and sign-ups\
-         \n                   of both builds, and rewrite only the report's \"Before and after\""
+         \n                   of both builds, and rewrite only the report's \"Before and after\"\
+         \n  --rounds N       sign-up rounds per concurrency (default 5, 1 with --quick)"
     );
     ExitCode::from(2)
 }
@@ -90,6 +93,7 @@ fn main() -> ExitCode {
         baseline: None,
         baseline_label: None,
         compare_only: false,
+        rounds: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -101,6 +105,10 @@ fn main() -> ExitCode {
             "--baseline-handler" => match args.next() {
                 Some(v) => opts.baseline = Some(PathBuf::from(v)),
                 None => return usage(),
+            },
+            "--rounds" => match args.next().and_then(|v| v.parse().ok()) {
+                Some(n) if n > 0 => opts.rounds = Some(n),
+                _ => return usage(),
             },
             "--baseline-label" => match args.next() {
                 Some(v) => opts.baseline_label = Some(v),
@@ -216,7 +224,10 @@ async fn run(opts: Options) -> Result<PathBuf, String> {
             ));
         }
     }
-    let plan = plan(opts.quick);
+    let mut plan = plan(opts.quick);
+    if let Some(rounds) = opts.rounds {
+        plan.load.rounds = rounds;
+    }
     let machine = machine::describe(&repo);
     eprintln!("bench: starting Azurite, aiosmtpd and the Graph simulator");
     let stack = platform::Stack::start(&repo)?;

@@ -4,9 +4,10 @@
 //! which extend `templates/mail.txt` and `templates/mail.html` (greeting, heading, footer) and
 //! place the same sentences in the same order: the text part with every value on one line and
 //! every link alone on its own line, the HTML part escaped, inline-styled and without images,
-//! for mail clients. A struct here holds what both show: the [`Letter`] (the frame), the
-//! sentences in the mail's language, the values. The subject is filled with the organisation's
-//! name only.
+//! for mail clients. A struct here holds what both show: the [`Letter`] (the frame), through
+//! which the templates also read `t` (the sentences in the mail's language), and the mail's
+//! values as typed. Sentences with holes are filled here. The subject is filled with the
+//! organisation's name only.
 
 use std::ops::Deref;
 

@@ -1,12 +1,12 @@
 //! The portal's pages: the sign-up form and what follows it, the approvers' pages, and the
 //! answers to requests that can't go on.
 //!
-//! Each page is a template under `templates/pages/`, which extends `templates/page.html` (the
-//! frame), and a struct here holding exactly what the template shows: the [`Frame`], the
-//! sentences of [`Text`] in the page's language, and the values, as typed; the template escapes
-//! them. Sentences with holes other than what the template fills are filled here. Forms post
-//! URL-encoded fields and carry the page's language in a hidden `lang` field, so the answer
-//! comes back in it.
+//! Each page is a template under `templates/pages/` that extends `templates/page.html` (the
+//! frame), filled from a struct here that holds exactly what it shows: the [`Frame`], through
+//! which the template also reads `t` (the sentences in the page's language), and the page's
+//! values as typed; the template escapes them. Sentences with holes are filled here, those
+//! without are placed by the template itself. Forms post URL-encoded fields and carry the
+//! page's language in a hidden `lang` field, so the answer comes back in it.
 
 use std::ops::Deref;
 
