@@ -4,7 +4,8 @@
 //! How the code is laid out, from the inside out:
 //! - [`core`]: the rules, pure and exhaustively tested: email addresses and domains, policies,
 //!   the request state machine, signed link tokens, rate-limit windows.
-//! - [`views`]: pages and mails, rendered from values (HTML-escaped, Swedish and English).
+//! - [`views`]: pages and mails in Swedish and English, rendered from templates
+//!   (`views/templates/`) that escape every value by construction.
 //! - [`adapters`]: the outside world behind small interfaces: Table Storage, Microsoft Graph,
 //!   SMTP, credentials.
 //! - [`store`]: the portal's records as table rows, keys chosen for the portal's queries.

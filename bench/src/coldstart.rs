@@ -1,6 +1,6 @@
 //! Cold start: exec of a release binary to the first answer on `GET /` (what the Functions
-//! host waits for), for `handler` with valid settings and for `hello-floor`, interleaved so
-//! both see the same machine.
+//! host waits for), for `handler` with valid settings and for `hello-floor` (and, when
+//! comparing builds, another build of the handler), interleaved so all see the same machine.
 
 use std::path::Path;
 use std::time::Duration;
@@ -11,6 +11,8 @@ use crate::platform;
 pub struct ColdStart {
     pub handler: Vec<Duration>,
     pub floor: Vec<Duration>,
+    /// The baseline build of the handler (`--baseline-handler`), when one is compared.
+    pub baseline: Vec<Duration>,
     /// Peak RSS of hello-floor right after its first answer, KiB (the memory floor).
     pub floor_rss_kib: u64,
     /// Peak RSS of the handler right after its first answer, KiB.
@@ -23,12 +25,26 @@ pub struct ColdStart {
 pub fn run(
     handler: &Path,
     floor: &Path,
+    baseline: Option<&Path>,
     env: &[(String, String)],
     starts: usize,
 ) -> Result<ColdStart, String> {
+    #[derive(Clone, Copy)]
+    enum Which {
+        Handler,
+        Floor,
+        Baseline,
+    }
+    let mut bins = vec![(handler, Which::Handler), (floor, Which::Floor)];
+    if let Some(baseline) = baseline {
+        bins.push((baseline, Which::Baseline));
+    }
+    // Every order in turn, so each binary starts equally often first, last, and after each
+    // of the others.
+    let orders = orders(bins.len());
     let mut out = ColdStart::default();
     // One unmeasured start of each: the first exec pays for the page cache.
-    for bin in [handler, floor] {
+    for (bin, _) in &bins {
         platform::start_server(bin, env, None)?;
     }
     for i in 0..starts {
@@ -43,24 +59,54 @@ pub fn run(
             return Err(format!("handler --version: {status}"));
         }
         out.handler_load.push(started.elapsed());
-        let order: [(&Path, bool); 2] = if i % 2 == 0 {
-            [(handler, true), (floor, false)]
-        } else {
-            [(floor, false), (handler, true)]
-        };
-        for (bin, is_handler) in order {
+        let order = &orders[i % orders.len()];
+        for (bin, which) in order.iter().map(|&k| bins[k]) {
             let (server, ready) = platform::start_server(bin, env, None)?;
             let hwm = platform::memory_kib(server.proc.pid())
                 .map(|(h, _)| h)
                 .unwrap_or(0);
-            if is_handler {
-                out.handler.push(ready);
-                out.handler_rss_kib = out.handler_rss_kib.max(hwm);
-            } else {
-                out.floor.push(ready);
-                out.floor_rss_kib = out.floor_rss_kib.max(hwm);
+            match which {
+                Which::Handler => {
+                    out.handler.push(ready);
+                    out.handler_rss_kib = out.handler_rss_kib.max(hwm);
+                }
+                Which::Floor => {
+                    out.floor.push(ready);
+                    out.floor_rss_kib = out.floor_rss_kib.max(hwm);
+                }
+                Which::Baseline => out.baseline.push(ready),
             }
         }
     }
     Ok(out)
+}
+
+/// The orders of `0..n`, lexicographically (for two: `[0, 1]`, `[1, 0]`).
+fn orders(n: usize) -> Vec<Vec<usize>> {
+    if n == 0 {
+        return vec![Vec::new()];
+    }
+    let mut all = Vec::new();
+    for first in 0..n {
+        for rest in orders(n - 1) {
+            let mut order = vec![first];
+            order.extend(rest.into_iter().map(|k| if k >= first { k + 1 } else { k }));
+            all.push(order);
+        }
+    }
+    all
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_order_once() {
+        assert_eq!(super::orders(2), [[0, 1], [1, 0]]);
+        let three = super::orders(3);
+        assert_eq!(three.len(), 6);
+        assert_eq!(three[0], [0, 1, 2]);
+        assert_eq!(three[5], [2, 1, 0]);
+        let distinct: std::collections::HashSet<_> = three.iter().collect();
+        assert_eq!(distinct.len(), 6);
+    }
 }

@@ -16,12 +16,17 @@
 //!
 //! For comparing two versions or configurations with the same bench: `BENCH_HANDLER=path`
 //! runs another build of the handler, `BENCH_HANDLER_ENV="NAME=value,..."` adds settings.
+//! `--baseline-handler PATH` measures a second build (say, of the commit a change forked from)
+//! alongside, interleaved, and adds a "Before and after" section (size, cold start, sign-ups/s,
+//! each within 5% or not); with `--compare-only` only that is measured, and only that section
+//! of the report is rewritten.
 //!
 //! Noisy machines are handled by medians of repeated runs and by ratios taken within one run
 //! (the two sides alternate); CPU time of every process involved, and of everything else on
 //! the machine, is recorded so a reader can tell a slow portal from a busy machine.
 
 mod coldstart;
+mod compare;
 mod counts;
 mod floor;
 mod load;
@@ -44,6 +49,14 @@ pub struct Options {
     pub cleanup_timeout: Duration,
     /// Only the cold start, printed, no report: for comparing builds (with `BENCH_HANDLER`).
     pub cold_start_only: bool,
+    /// Another build of the handler to compare this one with, in the same run.
+    pub baseline: Option<PathBuf>,
+    /// What the baseline is, for the report (a commit, a branch).
+    pub baseline_label: Option<String>,
+    /// Measure only the comparison with the baseline, and rewrite only its section.
+    pub compare_only: bool,
+    /// Sign-up rounds per concurrency instead of the plan's (more for a noisy machine).
+    pub rounds: Option<usize>,
 }
 
 fn to_args(a: &[&str]) -> Vec<String> {
@@ -58,7 +71,13 @@ fn usage() -> ExitCode {
          \n  --skip-cleanup   do not run the cleanup benchmark\
          \n  --cleanup-args   arguments for `cargo bench --bench cleanup --` instead of the defaults\
          \n  --cleanup-timeout SECS  stop the cleanup benchmark after this long (default 1200)\
-         \n  --cold-start-only  measure the cold start only and print it (no report)"
+         \n  --cold-start-only  measure the cold start only and print it (no report)\
+         \n  --baseline-handler PATH  also measure this build of the handler (e.g. of the commit\
+         \n                   a change forked from), interleaved, and report before and after\
+         \n  --baseline-label TEXT  what the baseline is, for the report (e.g. a commit)\
+         \n  --compare-only   with --baseline-handler: measure only size, cold start and sign-ups\
+         \n                   of both builds, and rewrite only the report's \"Before and after\"\
+         \n  --rounds N       sign-up rounds per concurrency (default 5, 1 with --quick)"
     );
     ExitCode::from(2)
 }
@@ -71,6 +90,10 @@ fn main() -> ExitCode {
         cleanup_args: None,
         cleanup_timeout: Duration::from_secs(20 * 60),
         cold_start_only: false,
+        baseline: None,
+        baseline_label: None,
+        compare_only: false,
+        rounds: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -78,6 +101,19 @@ fn main() -> ExitCode {
             "--quick" => opts.quick = true,
             "--skip-cleanup" => opts.skip_cleanup = true,
             "--cold-start-only" => opts.cold_start_only = true,
+            "--compare-only" => opts.compare_only = true,
+            "--baseline-handler" => match args.next() {
+                Some(v) => opts.baseline = Some(PathBuf::from(v)),
+                None => return usage(),
+            },
+            "--rounds" => match args.next().and_then(|v| v.parse().ok()) {
+                Some(n) if n > 0 => opts.rounds = Some(n),
+                _ => return usage(),
+            },
+            "--baseline-label" => match args.next() {
+                Some(v) => opts.baseline_label = Some(v),
+                None => return usage(),
+            },
             "--out" => match args.next() {
                 Some(v) => opts.out = PathBuf::from(v),
                 None => return usage(),
@@ -94,6 +130,10 @@ fn main() -> ExitCode {
             },
             _ => return usage(),
         }
+    }
+    if opts.compare_only && opts.baseline.is_none() {
+        eprintln!("bench: --compare-only needs --baseline-handler");
+        return usage();
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -168,6 +208,14 @@ async fn run(opts: Options) -> Result<PathBuf, String> {
         .map(PathBuf::from)
         .unwrap_or_else(|| bin_dir.join("handler"));
     let hello = bin_dir.join("hello-floor");
+    if let Some(baseline) = &opts.baseline {
+        if !baseline.exists() {
+            return Err(format!(
+                "{} is missing: build the baseline in release first (see README, Benchmarks)",
+                baseline.display()
+            ));
+        }
+    }
     for b in [&handler, &hello] {
         if !b.exists() {
             return Err(format!(
@@ -176,7 +224,10 @@ async fn run(opts: Options) -> Result<PathBuf, String> {
             ));
         }
     }
-    let plan = plan(opts.quick);
+    let mut plan = plan(opts.quick);
+    if let Some(rounds) = opts.rounds {
+        plan.load.rounds = rounds;
+    }
     let machine = machine::describe(&repo);
     eprintln!("bench: starting Azurite, aiosmtpd and the Graph simulator");
     let stack = platform::Stack::start(&repo)?;
@@ -187,15 +238,30 @@ async fn run(opts: Options) -> Result<PathBuf, String> {
     eprintln!("bench: cold start, {} starts each", plan.cold_starts);
     let env = stack.handler_env(stack.table_port, "coldstart");
     let cold = {
-        let (h, f, e, n) = (
+        let (h, f, b, e, n) = (
             handler.clone(),
             hello.clone(),
+            opts.baseline.clone(),
             env.clone(),
             plan.cold_starts,
         );
-        tokio::task::spawn_blocking(move || coldstart::run(&h, &f, &e, n))
+        tokio::task::spawn_blocking(move || coldstart::run(&h, &f, b.as_deref(), &e, n))
             .await
             .map_err(|e| e.to_string())??
+    };
+    let out = if opts.out.is_absolute() {
+        opts.out.clone()
+    } else {
+        repo.join(&opts.out)
+    };
+    let size = |p: &std::path::Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+    let label = || {
+        opts.baseline_label.clone().unwrap_or_else(|| {
+            format!(
+                "`{}`",
+                opts.baseline.as_deref().unwrap_or(&handler).display()
+            )
+        })
     };
 
     if opts.cold_start_only {
@@ -210,20 +276,49 @@ async fn run(opts: Options) -> Result<PathBuf, String> {
             h / f,
             median(&cold.handler_load)
         );
+        if !cold.baseline.is_empty() {
+            let b = median(&cold.baseline);
+            println!(
+                "cold start: baseline {b:.2} ms; handler / baseline {:.3}",
+                h / b
+            );
+        }
         return Ok(PathBuf::new());
+    }
+
+    if let (true, Some(baseline)) = (opts.compare_only, &opts.baseline) {
+        let pairs = signup::compare(&stack, &handler, baseline, &plan.load).await?;
+        let before_after =
+            compare::BeforeAfter::new(label(), (size(baseline), size(&handler)), &cold, &pairs);
+        let origin = format!(
+            "measured by `bench --compare-only` on {} at commit `{}` (load average {} when it \
+             began); the other sections of this file come from the run named at its top",
+            machine.date, machine.commit, machine.load_before
+        );
+        let report = std::fs::read_to_string(&out).unwrap_or_default();
+        let text = compare::splice(&report, &compare::section(&before_after, &origin));
+        std::fs::write(&out, text).map_err(|e| format!("{}: {e}", out.display()))?;
+        return Ok(out);
     }
 
     eprintln!("bench: counting round trips");
     let counts = counts::run(&stack, &handler, plan.count_signups, plan.count_flows).await?;
 
-    let load = signup::run(&stack, &handler, &plan.load).await?;
+    let builds = signup::Builds {
+        handler: &handler,
+        baseline: opts.baseline.as_deref(),
+    };
+    let load = signup::run(&stack, builds, &plan.load).await?;
 
     let artifact = report::Artifact::measure(&handler, &hello);
-    let out = if opts.out.is_absolute() {
-        opts.out.clone()
-    } else {
-        repo.join(&opts.out)
-    };
+    let before_after = opts.baseline.as_deref().and_then(|baseline| {
+        compare::BeforeAfter::from_rounds(
+            label(),
+            (size(baseline), size(&handler)),
+            &cold,
+            &load.rounds,
+        )
+    });
     let write = |cleanup: &[report::Cleanup]| -> Result<(), String> {
         let text = report::render(&report::Inputs {
             quick: opts.quick,
@@ -236,6 +331,7 @@ async fn run(opts: Options) -> Result<PathBuf, String> {
             cleanup,
             cleanup_timeout: opts.cleanup_timeout,
             artifact: &artifact,
+            before_after: before_after.as_ref(),
             smtp_sink: "smtp_counter.Counter",
         });
         std::fs::write(&out, text).map_err(|e| format!("{}: {e}", out.display()))

@@ -153,6 +153,8 @@ pub struct Inputs<'a> {
     pub cleanup: &'a [Cleanup],
     pub cleanup_timeout: Duration,
     pub artifact: &'a Artifact,
+    /// This build against a baseline build, when one was given.
+    pub before_after: Option<&'a crate::compare::BeforeAfter>,
     pub smtp_sink: &'a str,
 }
 
@@ -551,6 +553,14 @@ pub fn render(i: &Inputs) -> String {
         );
     }
     let _ = writeln!(s);
+
+    // --- before and after ----------------------------------------------------------------
+    if let Some(before_after) = i.before_after {
+        s.push_str(&crate::compare::section(
+            before_after,
+            "measured in the same run as the rest of this report",
+        ));
+    }
 
     // --- 1. cold start -------------------------------------------------------------------
     let _ = writeln!(s, "## 1. Cold start\n");

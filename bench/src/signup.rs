@@ -1,6 +1,7 @@
 //! Sign-up under load: the portal (release `handler` against Azurite and aiosmtpd) and the
 //! floor (the minimum Table Storage round trips, straight to the same Azurite), with the same
-//! inputs, at the same concurrency, alternating which goes first, each on fresh tables.
+//! inputs, at the same concurrency, alternating which goes first, each on fresh tables. When
+//! builds are compared, the baseline build of the handler is one more side of each round.
 
 use std::path::Path;
 use std::time::Duration;
@@ -160,6 +161,17 @@ pub struct Round {
     pub floor: SideRun,
     /// The storage floor plus the verification mail's minimal SMTP transaction.
     pub floor_mail: SideRun,
+    /// The baseline build of the handler (`--baseline-handler`), when one is compared.
+    pub baseline: Option<SideRun>,
+}
+
+/// One round of the comparison alone (`--compare-only`): this build and the baseline build,
+/// the same sign-ups on fresh tables, alternating which goes first.
+#[derive(Debug, Clone)]
+pub struct Pair {
+    pub concurrency: usize,
+    pub after: SideRun,
+    pub before: SideRun,
 }
 
 pub struct LoadPlan {
@@ -169,6 +181,15 @@ pub struct LoadPlan {
     pub max_time: Duration,
 }
 
+impl LoadPlan {
+    /// Each round as (concurrency, round number), in the order they run.
+    fn each_round(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
+        self.concurrencies
+            .iter()
+            .flat_map(|&c| (0..self.rounds).map(move |r| (c, r)))
+    }
+}
+
 pub struct LoadOutcome {
     pub rounds: Vec<Round>,
     pub idle_rss_kib: u64,
@@ -176,9 +197,16 @@ pub struct LoadOutcome {
     pub mail_bytes: usize,
 }
 
+/// The handler builds a run puts under load: this build, and the one it is compared with.
+#[derive(Clone, Copy)]
+pub struct Builds<'a> {
+    pub handler: &'a Path,
+    pub baseline: Option<&'a Path>,
+}
+
 pub async fn run(
     stack: &Stack,
-    handler_bin: &Path,
+    builds: Builds<'_>,
     plan: &LoadPlan,
 ) -> Result<LoadOutcome, String> {
     let http = host_client();
@@ -194,67 +222,66 @@ pub async fn run(
         stack.smtp_port,
         &stack.handler_env(stack.table_port, "mailfloor"),
     )?;
+    let sides = 3 + usize::from(builds.baseline.is_some());
     let mut rounds = Vec::new();
     let mut idle_rss_kib = 0;
-    for &c in &plan.concurrencies {
-        let total = (plan.requests)(c);
-        let warmup = (2 * c).max(10);
-        for r in 0..plan.rounds {
-            let tag = format!(
-                "c{c}r{r}{}",
-                &uuid::Uuid::new_v4().simple().to_string()[..6]
-            );
-            eprintln!(
-                "bench: sign-up load, concurrency {c}, round {} of {}",
-                r + 1,
-                plan.rounds
-            );
-            let (mut portal, mut floor, mut floor_mail) = (None, None, None);
-            // The three sides take turns going first.
-            for side in 0..3 {
-                let side_run = Side {
-                    stack,
-                    raw: &raw,
-                    tag: &tag,
-                    c,
-                    warmup,
-                    total,
-                    max_time: plan.max_time,
-                };
-                match (side + r) % 3 {
-                    0 => {
-                        portal = Some(
-                            portal_side(
-                                stack,
-                                handler_bin,
-                                &http,
-                                &tag,
-                                c,
-                                warmup,
-                                total,
-                                plan.max_time,
-                                &mut idle_rss_kib,
-                            )
-                            .await?,
-                        )
+    for (c, r) in plan.each_round() {
+        let round = Side::new(stack, &raw, &http, plan, c, r);
+        let (mut portal, mut floor, mut floor_mail, mut baseline) = (None, None, None, None);
+        // The sides take turns going first.
+        for side in 0..sides {
+            match (side + r) % sides {
+                0 => portal = Some(round.portal("p", builds.handler, &mut idle_rss_kib).await?),
+                1 => floor = Some(round.floor(None).await?),
+                2 => floor_mail = Some(round.floor(Some(&mail)).await?),
+                _ => {
+                    if let Some(bin) = builds.baseline {
+                        baseline = Some(round.portal("b", bin, &mut 0).await?);
                     }
-                    1 => floor = Some(side_run.floor(None).await?),
-                    _ => floor_mail = Some(side_run.floor(Some(&mail)).await?),
                 }
             }
-            rounds.push(Round {
-                concurrency: c,
-                portal: portal.expect("each side ran"),
-                floor: floor.expect("each side ran"),
-                floor_mail: floor_mail.expect("each side ran"),
-            });
         }
+        rounds.push(Round {
+            concurrency: c,
+            portal: portal.expect("each side ran"),
+            floor: floor.expect("each side ran"),
+            floor_mail: floor_mail.expect("each side ran"),
+            baseline,
+        });
     }
     Ok(LoadOutcome {
         rounds,
         idle_rss_kib,
         mail_bytes: mail.message_bytes(),
     })
+}
+
+/// The comparison alone: per round, this build and the baseline, alternating which goes first.
+pub async fn compare(
+    stack: &Stack,
+    handler: &Path,
+    baseline: &Path,
+    plan: &LoadPlan,
+) -> Result<Vec<Pair>, String> {
+    let http = host_client();
+    let raw = RawTables::new(reqwest::Client::new(), stack.table_port);
+    let mut pairs = Vec::new();
+    for (c, r) in plan.each_round() {
+        let round = Side::new(stack, &raw, &http, plan, c, r);
+        let (after, before) = if r % 2 == 0 {
+            let after = round.portal("p", handler, &mut 0).await?;
+            (after, round.portal("b", baseline, &mut 0).await?)
+        } else {
+            let before = round.portal("b", baseline, &mut 0).await?;
+            (round.portal("p", handler, &mut 0).await?, before)
+        };
+        pairs.push(Pair {
+            concurrency: c,
+            after,
+            before,
+        });
+    }
+    Ok(pairs)
 }
 
 /// The load's operation on the portal side: the i-th sign-up of run `run_id`, posted to the
@@ -273,72 +300,112 @@ fn signups(
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn portal_side(
-    stack: &Stack,
-    handler_bin: &Path,
-    http: &reqwest::Client,
-    tag: &str,
-    c: usize,
-    warmup: usize,
-    total: usize,
-    max_time: Duration,
-    idle_rss_kib: &mut u64,
-) -> Result<SideRun, String> {
-    let prefix = format!("p{tag}");
-    let env = stack.handler_env(stack.table_port, &prefix);
-    add_signup_policy(stack, handler_bin, &env)?;
-    let log = stack.work.join(format!("handler-{prefix}.log"));
-    let (server, _) = platform::start_server(handler_bin, &env, Some(&log))?;
-    let pid = server.proc.pid();
-    if *idle_rss_kib == 0 {
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        *idle_rss_kib = platform::memory_kib(pid).map(|(hwm, _)| hwm).unwrap_or(0);
+impl Side<'_> {
+    /// A portal side: `handler_bin` on tables named with `letter`, the round's sign-ups posted
+    /// to it. The handler's peak RSS when idle goes to `idle_rss_kib` if that is still 0.
+    async fn portal(
+        &self,
+        letter: &str,
+        handler_bin: &Path,
+        idle_rss_kib: &mut u64,
+    ) -> Result<SideRun, String> {
+        let Side {
+            stack,
+            http,
+            ref tag,
+            c,
+            warmup,
+            total,
+            max_time,
+            ..
+        } = *self;
+        let prefix = format!("{letter}{tag}");
+        let env = stack.handler_env(stack.table_port, &prefix);
+        add_signup_policy(stack, handler_bin, &env)?;
+        let log = stack.work.join(format!("handler-{prefix}.log"));
+        let (server, _) = platform::start_server(handler_bin, &env, Some(&log))?;
+        let pid = server.proc.pid();
+        if *idle_rss_kib == 0 {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            *idle_rss_kib = platform::memory_kib(pid).map(|(hwm, _)| hwm).unwrap_or(0);
+        }
+        let base = server.url("");
+        let mails_before = stack.mails_delivered();
+        // Warm-up on other inputs: creates the tables, loads the policy cache, fills the pools.
+        let run_id = format!("w{tag}");
+        let w = load::run(c, 0, warmup, max_time, signups(http, &base, run_id)).await;
+        if w.errors > 0 {
+            return Err(format!(
+                "portal warm-up failed: {}",
+                w.first_error.unwrap_or_default()
+            ));
+        }
+        let before = Cpu::snapshot(stack, Some(pid));
+        let run_id = tag.to_string();
+        let result = load::run(c, 0, total, max_time, signups(http, &base, run_id)).await;
+        let cpu = Cpu::snapshot(stack, Some(pid)).since(&before);
+        let peak = platform::memory_kib(pid).map(|(hwm, _)| hwm);
+        drop(server);
+        let mails = stack.mails_delivered() - mails_before;
+        let raw = RawTables::new(reqwest::Client::new(), stack.table_port);
+        let rows = raw
+            .count(&format!("{prefix}Requests"), "RowKey eq 'request'")
+            .await?;
+        let expected = w.ok + result.ok;
+        Ok(SideRun {
+            result,
+            cpu,
+            rows: (rows, expected),
+            mails: Some((mails, expected)),
+            peak_rss_kib: peak,
+        })
     }
-    let base = server.url("");
-    let mails_before = stack.mails_delivered();
-    // Warm-up on other inputs: creates the tables, loads the policy cache, fills the pools.
-    let run_id = format!("w{tag}");
-    let w = load::run(c, 0, warmup, max_time, signups(http, &base, run_id)).await;
-    if w.errors > 0 {
-        return Err(format!(
-            "portal warm-up failed: {}",
-            w.first_error.unwrap_or_default()
-        ));
-    }
-    let before = Cpu::snapshot(stack, Some(pid));
-    let run_id = tag.to_string();
-    let result = load::run(c, 0, total, max_time, signups(http, &base, run_id)).await;
-    let cpu = Cpu::snapshot(stack, Some(pid)).since(&before);
-    let peak = platform::memory_kib(pid).map(|(hwm, _)| hwm);
-    drop(server);
-    let mails = stack.mails_delivered() - mails_before;
-    let raw = RawTables::new(reqwest::Client::new(), stack.table_port);
-    let rows = raw
-        .count(&format!("{prefix}Requests"), "RowKey eq 'request'")
-        .await?;
-    let expected = w.ok + result.ok;
-    Ok(SideRun {
-        result,
-        cpu,
-        rows: (rows, expected),
-        mails: Some((mails, expected)),
-        peak_rss_kib: peak,
-    })
 }
 
-/// What a floor side needs to run.
+/// What a side of a round needs to run: the stack, the round's tag (naming its tables and
+/// inputs), its concurrency and sizes.
 struct Side<'a> {
     stack: &'a Stack,
     raw: &'a RawTables,
-    tag: &'a str,
+    http: &'a reqwest::Client,
+    tag: String,
     c: usize,
     warmup: usize,
     total: usize,
     max_time: Duration,
 }
 
-impl Side<'_> {
+impl<'a> Side<'a> {
+    /// Round `r` at concurrency `c`, with a fresh tag.
+    fn new(
+        stack: &'a Stack,
+        raw: &'a RawTables,
+        http: &'a reqwest::Client,
+        plan: &LoadPlan,
+        c: usize,
+        r: usize,
+    ) -> Self {
+        let tag = format!(
+            "c{c}r{r}{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..6]
+        );
+        eprintln!(
+            "bench: sign-up load, concurrency {c}, round {} of {}",
+            r + 1,
+            plan.rounds
+        );
+        Side {
+            stack,
+            raw,
+            http,
+            tag,
+            c,
+            warmup: (2 * c).max(10),
+            total: (plan.requests)(c),
+            max_time: plan.max_time,
+        }
+    }
+
     /// The storage floor, and with `mail` the verification mail after it.
     async fn floor(&self, mail: Option<&MailFloor>) -> Result<SideRun, String> {
         let (stack, raw, c) = (self.stack, self.raw, self.c);

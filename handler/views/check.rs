@@ -2,9 +2,11 @@
 //! mail must pass. The reader is strict where a browser is lenient (unbalanced tags fail), so a
 //! slip in our markup shows up here first.
 
+use super::{Brand, RequestSummary};
 use crate::core::policy::Language;
 use crate::settings::Branding;
 use std::collections::HashSet;
+use std::sync::LazyLock;
 
 /// Values an attacker would type into every field to break out of HTML.
 pub(crate) const HOSTILE_MARKUP: &[&str] = &[
@@ -41,6 +43,74 @@ pub(crate) fn branding(org: &str) -> Branding {
 }
 
 pub(crate) const LANGS: [Language; 2] = [Language::En, Language::Sv];
+
+/// Contoso's plain branding (no logo, no terms, no footer), as the pages and mails get it.
+pub(crate) fn contoso() -> Brand<'static> {
+    static CONTOSO: LazyLock<Branding> = LazyLock::new(|| branding("Contoso"));
+    without_logo(&CONTOSO)
+}
+
+/// `branding` as the pages and mails get it when no logo is configured.
+pub(crate) fn without_logo(branding: &Branding) -> Brand<'_> {
+    Brand {
+        branding,
+        has_logo: false,
+    }
+}
+
+/// `branding` as the pages and mails get it with a logo.
+pub(crate) fn with_logo(branding: &Branding) -> Brand<'_> {
+    Brand {
+        branding,
+        has_logo: true,
+    }
+}
+
+/// Åsa Berg's one-step request from Fabrikam.
+pub(crate) fn request_from_asa<'a>(
+    justification: Option<&'a str>,
+    submitted: &'a str,
+) -> RequestSummary<'a> {
+    RequestSummary {
+        request_id: "r-1",
+        email: "asa@fabrikam.example",
+        first_name: "Åsa",
+        last_name: "Berg",
+        organisation: "Fabrikam",
+        justification,
+        policy: "fabrikam.example",
+        submitted,
+        stage: 1,
+        stages: 1,
+        stage_one_approved_by: None,
+    }
+}
+
+/// A request with `v` in every field a requester or the portal filled in, at step `stage` of
+/// `stages` (approved in step 1 by `v` from step 2 on).
+pub(crate) fn summary(v: &str, stage: u8, stages: u8) -> RequestSummary<'_> {
+    RequestSummary {
+        request_id: v,
+        email: v,
+        first_name: v,
+        last_name: v,
+        organisation: v,
+        justification: Some(v),
+        policy: v,
+        submitted: v,
+        stage,
+        stages,
+        stage_one_approved_by: (stage > 1).then_some(v),
+    }
+}
+
+/// `s` as the `.html` templates escape it, for tests that build the markup they expect.
+pub(crate) fn escape(s: &str) -> String {
+    let mut out = String::new();
+    askama::filters::Escaper::write_escaped_str(&super::escapers::Html, &mut out, s)
+        .expect("escaping into a String does not fail");
+    out
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Tag {

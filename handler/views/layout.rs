@@ -1,18 +1,18 @@
-//! The frame every page shares: document head, the organisation's header with the language
-//! switch, the `<main>` card, the footer; and the organisation's colour, made safe to use.
+//! What the frame every page shares shows (its markup is `templates/page.html`): document
+//! head, the organisation's header with the language switch, the `<main>` card, the footer;
+//! and the organisation's colour, made safe to use in pages and mails.
 //!
 //! The accent colour is chosen by an administrator, so nothing here trusts it to be readable:
 //! the primary button gets white or black text, whichever [`text_on`] says contrasts enough, and
 //! a dark border so its edge shows even when the accent is close to the page background.
 
-use super::text::{fill, text};
-use super::{escape, Brand};
+use super::text::{fill, fill_org, text, Text};
+use super::Brand;
 use crate::core::policy::Language;
 
-const STYLE: &str = include_str!("style.css");
-
 /// Used when the configured accent is not a `#rrggbb` colour (settings validate it; this is the
-/// second line of defence, since the value goes into a `<style>` element).
+/// second line of defence, since the value goes into a `<style>` element, where HTML escaping
+/// means nothing).
 const DEFAULT_ACCENT: &str = "#0f6cbd";
 
 /// WCAG 2.1 AA for normal-size text.
@@ -95,85 +95,79 @@ fn is_own_path(path: &str) -> bool {
         && !path.chars().any(|c| c.is_control() || c.is_whitespace())
 }
 
-/// What a page says, for [`page`].
-pub(crate) struct Page<'a> {
-    /// The `<h1>`, plain text (escaped here); also the start of the `<title>`.
-    pub heading: &'a str,
-    /// The page shows form errors: the title says so first, as screen readers read it first.
-    pub has_errors: bool,
-    /// This page's path and query without `lang`, when the page is reached with a link.
-    pub self_path: Option<&'a str>,
-    /// The HTML below the heading, already escaped.
-    pub body: &'a str,
+/// What the frame of every page shows (`templates/page.html`): the document head, the
+/// organisation's header with the language switch, the heading, the footer. Each page's
+/// template struct carries one as `frame`.
+pub(crate) struct Frame<'a> {
+    pub t: &'static Text,
+    pub lang: &'static str,
+    /// The `<title>`: the heading and the organisation, "Error:" first when the page shows
+    /// form errors, as screen readers read the title first.
+    pub title: String,
+    pub accent: &'a str,
+    pub on_accent: &'static str,
+    /// The logo's text alternative, when an operator configured a logo.
+    pub logo_alt: Option<String>,
+    pub org: &'a str,
+    /// Where the language switch points, and the language it switches to.
+    pub switch_href: String,
+    switch_to: Language,
+    pub other_lang: &'static str,
+    pub other_name: &'static str,
+    /// The `<h1>`.
+    pub heading: String,
+    pub footer: String,
 }
 
-/// A whole HTML document around `page`.
-pub(crate) fn page(brand: &Brand, lang: Language, page: &Page) -> String {
-    let t = text(lang);
-    let org = brand.branding.org_name.as_str();
-    let accent = accent(brand);
-    let on_accent = text_on(accent);
-    let title_text = format!("{} – {org}", page.heading);
-    let title = if page.has_errors {
-        fill(t.title_error, &[("title", &title_text)])
-    } else {
-        title_text
-    };
-    let other = match lang {
-        Language::En => Language::Sv,
-        Language::Sv => Language::En,
-    };
-    let other_name = match other {
-        Language::En => "English",
-        Language::Sv => "Svenska",
-    };
-    let logo = if brand.has_logo {
-        format!(
-            "<img src=\"/api/signup/logo\" alt=\"{}\">",
-            escape(&fill(t.logo_alt, &[("org", org)]))
-        )
-    } else {
-        String::new()
-    };
-    format!(
-        "<!doctype html>\n\
-<html lang=\"{lang}\">\n\
-<head>\n\
-<meta charset=\"utf-8\">\n\
-<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
-<meta name=\"robots\" content=\"noindex, nofollow\">\n\
-<meta name=\"referrer\" content=\"same-origin\">\n\
-<title>{title}</title>\n\
-<style>:root{{--accent:{accent};--on-accent:{on_accent}}}\n{STYLE}</style>\n\
-</head>\n\
-<body>\n\
-<header class=\"site\">\n\
-<div class=\"bar\">\n\
-<p class=\"org\">{logo}<span>{org_html}</span></p>\n\
-<nav aria-label=\"{nav}\"><a href=\"{switch}\" lang=\"{other}\" hreflang=\"{other}\">{other_name}</a></nav>\n\
-</div>\n\
-</header>\n\
-<main>\n\
-<div class=\"card\">\n\
-<h1>{heading}</h1>\n\
-{body}\
-</div>\n\
-</main>\n\
-<footer class=\"site-footer\">\n\
-<p>{footer}</p>\n\
-</footer>\n\
-</body>\n\
-</html>\n",
-        lang = lang.as_str(),
-        title = escape(&title),
-        org_html = escape(org),
-        nav = escape(t.nav_language),
-        switch = escape(&switch_href(page.self_path, other)),
-        other = other.as_str(),
-        heading = escape(page.heading),
-        body = page.body,
-        footer = escape(&fill(t.footer, &[("org", org)])),
-    )
+impl<'a> Frame<'a> {
+    /// The frame of a page headed `heading` whose language switch reloads it in place.
+    pub fn new(brand: &Brand<'a>, lang: Language, heading: &str) -> Frame<'a> {
+        let t = text(lang);
+        let org = brand.branding.org_name.as_str();
+        let accent = accent(brand);
+        let other = match lang {
+            Language::En => Language::Sv,
+            Language::Sv => Language::En,
+        };
+        Frame {
+            t,
+            lang: lang.as_str(),
+            title: format!("{heading} – {org}"),
+            accent,
+            on_accent: text_on(accent),
+            logo_alt: brand.has_logo.then(|| fill(t.logo_alt, &[("org", org)])),
+            org,
+            switch_href: switch_href(None, other),
+            switch_to: other,
+            other_lang: other.as_str(),
+            other_name: match other {
+                Language::En => "English",
+                Language::Sv => "Svenska",
+            },
+            heading: heading.to_string(),
+            footer: fill(t.footer, &[("org", org)]),
+        }
+    }
+
+    /// For a page reached with a link: `self_path` is its path and query without `lang`, so
+    /// switching language keeps the link's token.
+    pub fn reached_at(mut self, self_path: &str) -> Self {
+        self.switch_href = switch_href(Some(self_path), self.switch_to);
+        self
+    }
+
+    /// `sentence` filled with `values` and, for `{org}`, the organisation's name.
+    pub fn say(&self, sentence: &str, values: &[(&str, &str)]) -> String {
+        fill_org(sentence, self.org, values)
+    }
+
+    /// For a page that shows form errors: the title says so first.
+    pub fn with_errors(mut self, has_errors: bool) -> Self {
+        if has_errors {
+            self.title = fill(self.t.title_error, &[("title", &self.title)]);
+        }
+        self
+    }
 }
 
 #[cfg(test)]
@@ -238,15 +232,9 @@ mod tests {
         let branding = crate::views::check::branding("Contoso");
         let mut hostile = branding.clone();
         hostile.accent_color = "red}</style><script>".into();
-        let brand = Brand {
-            branding: &hostile,
-            has_logo: false,
-        };
+        let brand = crate::views::check::without_logo(&hostile);
         assert_eq!(accent(&brand), DEFAULT_ACCENT);
-        let brand = Brand {
-            branding: &branding,
-            has_logo: false,
-        };
+        let brand = crate::views::check::without_logo(&branding);
         assert_eq!(accent(&brand), branding.accent_color);
     }
 

@@ -1,17 +1,115 @@
 //! The portal's mails, each as a subject, a text part and an HTML part.
 //!
-//! A mail is described once, as a [`Letter`] of blocks (sentences with holes, a call to action,
-//! a list of facts, a quoted text), and rendered twice: for the text part every value goes
-//! through [`one_line`] and every link stands alone on its own line; for the HTML part every
-//! value is escaped and the layout is inline-styled, without images, for mail clients. The
-//! subject is filled with the organisation's name only.
+//! Each mail is a pair of templates under `templates/mails/`, `NAME.txt` and `NAME.html`,
+//! which extend `templates/mail.txt` and `templates/mail.html` (greeting, heading, footer) and
+//! place the same sentences in the same order: the text part with every value on one line and
+//! every link alone on its own line, the HTML part escaped, inline-styled and without images,
+//! for mail clients. A struct here holds what both show: the [`Letter`] (the frame), through
+//! which the templates also read `t` (the sentences in the mail's language), and the mail's
+//! values as typed. Sentences with holes are filled here. The subject is filled with the
+//! organisation's name only.
+
+use std::ops::Deref;
+
+use askama::Template;
 
 use super::layout::{accent, text_on};
-use super::text::{fill, hours, text, Text};
+use super::text::{fill, fill_org, hours, text, Text};
 use super::{
-    escape, one_line, web_link, ApproverMailKind, Brand, Mail, RemovalReason, RequestSummary,
+    one_line, render, web_link, ApproverMailKind, Brand, Mail, RemovalReason, RequestSummary,
 };
 use crate::core::policy::Language;
+
+/// Declares a mail: the struct of what it shows (the letter, and through it the sentences, and
+/// the mail's values), one template struct per part that reads it, and how it becomes a
+/// [`Mail`].
+macro_rules! mails {
+    ($(
+        $(#[$doc:meta])*
+        $name:ident($text:literal, $html:literal) { $($field:ident: $type:ty),* $(,)? }
+    )*) => {$(
+        $(#[$doc])*
+        struct $name<'a> {
+            letter: Letter<'a>,
+            $($field: $type,)*
+        }
+
+        /// The templates read the letter's fields as the mail's own: `t`, the sentences.
+        impl<'a> Deref for $name<'a> {
+            type Target = Letter<'a>;
+            fn deref(&self) -> &Letter<'a> {
+                &self.letter
+            }
+        }
+
+        impl $name<'_> {
+            fn mail(&self) -> Mail {
+                #[derive(Template)]
+                #[template(path = $text)]
+                struct TextPart<'m, 'a>(&'m $name<'a>);
+
+                #[derive(Template)]
+                #[template(path = $html)]
+                struct HtmlPart<'m, 'a>(&'m $name<'a>);
+
+                impl<'a> Deref for TextPart<'_, 'a> {
+                    type Target = $name<'a>;
+                    fn deref(&self) -> &Self::Target {
+                        self.0
+                    }
+                }
+
+                impl<'a> Deref for HtmlPart<'_, 'a> {
+                    type Target = $name<'a>;
+                    fn deref(&self) -> &Self::Target {
+                        self.0
+                    }
+                }
+
+                Mail {
+                    subject: self.letter.subject.clone(),
+                    text: render(&TextPart(self)),
+                    html: render(&HtmlPart(self)),
+                }
+            }
+        }
+    )*};
+}
+
+mails! {
+    Verification("mails/verification.txt", "mails/verification.html") {
+        intro: String,
+        link: Option<&'a str>,
+        valid: String,
+    }
+    Invitation("mails/invitation.txt", "mails/invitation.html") {
+        intro: String,
+        link: Option<&'a str>,
+        how: String,
+    }
+    Denied("mails/denied.txt", "mails/denied.html") {
+        intro: String,
+        reason: Option<&'a str>,
+        contact: String,
+    }
+    Expired("mails/expired.txt", "mails/expired.html") { intro: String, next: String }
+    ApproverRequest("mails/approver.txt", "mails/approver.html") {
+        intro: String,
+        steps: Vec<String>,
+        facts: Vec<(&'static str, String)>,
+        link: Option<&'a str>,
+    }
+    RedeemReminder("mails/redeem_reminder.txt", "mails/redeem_reminder.html") {
+        intro: String,
+        link: Option<&'a str>,
+        how: String,
+    }
+    RemovalWarning("mails/removal_warning.txt", "mails/removal_warning.html") {
+        why: String,
+        when: String,
+        contact: String,
+    }
+}
 
 /// The address-confirmation link, valid for `valid_hours`.
 pub fn verification_mail(
@@ -22,70 +120,59 @@ pub fn verification_mail(
     valid_hours: u32,
 ) -> Mail {
     let t = text(lang);
+    let letter = Letter::new(brand, lang, t.verify_subject, t.confirm_heading, first_name);
     let valid = hours(lang, u64::from(valid_hours));
-    Letter {
-        subject: t.verify_subject,
-        heading: t.confirm_heading,
-        name: first_name,
-        blocks: vec![
-            Block::say(t.verify_body),
-            Block::Action {
-                label: t.confirm_heading,
-                url: link,
-            },
-            Block::Say(t.verify_valid, vec![("hours", &valid)]),
-        ],
+    Verification {
+        intro: letter.say(t.verify_body, &[]),
+        link: web_link(link),
+        valid: letter.say(t.verify_valid, &[("hours", &valid)]),
+        letter,
     }
-    .render(brand, lang)
+    .mail()
 }
 
 /// The guest invitation: the Microsoft redemption link.
 pub fn invitation_mail(brand: &Brand, lang: Language, first_name: &str, redeem_url: &str) -> Mail {
     let t = text(lang);
-    Letter {
-        subject: t.invite_subject,
-        heading: t.ready_heading,
-        name: first_name,
-        blocks: vec![
-            Block::say(t.invite_body),
-            Block::Action {
-                label: t.ready_button,
-                url: redeem_url,
-            },
-            Block::say(t.invite_how),
-        ],
+    let letter = Letter::new(brand, lang, t.invite_subject, t.ready_heading, first_name);
+    Invitation {
+        intro: letter.say(t.invite_body, &[]),
+        link: web_link(redeem_url),
+        how: letter.say(t.invite_how, &[]),
+        letter,
     }
-    .render(brand, lang)
+    .mail()
 }
 
 /// The request was denied; the approver's reason only when they chose to share it.
 pub fn denied_mail(brand: &Brand, lang: Language, first_name: &str, reason: Option<&str>) -> Mail {
     let t = text(lang);
-    let mut blocks = vec![Block::say(t.denied_body)];
-    if let Some(reason) = reason.filter(|reason| !reason.trim().is_empty()) {
-        blocks.push(Block::say(t.denied_reason));
-        blocks.push(Block::Quote(reason));
+    let letter = Letter::new(brand, lang, t.denied_subject, t.denied_heading, first_name);
+    Denied {
+        intro: letter.say(t.denied_body, &[]),
+        reason: reason.map(str::trim).filter(|reason| !reason.is_empty()),
+        contact: letter.say(t.contact_person, &[]),
+        letter,
     }
-    blocks.push(Block::say(t.contact_person));
-    Letter {
-        subject: t.denied_subject,
-        heading: t.denied_heading,
-        name: first_name,
-        blocks,
-    }
-    .render(brand, lang)
+    .mail()
 }
 
 /// No approver decided within the approval window.
 pub fn expired_mail(brand: &Brand, lang: Language, first_name: &str) -> Mail {
     let t = text(lang);
-    Letter {
-        subject: t.expired_subject,
-        heading: t.expired_subject,
-        name: first_name,
-        blocks: vec![Block::say(t.expired_body), Block::say(t.expired_next)],
+    let letter = Letter::new(
+        brand,
+        lang,
+        t.expired_subject,
+        t.expired_subject,
+        first_name,
+    );
+    Expired {
+        intro: letter.say(t.expired_body, &[]),
+        next: letter.say(t.expired_next, &[]),
+        letter,
     }
-    .render(brand, lang)
+    .mail()
 }
 
 /// To an approver: the request and the link to the decision page. The requester's details are
@@ -103,44 +190,15 @@ pub fn approver_mail(
         ApproverMailKind::Reminder => (t.approver_subject_reminder, t.approver_body_reminder),
         ApproverMailKind::Escalation => (t.approver_subject_escalation, t.approver_body_escalation),
     };
-    let name = format!("{} {}", summary.first_name, summary.last_name);
-    let stage = summary.stage.to_string();
-    let stages = summary.stages.to_string();
-    let justification = summary
-        .justification
-        .filter(|text| !text.trim().is_empty())
-        .unwrap_or(t.fact_no_justification);
-    let mut blocks = vec![Block::say(intro)];
-    if summary.stages > 1 {
-        blocks.push(Block::Say(
-            t.stage,
-            vec![("stage", &stage), ("stages", &stages)],
-        ));
+    let letter = Letter::new(brand, lang, subject, t.decide_heading, "");
+    ApproverRequest {
+        intro: letter.say(intro, &[]),
+        steps: summary.steps(t),
+        facts: summary.facts(t),
+        link: web_link(link),
+        letter,
     }
-    if let Some(by) = summary.stage_one_approved_by {
-        blocks.push(Block::Say(t.stage_one_by, vec![("by", by)]));
-    }
-    blocks.push(Block::Facts(vec![
-        (t.fact_name, name.trim()),
-        (t.fact_email, summary.email),
-        (t.fact_organisation, summary.organisation),
-        (t.fact_justification, justification),
-        (t.fact_policy, summary.policy),
-        (t.fact_submitted, summary.submitted),
-        (t.fact_request_id, summary.request_id),
-    ]));
-    blocks.push(Block::Action {
-        label: t.approver_action,
-        url: link,
-    });
-    blocks.push(Block::say(t.approver_note));
-    Letter {
-        subject,
-        heading: t.decide_heading,
-        name: "",
-        blocks,
-    }
-    .render(brand, lang)
+    .mail()
 }
 
 /// The guest has not redeemed the invitation; it goes on `remove_on` (formatted date).
@@ -152,21 +210,14 @@ pub fn redeem_reminder_mail(
     remove_on: &str,
 ) -> Mail {
     let t = text(lang);
-    Letter {
-        subject: t.redeem_subject,
-        heading: t.redeem_subject,
-        name: first_name,
-        blocks: vec![
-            Block::Say(t.redeem_body, vec![("date", remove_on)]),
-            Block::Action {
-                label: t.ready_button,
-                url: redeem_url,
-            },
-            Block::say(t.invite_how),
-            Block::say(t.redeem_ignore),
-        ],
+    let letter = Letter::new(brand, lang, t.redeem_subject, t.redeem_subject, first_name);
+    RedeemReminder {
+        intro: letter.say(t.redeem_body, &[("date", remove_on)]),
+        link: web_link(redeem_url),
+        how: letter.say(t.invite_how, &[]),
+        letter,
     }
-    .render(brand, lang)
+    .mail()
 }
 
 /// The cleanup will remove the guest on `remove_on` (formatted date), and why.
@@ -182,192 +233,78 @@ pub fn removal_warning_mail(
         RemovalReason::AccessPeriodOver => t.removal_period_over,
         RemovalReason::Inactive => t.removal_inactive,
     };
-    Letter {
-        subject: t.removal_subject,
-        heading: t.removal_subject,
-        name: first_name,
-        blocks: vec![
-            Block::say(why),
-            Block::Say(t.removal_when, vec![("date", remove_on)]),
-            Block::say(t.removal_contact),
-        ],
+    let letter = Letter::new(
+        brand,
+        lang,
+        t.removal_subject,
+        t.removal_subject,
+        first_name,
+    );
+    RemovalWarning {
+        why: letter.say(why, &[]),
+        when: letter.say(t.removal_when, &[("date", remove_on)]),
+        contact: letter.say(t.removal_contact, &[]),
+        letter,
     }
-    .render(brand, lang)
+    .mail()
 }
 
-/// A piece of a mail, rendered to text and to HTML.
-enum Block<'a> {
-    /// A sentence template and its values (`{org}` is always available).
-    Say(&'static str, Vec<(&'static str, &'a str)>),
-    /// A link to follow, as a button in HTML and on its own line in text.
-    Action { label: &'static str, url: &'a str },
-    /// Labelled values.
-    Facts(Vec<(&'static str, &'a str)>),
-    /// Someone's own words, set apart.
-    Quote(&'a str),
+fn org<'a>(brand: &Brand<'a>) -> &'a str {
+    &brand.branding.org_name
 }
 
-impl Block<'_> {
-    fn say(template: &'static str) -> Self {
-        Block::Say(template, Vec::new())
-    }
-}
-
-/// A mail before rendering. `subject` and `heading` are templates with `{org}` only.
+/// What every mail shows around its own sentences (`templates/mail.txt`, `templates/mail.html`).
 struct Letter<'a> {
-    subject: &'static str,
-    heading: &'static str,
-    /// Whom to greet; blank greets no one by name.
-    name: &'a str,
-    blocks: Vec<Block<'a>>,
+    t: &'static Text,
+    lang: &'static str,
+    /// One line, with the organisation's name and nothing of the requester's.
+    subject: String,
+    org: &'a str,
+    heading: String,
+    /// "Hi Åsa," or, without a name, "Hi,".
+    greeting: String,
+    /// The operator's footer (its line breaks kept), or a neutral line saying who sent the mail.
+    footer: String,
+    accent: &'a str,
+    on_accent: &'static str,
 }
 
-/// Inline styles: mail clients ignore `<style>` elements more often than not.
-const FONT: &str =
-    "font-family:system-ui,-apple-system,'Segoe UI',Roboto,'Helvetica Neue',Arial,sans-serif";
-const P: &str = "margin:0 0 16px;font-size:16px;line-height:1.5";
-const MUTED: &str = "#4b5563";
-const LINK: &str = "#0b57a4";
+impl<'a> Letter<'a> {
+    /// `sentence` filled with `values` and, for `{org}`, the organisation's name.
+    fn say(&self, sentence: &str, values: &[(&str, &str)]) -> String {
+        fill_org(sentence, self.org, values)
+    }
 
-impl Letter<'_> {
-    fn render(&self, brand: &Brand, lang: Language) -> Mail {
+    /// `subject` and `heading` are sentences with `{org}` only; a blank `name` greets no one by
+    /// name.
+    fn new(
+        brand: &Brand<'a>,
+        lang: Language,
+        subject: &str,
+        heading: &str,
+        name: &str,
+    ) -> Letter<'a> {
         let t = text(lang);
-        let org = brand.branding.org_name.as_str();
-        let subject = one_line(&fill(self.subject, &[("org", &one_line(org))]))
-            .trim()
-            .to_string();
-        Mail {
-            text: self.text(t, org, brand),
-            html: self.html(t, org, brand, lang, &subject),
-            subject,
-        }
-    }
-
-    fn greeting(&self, t: &Text) -> String {
-        let name = self.name.trim();
-        if name.is_empty() {
-            t.greeting_no_name.to_string()
-        } else {
-            fill(t.greeting, &[("name", name)])
-        }
-    }
-
-    fn text(&self, t: &Text, org: &str, brand: &Brand) -> String {
-        let say = |template: &str, values: &[(&str, &str)]| -> String {
-            let values: Vec<(&str, String)> = values
-                .iter()
-                .map(|(hole, value)| (*hole, one_line(value)))
-                .chain([("org", one_line(org))])
-                .collect();
-            let values: Vec<(&str, &str)> = values
-                .iter()
-                .map(|(hole, value)| (*hole, value.as_str()))
-                .collect();
-            fill(template, &values)
-        };
-        let mut parts = vec![one_line(&self.greeting(t))];
-        for block in &self.blocks {
-            parts.push(match block {
-                Block::Say(template, values) => say(template, values),
-                Block::Action { label, url } => match web_link(url) {
-                    Some(url) => format!("{label}:\n{url}"),
-                    None => label.to_string(),
-                },
-                Block::Facts(facts) => facts
-                    .iter()
-                    .map(|(label, value)| format!("{label}: {}", one_line(value)))
-                    .collect::<Vec<_>>()
-                    .join("\n"),
-                Block::Quote(words) => format!("  {}", one_line(words.trim())),
-            });
-        }
-        let footer = footer(t, brand)
-            .lines()
-            .map(one_line)
-            .collect::<Vec<_>>()
-            .join("\n");
-        format!("{}\n\n-- \n{footer}\n", parts.join("\n\n"))
-    }
-
-    fn html(&self, t: &Text, org: &str, brand: &Brand, lang: Language, subject: &str) -> String {
+        let org = org(brand);
         let accent = accent(brand);
-        let on_accent = text_on(accent);
-        let p = |text: &str| format!("<p style=\"{P}\">{}</p>\n", escape(text));
-        let mut body = p(&self.greeting(t));
-        for block in &self.blocks {
-            body.push_str(&match block {
-                Block::Say(template, values) => {
-                    let mut values = values.clone();
-                    values.push(("org", org));
-                    p(&fill(template, &values))
-                }
-                Block::Action { label, url } => match web_link(url) {
-                    Some(url) => {
-                        let url = escape(url);
-                        format!(
-                            "<p style=\"margin:24px 0\"><a href=\"{url}\" style=\"display:inline-block;\
-padding:12px 20px;background:{accent};color:{on_accent};border:2px solid #1b1b1b;\
-border-radius:4px;font-weight:600;font-size:16px;text-decoration:none\">{label}</a></p>\n\
-<p style=\"margin:0 0 16px;font-size:13px;line-height:1.5;color:{MUTED}\">{fallback}<br>\
-<a href=\"{url}\" style=\"color:{LINK};word-break:break-all\">{url}</a></p>\n",
-                            label = escape(label),
-                            fallback = escape(t.mail_link_fallback),
-                        )
-                    }
-                    None => p(label),
-                },
-                Block::Facts(facts) => {
-                    let rows: String = facts
-                        .iter()
-                        .map(|(label, value)| {
-                            format!(
-                                "<tr><th scope=\"row\" style=\"text-align:left;vertical-align:top;\
-padding:4px 16px 4px 0;font-weight:600\">{}</th><td dir=\"auto\" style=\"padding:4px 0;\
-white-space:pre-line;word-break:break-word\">{}</td></tr>\n",
-                                escape(label),
-                                escape(value)
-                            )
-                        })
-                        .collect();
-                    format!(
-                        "<table style=\"border-collapse:collapse;margin:0 0 16px;font-size:15px;\
-line-height:1.4\">\n{rows}</table>\n"
-                    )
-                }
-                Block::Quote(words) => format!(
-                    "<blockquote dir=\"auto\" style=\"margin:0 0 16px;padding:8px 12px;\
-border-left:4px solid #d1d5db;white-space:pre-line\">{}</blockquote>\n",
-                    escape(words.trim())
-                ),
-            });
+        let name = name.trim();
+        Letter {
+            t,
+            lang: lang.as_str(),
+            subject: one_line(&fill(subject, &[("org", &one_line(org))]))
+                .trim()
+                .to_string(),
+            org,
+            heading: fill(heading, &[("org", org)]),
+            greeting: if name.is_empty() {
+                t.greeting_no_name.to_string()
+            } else {
+                fill(t.greeting, &[("name", name)])
+            },
+            footer: footer(t, brand),
+            accent,
+            on_accent: text_on(accent),
         }
-        let footer = escape(&footer(t, brand)).replace('\n', "<br>");
-        format!(
-            "<!doctype html>\n\
-<html lang=\"{lang}\">\n\
-<head>\n\
-<meta charset=\"utf-8\">\n\
-<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
-<title>{title}</title>\n\
-</head>\n\
-<body style=\"margin:0;padding:0;background:#f3f4f6;color:#1b1b1b;{FONT}\">\n\
-<div role=\"article\" aria-roledescription=\"email\" aria-label=\"{title}\" lang=\"{lang}\" \
-style=\"max-width:560px;margin:0 auto;padding:24px 16px\">\n\
-<div style=\"background:#ffffff;border:1px solid #d1d5db;border-top:6px solid {accent};\
-border-radius:6px;padding:24px\">\n\
-<p style=\"margin:0 0 8px;font-size:14px;color:{MUTED}\">{org_html}</p>\n\
-<h1 style=\"margin:0 0 20px;font-size:22px;line-height:1.3\">{heading}</h1>\n\
-{body}\
-</div>\n\
-<p style=\"margin:16px 0 0;font-size:13px;line-height:1.5;color:{MUTED}\">{footer}</p>\n\
-</div>\n\
-</body>\n\
-</html>\n",
-            lang = lang.as_str(),
-            title = escape(subject),
-            org_html = escape(org),
-            heading = escape(&fill(self.heading, &[("org", org)])),
-        )
     }
 }
 
@@ -393,29 +330,14 @@ mod tests {
     use super::*;
     use crate::settings::Branding;
     use crate::views::check::{
-        assert_balanced, assert_no_raw_hostile, assert_same_structure, branding, hostile, inner,
-        tags, FORGED_LINK, LANGS,
+        assert_balanced, assert_no_raw_hostile, assert_same_structure, branding, escape, hostile,
+        inner, request_from_asa, summary, tags, with_logo as brand, FORGED_LINK, LANGS,
     };
+    use crate::views::text::HOLES;
 
     const VERIFY_LINK: &str = "https://portal.example/api/signup/verify?token=v.1-2_3";
     const REDEEM_LINK: &str = "https://invitations.example/redeem/?tenant=t&ticket=x";
     const DECIDE_LINK: &str = "https://portal.example/api/approve?token=d.4-5_6";
-
-    fn summary<'a>(v: &'a str, stage: u8, stages: u8) -> RequestSummary<'a> {
-        RequestSummary {
-            request_id: v,
-            email: v,
-            first_name: v,
-            last_name: v,
-            organisation: v,
-            justification: Some(v),
-            policy: v,
-            submitted: v,
-            stage,
-            stages,
-            stage_one_approved_by: (stage > 1).then_some(v),
-        }
-    }
 
     /// Every mail, in every variant, with `v` as every value that is not ours; and the link
     /// each one carries, if any.
@@ -473,13 +395,6 @@ mod tests {
             }
         }
         mails
-    }
-
-    fn brand(branding: &Branding) -> Brand<'_> {
-        Brand {
-            branding,
-            has_logo: true,
-        }
     }
 
     /// The lines of a text part that are a web address on their own.
@@ -598,6 +513,22 @@ mod tests {
     }
 
     #[test]
+    fn every_sentence_in_a_mail_is_filled_in() {
+        // A template that placed a sentence with holes as it is (`{{ t.invite_how }}`) would
+        // mail "{org}" to the partner.
+        let b = branding("Contoso");
+        for lang in LANGS {
+            for (name, mail, _) in all_mails(&brand(&b), lang, "Åsa") {
+                for part in [&mail.subject, &mail.text, &mail.html] {
+                    for hole in HOLES {
+                        assert!(!part.contains(&format!("{{{hole}}}")), "{name}: {{{hole}}}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
     fn subjects_never_carry_requester_input() {
         let b = branding("Contoso");
         for lang in LANGS {
@@ -619,19 +550,7 @@ mod tests {
     #[test]
     fn approver_mails_differ_by_kind_and_show_the_request() {
         let b = branding("Contoso");
-        let s = RequestSummary {
-            request_id: "r-1",
-            email: "asa@fabrikam.example",
-            first_name: "Åsa",
-            last_name: "Berg",
-            organisation: "Fabrikam",
-            justification: Some("Project Falcon\nwith Kim"),
-            policy: "fabrikam.example",
-            submitted: "2025-05-02 09:14",
-            stage: 1,
-            stages: 1,
-            stage_one_approved_by: None,
-        };
+        let s = request_from_asa(Some("Project Falcon\nwith Kim"), "2025-05-02 09:14");
         let kinds = [
             ApproverMailKind::Request,
             ApproverMailKind::Reminder,

@@ -2,11 +2,16 @@
 //!
 //! Everything here is a pure function from values to a string: no I/O, no clock, no settings
 //! lookups. The functions that answer requests decide *what* to show; this module decides how
-//! it reads and looks, and keeps requester input harmless on the way out:
-//! - In HTML, every value that is not one of our own constants goes through [`escape`], in text
-//!   and in attributes alike.
-//! - In text mails, requester values are placed as typed but through [`one_line`], so a value
-//!   can't start a line of its own (a fake link, a forged "From:" block).
+//! it reads and looks, and keeps requester input harmless on the way out.
+//!
+//! Each page and each mail is a template in `templates/` (compiled into the binary by askama,
+//! so a template that names a value the page doesn't have does not build), filled from a struct
+//! that holds what it shows. The templates escape by construction ([`escapers`]):
+//! - In `.html` templates (pages, the HTML part of mails) every `{{ value }}` is HTML-escaped,
+//!   in text and in attributes alike; no template marks anything as safe.
+//! - In `.txt` templates (the text part of mails) values are placed as typed but as one line
+//!   ([`one_line`]), so a value can't start a line of its own (a fake link, a forged "From:"
+//!   block).
 //! - Mail subjects carry only the organisation's name, which an administrator sets, and that
 //!   through [`one_line`] too.
 //!
@@ -16,8 +21,10 @@
 //! contrast whatever accent colour the organisation picks ([`text_on`]).
 //!
 //! Layout: `text` holds every sentence in both languages side by side, `layout` the page frame
-//! and colours, `pages` the pages, `mails` the mails.
+//! and colours, `pages` and `mails` what each page and mail shows, `escapers` the two escapers,
+//! `templates/` the markup and the CSS.
 
+mod escapers;
 mod layout;
 mod mails;
 mod pages;
@@ -27,7 +34,9 @@ mod text;
 mod check;
 
 use crate::settings::Branding;
+use text::{fill, Text};
 
+pub use escapers::one_line;
 pub use layout::text_on;
 pub use mails::{
     approver_mail, denied_mail, expired_mail, invitation_mail, redeem_reminder_mail,
@@ -174,31 +183,6 @@ pub enum RemovalReason {
     Inactive,
 }
 
-/// `s` safe to place in HTML text or in a quoted attribute value.
-pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + s.len() / 8);
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            _ => out.push(c),
-        }
-    }
-    out
-}
-
-/// `s` as one line of a text mail: every control character (CR, LF, tab, NEL...), the Unicode
-/// line and paragraph separators and the bidirectional overrides become spaces, so the value
-/// can neither start a line of its own nor visually reorder the text around it.
-pub fn one_line(s: &str) -> String {
-    s.chars()
-        .map(|c| if breaks_text(c) { ' ' } else { c })
-        .collect()
-}
-
 /// `url` if it is an absolute `http(s)` address, the only kind a page or mail links to: an
 /// escaped `javascript:` URL would still run when clicked. No whitespace either (the URL
 /// parser would quietly drop a line break, and a text mail's link must be one line).
@@ -210,42 +194,59 @@ pub(crate) fn web_link(url: &str) -> Option<&str> {
     matches!(parsed.scheme(), "https" | "http").then_some(url)
 }
 
-fn breaks_text(c: char) -> bool {
-    c.is_control()
-        || matches!(
-            c,
-            '\u{2028}'
-                | '\u{2029}'
-                | '\u{061c}'
-                | '\u{200e}'
-                | '\u{200f}'
-                | '\u{202a}'..='\u{202e}'
-                | '\u{2066}'..='\u{2069}'
-        )
+impl RequestSummary<'_> {
+    /// The requester's first and last name.
+    pub(crate) fn full_name(&self) -> String {
+        format!("{} {}", self.first_name, self.last_name)
+            .trim()
+            .to_string()
+    }
+
+    /// "Step 2 of 2" and who approved step 1, for multi-step approvals; nothing for one step.
+    pub(crate) fn steps(&self, t: &Text) -> Vec<String> {
+        let mut steps = Vec::new();
+        if self.stages > 1 {
+            let (stage, stages) = (self.stage.to_string(), self.stages.to_string());
+            steps.push(fill(t.stage, &[("stage", &stage), ("stages", &stages)]));
+        }
+        if let Some(by) = self.stage_one_approved_by {
+            steps.push(fill(t.stage_one_by, &[("by", by)]));
+        }
+        steps
+    }
+
+    /// The request as labelled values, as the decision page and the approvers' mails show it.
+    pub(crate) fn facts(&self, t: &Text) -> Vec<(&'static str, String)> {
+        let justification = self
+            .justification
+            .filter(|text| !text.trim().is_empty())
+            .unwrap_or(t.fact_no_justification);
+        [
+            (t.fact_name, self.full_name().as_str()),
+            (t.fact_email, self.email),
+            (t.fact_organisation, self.organisation),
+            (t.fact_justification, justification),
+            (t.fact_policy, self.policy),
+            (t.fact_submitted, self.submitted),
+            (t.fact_request_id, self.request_id),
+        ]
+        .into_iter()
+        .map(|(label, value)| (label, value.to_string()))
+        .collect()
+    }
+}
+
+/// A template rendered into a String. Writing into a String can't fail and no value a
+/// template shows has a `Display` that fails, so there is no error to hand on.
+fn render(template: &impl askama::Template) -> String {
+    template
+        .render()
+        .expect("rendering into a String does not fail")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn escape_covers_the_five_characters() {
-        assert_eq!(
-            escape(r#"<a href="x" title='y'>&amp;</a>"#),
-            "&lt;a href=&quot;x&quot; title=&#39;y&#39;&gt;&amp;amp;&lt;/a&gt;"
-        );
-        assert_eq!(escape("Åsa Öberg"), "Åsa Öberg");
-        assert_eq!(escape(""), "");
-    }
-
-    #[test]
-    fn one_line_leaves_nothing_that_breaks_a_line() {
-        let hostile = "a\r\nb\nc\rd\te\u{85}f\u{2028}g\u{2029}h\u{202e}i\u{0}j\u{7f}k\u{2066}l";
-        let line = one_line(hostile);
-        assert_eq!(line, "a  b c d e f g h i j k l");
-        assert_eq!(line.lines().count(), 1);
-        assert_eq!(one_line("Åsa O'Brien <x>"), "Åsa O'Brien <x>");
-    }
 
     #[test]
     fn only_web_addresses_become_links() {

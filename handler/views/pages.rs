@@ -1,21 +1,88 @@
 //! The portal's pages: the sign-up form and what follows it, the approvers' pages, and the
 //! answers to requests that can't go on.
 //!
-//! Each function builds the page's body from escaped pieces and hands it to
-//! [`layout::page`](super::layout::page), which adds the frame. Forms post URL-encoded fields
-//! and carry the page's language in a hidden `lang` field, so the answer comes back in it.
+//! Each page is a template under `templates/pages/` that extends `templates/page.html` (the
+//! frame), filled from a struct here that holds exactly what it shows: the [`Frame`], through
+//! which the template also reads `t` (the sentences in the page's language), and the page's
+//! values as typed; the template escapes them. Sentences with holes are filled here, those
+//! without are placed by the template itself. Forms post URL-encoded fields and carry the
+//! page's language in a hidden `lang` field, so the answer comes back in it.
 
-use super::layout::{page, Page};
-use super::text::{fill, hours, minutes, number, text, Text};
+use std::ops::Deref;
+
+use askama::Template;
+
+use super::layout::Frame;
+use super::text::{fill, hours, minutes, number, text};
 use super::{
-    escape, web_link, Brand, Confirming, ErrorKind, FieldErrors, FieldProblem, FormValues,
-    LinkProblem, RequestSummary, EMAIL_MAX, JUSTIFICATION_MAX, REASON_MAX,
+    render, web_link, Brand, Confirming, ErrorKind, FieldErrors, FieldProblem, FormValues,
+    LinkProblem, RequestSummary, JUSTIFICATION_MAX, REASON_MAX,
 };
 use crate::core::policy::Language;
 
-const SIGNUP_ACTION: &str = "/api/signup";
-const VERIFY_ACTION: &str = "/api/signup/verify";
-const APPROVE_ACTION: &str = "/api/approve";
+/// Declares a page: its template struct, with the frame (and through it the sentences) and the
+/// page's values.
+macro_rules! pages {
+    ($(
+        $(#[$doc:meta])*
+        $name:ident($path:literal) { $($(#[$field_doc:meta])* $field:ident: $type:ty),* $(,)? }
+    )*) => {$(
+        $(#[$doc])*
+        #[derive(Template)]
+        #[template(path = $path)]
+        struct $name<'a> {
+            frame: Frame<'a>,
+            $($(#[$field_doc])* $field: $type,)*
+        }
+
+        /// The template reads the frame's fields as its own: `t`, the sentences.
+        impl<'a> Deref for $name<'a> {
+            type Target = Frame<'a>;
+            fn deref(&self) -> &Frame<'a> {
+                &self.frame
+            }
+        }
+    )*};
+}
+
+pages! {
+    SignupForm("pages/signup_form.html") {
+        /// The problems listed at the top of the form.
+        problems: Vec<Problem<'a>>,
+        intro: String,
+        fields: [Field<'a>; 5],
+        terms: Option<Terms<'a>>,
+    }
+    CheckInbox("pages/check_inbox.html") { valid: String }
+    ConfirmEmail("pages/confirm_email.html") {
+        intro: String,
+        /// What is being confirmed: the details of the submission the link was sent for.
+        details: String,
+        facts: Vec<(&'static str, String)>,
+        token: &'a str,
+    }
+    AccessReady("pages/access_ready.html") { intro: String, redeem_url: Option<&'a str> }
+    AccessBeingSetUp("pages/access_being_set_up.html") {}
+    AwaitingApproval("pages/awaiting_approval.html") { intro: String }
+    RequestClosed("pages/request_closed.html") { contact: String }
+    LinkProblemPage("pages/link_problem.html") { explanation: &'static str, back_to_form: bool }
+    TooManyRequests("pages/too_many_requests.html") { explanation: String }
+    Unavailable("pages/unavailable.html") {}
+    ErrorPage("pages/error_page.html") { explanation: String }
+    DecisionForm("pages/decision_form.html") {
+        intro: String,
+        /// "Step 2 of 2", and who approved step 1.
+        steps: Vec<String>,
+        facts: Vec<(&'static str, String)>,
+        approve_outcome: &'static str,
+        token: &'a str,
+        reason: Field<'a>,
+    }
+    DecisionRecorded("pages/decision_recorded.html") { outcome: String }
+    AlreadyDecided("pages/already_decided.html") { outcome: String }
+    CannotDecideOwn("pages/cannot_decide_own.html") {}
+    SignInRequired("pages/sign_in_required.html") {}
+}
 
 /// A validation message for `field` (a form field's name) in `lang`.
 pub fn field_message(lang: Language, field: &str, problem: &FieldProblem) -> String {
@@ -56,100 +123,75 @@ pub fn signup_form(
     errors: &FieldErrors,
 ) -> String {
     let t = text(lang);
-    let org = org(brand);
+    let heading = fill(t.signup_heading, &[("org", &brand.branding.org_name)]);
+    let frame = Frame::new(brand, lang, &heading).with_errors(!errors.is_empty());
     let justification_max = number(lang, JUSTIFICATION_MAX as u64);
+    let field = |name, label, control, value| {
+        Field::new(name, label, control, value).with_error(errors.get(name))
+    };
     let fields = [
-        Field {
-            name: "email",
-            label: t.label_email,
-            hint: Some(t.hint_email.to_string()),
-            required: true,
-            value: &values.email,
-            control: Control::Email,
-        },
-        Field {
-            name: "first_name",
-            label: t.label_first_name,
-            hint: None,
-            required: true,
-            value: &values.first_name,
-            control: Control::Line("given-name"),
-        },
-        Field {
-            name: "last_name",
-            label: t.label_last_name,
-            hint: None,
-            required: true,
-            value: &values.last_name,
-            control: Control::Line("family-name"),
-        },
-        Field {
-            name: "organisation",
-            label: t.label_organisation,
-            hint: None,
-            required: true,
-            value: &values.organisation,
-            control: Control::Line("organization"),
-        },
-        Field {
-            name: "justification",
-            label: t.label_justification,
-            hint: Some(fill(
-                t.hint_justification,
-                &[("org", org), ("max", &justification_max)],
-            )),
-            required: false,
-            value: &values.justification,
-            control: Control::Area {
+        field("email", t.label_email, Control::Email, &values.email)
+            .with_hint(t.hint_email.to_string()),
+        field(
+            "first_name",
+            t.label_first_name,
+            Control::Line("given-name"),
+            &values.first_name,
+        ),
+        field(
+            "last_name",
+            t.label_last_name,
+            Control::Line("family-name"),
+            &values.last_name,
+        ),
+        field(
+            "organisation",
+            t.label_organisation,
+            Control::Line("organization"),
+            &values.organisation,
+        ),
+        field(
+            "justification",
+            t.label_justification,
+            Control::Area {
                 max: JUSTIFICATION_MAX,
                 rows: 5,
             },
-        },
+            &values.justification,
+        )
+        .with_hint(frame.say(t.hint_justification, &[("max", &justification_max)]))
+        .optional(),
     ];
-    let terms = terms(t, brand, values.accept_terms, errors.get("accept_terms"));
-
-    let mut on_page: Vec<&str> = fields.iter().map(|field| field.name).collect();
-    if terms.is_some() {
-        on_page.push("accept_terms");
-    }
-    let mut body = String::new();
-    if !errors.is_empty() {
-        body.push_str(&error_summary(t, errors, &on_page));
-    }
-    body.push_str(&para(&fill(t.signup_intro, &[("org", org)])));
-    body.push_str(&format!(
-        "<form method=\"post\" action=\"{SIGNUP_ACTION}\" novalidate>\n"
-    ));
-    for field in &fields {
-        body.push_str(&field.html(t, errors.get(field.name)));
-    }
-    body.push_str(&terms.unwrap_or_default());
-    body.push_str(&hidden("lang", lang.as_str()));
-    body.push_str(&submit(t.submit_signup, false));
-    body.push_str("</form>\n");
-
-    page(
-        brand,
-        lang,
-        &Page {
-            heading: &fill(t.signup_heading, &[("org", org)]),
-            has_errors: !errors.is_empty(),
-            self_path: None,
-            body: &body,
-        },
-    )
+    let terms = Terms::configured(brand, values.accept_terms, errors.get("accept_terms"));
+    let on_page = |field: &str| {
+        fields.iter().any(|f| f.name == field) || (terms.is_some() && field == "accept_terms")
+    };
+    let problems = errors
+        .0
+        .iter()
+        .map(|(field, message)| Problem {
+            field: on_page(field).then_some(*field),
+            message,
+        })
+        .collect();
+    render(&SignupForm {
+        problems,
+        intro: frame.say(t.signup_intro, &[]),
+        fields,
+        terms,
+        frame,
+    })
 }
 
 /// The answer to every valid submission, whatever happened to it: it reveals nothing about
 /// the address or its domain.
 pub fn check_inbox(brand: &Brand, lang: Language, valid_hours: u32) -> String {
     let t = text(lang);
-    let valid = fill(
-        t.check_inbox_valid,
-        &[("hours", &hours(lang, u64::from(valid_hours)))],
-    );
-    let body = [para(t.check_inbox_body), para(&valid), note(t.close_page)].concat();
-    simple(brand, lang, t.check_inbox_heading, &body)
+    let valid = hours(lang, u64::from(valid_hours));
+    render(&CheckInbox {
+        valid: fill(t.check_inbox_valid, &[("hours", &valid)]),
+        frame: Frame::new(brand, lang, t.check_inbox_heading),
+    })
 }
 
 /// What the verification link opens: one button that posts the token. Opening the link
@@ -162,110 +204,89 @@ pub fn confirm_email(
     confirming: &Confirming,
 ) -> String {
     let t = text(lang);
+    let frame = Frame::new(brand, lang, t.confirm_heading).reached_at(self_path);
     let name = format!("{} {}", confirming.first_name, confirming.last_name);
-    let mut details = para(t.confirm_details);
-    details.push_str("<dl class=\"summary\">\n");
-    for (label, value) in [
-        (t.fact_name, name.trim()),
-        (t.fact_email, confirming.email),
-        (t.fact_organisation, confirming.organisation),
-    ] {
-        details.push_str(&format!(
-            "<dt>{}</dt>\n<dd dir=\"auto\">{}</dd>\n",
-            escape(label),
-            escape(value)
-        ));
-    }
-    details.push_str("</dl>\n");
-    let body = format!(
-        "{intro}{details}<form method=\"post\" action=\"{VERIFY_ACTION}\">\n{token}{lang_field}{button}</form>\n",
-        intro = para(&fill(t.confirm_body, &[("org", org(brand))])),
-        token = hidden("token", token),
-        lang_field = hidden("lang", lang.as_str()),
-        button = submit(t.confirm_button, false),
-    );
-    page(
-        brand,
-        lang,
-        &Page {
-            heading: t.confirm_heading,
-            has_errors: false,
-            self_path: Some(self_path),
-            body: &body,
-        },
-    )
+    render(&ConfirmEmail {
+        intro: frame.say(t.confirm_body, &[]),
+        details: frame.say(t.confirm_details, &[]),
+        facts: vec![
+            (t.fact_name, name.trim().to_string()),
+            (t.fact_email, confirming.email.to_string()),
+            (t.fact_organisation, confirming.organisation.to_string()),
+        ],
+        token,
+        frame,
+    })
 }
 
 /// The guest was invited: the invitation link, prominently (it is also mailed).
 pub fn access_ready(brand: &Brand, lang: Language, redeem_url: &str) -> String {
     let t = text(lang);
-    let mut body = para(&fill(t.ready_body, &[("org", org(brand))]));
-    if let Some(url) = web_link(redeem_url) {
-        body.push_str(&format!(
-            "<p><a class=\"button\" href=\"{}\">{}</a></p>\n",
-            escape(url),
-            escape(t.ready_button)
-        ));
-    }
-    body.push_str(&note(t.ready_mailed));
-    simple(brand, lang, t.ready_heading, &body)
+    let frame = Frame::new(brand, lang, t.ready_heading);
+    render(&AccessReady {
+        intro: frame.say(t.ready_body, &[]),
+        redeem_url: web_link(redeem_url),
+        frame,
+    })
 }
 
 /// Approved, but the invitation could not be made yet; the retry will mail it.
 pub fn access_being_set_up(brand: &Brand, lang: Language) -> String {
-    let t = text(lang);
-    simple(brand, lang, t.setup_heading, &para(t.setup_body))
+    render(&AccessBeingSetUp {
+        frame: Frame::new(brand, lang, text(lang).setup_heading),
+    })
 }
 
 /// The address is confirmed and the request waits for an approver.
 pub fn awaiting_approval(brand: &Brand, lang: Language) -> String {
     let t = text(lang);
-    let body = para(&fill(t.awaiting_body, &[("org", org(brand))])) + &note(t.close_page);
-    simple(brand, lang, t.awaiting_heading, &body)
+    let frame = Frame::new(brand, lang, t.awaiting_heading);
+    render(&AwaitingApproval {
+        intro: frame.say(t.awaiting_body, &[]),
+        frame,
+    })
 }
 
 /// Denied or not admitted; says no more than that.
 pub fn request_closed(brand: &Brand, lang: Language) -> String {
     let t = text(lang);
-    let body = para(t.closed_body) + &para(&fill(t.contact_person, &[("org", org(brand))]));
-    simple(brand, lang, t.closed_heading, &body)
+    let frame = Frame::new(brand, lang, t.closed_heading);
+    render(&RequestClosed {
+        contact: frame.say(t.contact_person, &[]),
+        frame,
+    })
 }
 
 /// A link from a mail that can't be used.
 pub fn link_problem(brand: &Brand, lang: Language, problem: LinkProblem) -> String {
     let t = text(lang);
-    let (heading, body) = match problem {
-        LinkProblem::Invalid => (t.link_invalid_heading, para(t.link_invalid_body)),
-        LinkProblem::Expired => (
-            t.link_expired_heading,
-            para(t.link_expired_body) + &form_link(t, lang),
-        ),
-        LinkProblem::AlreadyUsed => (t.link_used_heading, para(t.link_used_body)),
+    let (heading, explanation) = match problem {
+        LinkProblem::Invalid => (t.link_invalid_heading, t.link_invalid_body),
+        LinkProblem::Expired => (t.link_expired_heading, t.link_expired_body),
+        LinkProblem::AlreadyUsed => (t.link_used_heading, t.link_used_body),
     };
-    simple(brand, lang, heading, &body)
+    render(&LinkProblemPage {
+        frame: Frame::new(brand, lang, heading),
+        explanation,
+        back_to_form: problem == LinkProblem::Expired,
+    })
 }
 
 /// 429.
 pub fn too_many_requests(brand: &Brand, lang: Language, retry_after_minutes: u64) -> String {
     let t = text(lang);
     let wait = minutes(lang, retry_after_minutes.max(1));
-    simple(
-        brand,
-        lang,
-        t.too_many_heading,
-        &para(&fill(t.too_many_body, &[("minutes", &wait)])),
-    )
+    render(&TooManyRequests {
+        frame: Frame::new(brand, lang, t.too_many_heading),
+        explanation: fill(t.too_many_body, &[("minutes", &wait)]),
+    })
 }
 
 /// 503: storage, Graph or mail is down; what was saved is kept and retried.
 pub fn unavailable(brand: &Brand, lang: Language) -> String {
-    let t = text(lang);
-    simple(
-        brand,
-        lang,
-        t.unavailable_heading,
-        &para(t.unavailable_body),
-    )
+    render(&Unavailable {
+        frame: Frame::new(brand, lang, text(lang).unavailable_heading),
+    })
 }
 
 /// A client error a browser can end up on, with a way back to the form.
@@ -281,12 +302,10 @@ pub fn error_page(brand: &Brand, lang: Language, kind: ErrorKind) -> String {
         ),
         ErrorKind::UnsupportedType => (t.unsupported_heading, t.unsupported_body.to_string()),
     };
-    simple(
-        brand,
-        lang,
-        heading,
-        &(para(&explanation) + &form_link(t, lang)),
-    )
+    render(&ErrorPage {
+        frame: Frame::new(brand, lang, heading),
+        explanation,
+    })
 }
 
 /// What a decision link opens: the request, and two forms (approve; deny with an optional
@@ -299,74 +318,32 @@ pub fn decision_form(
     self_path: &str,
 ) -> String {
     let t = text(lang);
-    let mut body = para(&fill(t.decide_intro, &[("org", org(brand))]));
-    body.push_str(&stage_lines(t, summary));
-    body.push_str(&summary_list(t, summary));
-    body.push_str(&note(t.decide_note));
-
-    let decision_fields = |decision: &str| {
-        [
-            hidden("token", token),
-            hidden("lang", lang.as_str()),
-            hidden("decision", decision),
-        ]
-        .concat()
-    };
-    let approve_outcome = if summary.stage < summary.stages {
-        t.approve_forward
-    } else {
-        t.approve_final
-    };
-    body.push_str(&format!(
-        "<section class=\"decision\" aria-labelledby=\"approve-heading\">\n\
-<h2 id=\"approve-heading\">{heading}</h2>\n\
-{outcome}\
-<form method=\"post\" action=\"{APPROVE_ACTION}\">\n{fields}{button}</form>\n\
-</section>\n",
-        heading = escape(t.approve_heading),
-        outcome = para(approve_outcome),
-        fields = decision_fields("approve"),
-        button = submit(t.approve_button, false),
-    ));
+    let frame = Frame::new(brand, lang, t.decide_heading).reached_at(self_path);
     let reason_max = number(lang, REASON_MAX as u64);
-    let reason = Field {
-        name: "reason",
-        label: t.label_reason,
-        hint: Some(fill(t.hint_reason, &[("max", &reason_max)])),
-        required: false,
-        value: "",
-        control: Control::Area {
+    let reason = Field::new(
+        "reason",
+        t.label_reason,
+        Control::Area {
             max: REASON_MAX,
             rows: 4,
         },
-    };
-    body.push_str(&format!(
-        "<section class=\"decision\" aria-labelledby=\"deny-heading\">\n\
-<h2 id=\"deny-heading\">{heading}</h2>\n\
-<form method=\"post\" action=\"{APPROVE_ACTION}\">\n{fields}{reason}\
-<div class=\"field check\">\n\
-<input type=\"checkbox\" id=\"share_reason\" name=\"share_reason\" value=\"yes\">\n\
-<label for=\"share_reason\">{share}</label>\n\
-</div>\n\
-{button}</form>\n\
-</section>\n",
-        heading = escape(t.deny_heading),
-        fields = decision_fields("deny"),
-        reason = reason.html(t, None),
-        share = escape(t.label_share_reason),
-        button = submit(t.deny_button, true),
-    ));
-
-    page(
-        brand,
-        lang,
-        &Page {
-            heading: t.decide_heading,
-            has_errors: false,
-            self_path: Some(self_path),
-            body: &body,
-        },
+        "",
     )
+    .with_hint(fill(t.hint_reason, &[("max", &reason_max)]))
+    .optional();
+    render(&DecisionForm {
+        intro: frame.say(t.decide_intro, &[]),
+        steps: summary.steps(t),
+        facts: summary.facts(t),
+        approve_outcome: if summary.stage < summary.stages {
+            t.approve_forward
+        } else {
+            t.approve_final
+        },
+        token,
+        reason,
+        frame,
+    })
 }
 
 /// The approver's decision was recorded. An approval at an earlier step of several went on to
@@ -385,12 +362,11 @@ pub fn decision_recorded(
     } else {
         (t.recorded_approved_heading, t.recorded_approved_body)
     };
-    let name = full_name(summary);
-    let body = para(&fill(
-        template,
-        &[("name", &name), ("email", summary.email)],
-    )) + &note(t.close_page);
-    simple(brand, lang, heading, &body)
+    let name = summary.full_name();
+    render(&DecisionRecorded {
+        frame: Frame::new(brand, lang, heading),
+        outcome: fill(template, &[("name", &name), ("email", summary.email)]),
+    })
 }
 
 /// Someone decided first; who and when.
@@ -407,134 +383,36 @@ pub fn already_decided(
     } else {
         t.already_denied
     };
-    let body = para(&fill(template, &[("by", by), ("at", at)])) + &note(t.nothing_more);
-    simple(brand, lang, t.already_heading, &body)
+    render(&AlreadyDecided {
+        frame: Frame::new(brand, lang, t.already_heading),
+        outcome: fill(template, &[("by", by), ("at", at)]),
+    })
 }
 
 /// The approver is the requester.
 pub fn cannot_decide_own(brand: &Brand, lang: Language) -> String {
-    let t = text(lang);
-    simple(brand, lang, t.own_heading, &para(t.own_body))
+    render(&CannotDecideOwn {
+        frame: Frame::new(brand, lang, text(lang).own_heading),
+    })
 }
 
 /// The signed-in principal is missing or is not the approver the link was sent to.
 pub fn sign_in_required(brand: &Brand, lang: Language) -> String {
-    let t = text(lang);
-    simple(brand, lang, t.sign_in_heading, &para(t.sign_in_body))
+    render(&SignInRequired {
+        frame: Frame::new(brand, lang, text(lang).sign_in_heading),
+    })
 }
 
-// Building blocks.
-
-fn org<'a>(brand: &'a Brand) -> &'a str {
-    &brand.branding.org_name
+/// A problem in the summary at the top of the form; it links to its field when the field is
+/// on the page.
+struct Problem<'a> {
+    field: Option<&'a str>,
+    message: &'a str,
 }
 
-/// A page that is a heading and some text; the language switch reloads it in place.
-fn simple(brand: &Brand, lang: Language, heading: &str, body: &str) -> String {
-    page(
-        brand,
-        lang,
-        &Page {
-            heading,
-            has_errors: false,
-            self_path: None,
-            body,
-        },
-    )
-}
-
-fn para(text: &str) -> String {
-    format!("<p>{}</p>\n", escape(text))
-}
-
-fn note(text: &str) -> String {
-    format!("<p class=\"note\">{}</p>\n", escape(text))
-}
-
-fn hidden(name: &str, value: &str) -> String {
-    format!(
-        "<input type=\"hidden\" name=\"{}\" value=\"{}\">\n",
-        escape(name),
-        escape(value)
-    )
-}
-
-fn submit(label: &str, secondary: bool) -> String {
-    let class = if secondary {
-        "button button-secondary"
-    } else {
-        "button"
-    };
-    format!(
-        "<button type=\"submit\" class=\"{class}\">{}</button>\n",
-        escape(label)
-    )
-}
-
-fn form_link(t: &Text, lang: Language) -> String {
-    format!(
-        "<p><a href=\"{SIGNUP_ACTION}?lang={}\">{}</a></p>\n",
-        lang.as_str(),
-        escape(t.back_to_form)
-    )
-}
-
-fn full_name(summary: &RequestSummary) -> String {
-    format!("{} {}", summary.first_name, summary.last_name)
-        .trim()
-        .to_string()
-}
-
-/// The top-of-form list of problems, each linking to its field when the field is on the page.
-fn error_summary(t: &Text, errors: &FieldErrors, on_page: &[&str]) -> String {
-    let mut items = String::new();
-    for (field, message) in &errors.0 {
-        if on_page.contains(field) {
-            items.push_str(&format!(
-                "<li><a href=\"#{}\">{}</a></li>\n",
-                escape(field),
-                escape(message)
-            ));
-        } else {
-            items.push_str(&format!("<li>{}</li>\n", escape(message)));
-        }
-    }
-    format!(
-        "<div class=\"error-summary\" role=\"alert\" aria-labelledby=\"error-summary-title\">\n\
-<h2 id=\"error-summary-title\">{}</h2>\n<ul>\n{items}</ul>\n</div>\n",
-        escape(t.error_summary_heading)
-    )
-}
-
-/// An error shown next to its field; `id` is what the field's `aria-describedby` names.
-fn error_message(t: &Text, field: &str, message: &str) -> String {
-    format!(
-        "<p class=\"error-message\" id=\"{}-error\"><span class=\"visually-hidden\">{}</span> {}</p>\n",
-        escape(field),
-        escape(t.error_hidden_prefix),
-        escape(message)
-    )
-}
-
-/// ` aria-describedby="..."` and ` aria-invalid="true"` as needed.
-fn aria(described_by: &[String], invalid: bool) -> String {
-    let mut out = String::new();
-    if !described_by.is_empty() {
-        out.push_str(&format!(
-            " aria-describedby=\"{}\"",
-            escape(&described_by.join(" "))
-        ));
-    }
-    if invalid {
-        out.push_str(" aria-invalid=\"true\"");
-    }
-    out
-}
-
+/// The kind of control a field is (`templates/form.html` writes each).
 enum Control {
-    /// A work email address. A text input rather than `type=email`, whose browser check
-    /// refuses internationalised domains the portal accepts; `inputmode` still brings up the
-    /// email keyboard.
+    /// A work email address.
     Email,
     /// One line, with its `autocomplete` token.
     Line(&'static str),
@@ -544,174 +422,102 @@ enum Control {
     },
 }
 
-/// A labelled form field with its hint and error.
+/// A labelled form field with its hint and error (`field` in `templates/form.html`).
 struct Field<'a> {
     /// The form field's name, also the element's id.
     name: &'static str,
-    label: &'a str,
+    label: &'static str,
     hint: Option<String>,
+    error: Option<&'a str>,
     required: bool,
     value: &'a str,
     control: Control,
 }
 
-impl Field<'_> {
-    fn html(&self, t: &Text, error: Option<&str>) -> String {
-        let id = escape(self.name);
-        let mut described_by = Vec::new();
-        let mut out = format!(
-            "<div class=\"field{}\">\n",
-            if error.is_some() { " field-error" } else { "" }
-        );
-        let marker = if self.required {
-            t.required
-        } else {
-            t.optional
-        };
-        out.push_str(&format!(
-            "<label for=\"{id}\">{} <span class=\"req\">{}</span></label>\n",
-            escape(self.label),
-            escape(marker)
-        ));
-        if let Some(hint) = &self.hint {
-            out.push_str(&format!(
-                "<p class=\"hint\" id=\"{id}-hint\">{}</p>\n",
-                escape(hint)
-            ));
-            described_by.push(format!("{}-hint", self.name));
+impl<'a> Field<'a> {
+    /// A required field without a hint or an error.
+    fn new(name: &'static str, label: &'static str, control: Control, value: &'a str) -> Self {
+        Field {
+            name,
+            label,
+            hint: None,
+            error: None,
+            required: true,
+            value,
+            control,
         }
-        if let Some(message) = error {
-            out.push_str(&error_message(t, self.name, message));
-            described_by.push(format!("{}-error", self.name));
+    }
+
+    fn with_error(self, error: Option<&'a str>) -> Self {
+        Field { error, ..self }
+    }
+
+    fn with_hint(self, hint: String) -> Self {
+        Field {
+            hint: Some(hint),
+            ..self
         }
-        let attributes = format!(
-            "class=\"input\" id=\"{id}\" name=\"{id}\"{}{}",
-            if self.required { " required" } else { "" },
-            aria(&described_by, error.is_some())
-        );
-        let value = escape(self.value);
-        out.push_str(&match self.control {
-            Control::Email => format!(
-                "<input {attributes} type=\"text\" inputmode=\"email\" autocomplete=\"email\" \
-spellcheck=\"false\" autocapitalize=\"none\" maxlength=\"{EMAIL_MAX}\" value=\"{value}\">\n"
-            ),
-            Control::Line(autocomplete) => format!(
-                "<input {attributes} type=\"text\" autocomplete=\"{autocomplete}\" value=\"{value}\">\n"
-            ),
-            // The newline after the start tag is dropped by HTML parsers, so a value that
-            // starts with a line break keeps it.
-            Control::Area { max, rows } => format!(
-                "<textarea {attributes} rows=\"{rows}\" maxlength=\"{max}\">\n{value}</textarea>\n"
-            ),
-        });
-        out.push_str("</div>\n");
-        out
+    }
+
+    fn optional(self) -> Self {
+        Field {
+            required: false,
+            ..self
+        }
+    }
+
+    /// The ids of the hint and the error, for `aria-describedby`.
+    fn described_by(&self) -> Option<String> {
+        let ids: Vec<String> = [
+            self.hint.as_ref().map(|_| format!("{}-hint", self.name)),
+            self.error.map(|_| format!("{}-error", self.name)),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        (!ids.is_empty()).then(|| ids.join(" "))
     }
 }
 
 /// The terms of use and the box to accept them, when the operator configured terms.
-fn terms(t: &Text, brand: &Brand, checked: bool, error: Option<&str>) -> Option<String> {
-    let branding = brand.branding;
-    // Shown whenever terms are configured, as that is when the sign-up requires accepting them.
-    if branding.terms_text.is_none() && branding.terms_url.is_none() {
-        return None;
-    }
-    let text = branding.terms_text.as_deref();
-    let url = branding
-        .terms_url
-        .as_ref()
-        .and_then(|url| web_link(url.as_str()));
-    let mut out = format!(
-        "<div class=\"field{}\">\n<div class=\"terms\">\n<h2>{}</h2>\n",
-        if error.is_some() { " field-error" } else { "" },
-        escape(t.terms_heading)
-    );
-    if let Some(text) = text {
-        out.push_str(&paragraphs(text));
-    }
-    if let Some(url) = url {
-        out.push_str(&format!(
-            "<p><a href=\"{}\" target=\"_blank\" rel=\"noopener noreferrer\">{} {}</a></p>\n",
-            escape(url),
-            escape(t.terms_link),
-            escape(t.new_tab)
-        ));
-    }
-    out.push_str("</div>\n");
-    let mut described_by = Vec::new();
-    if let Some(message) = error {
-        out.push_str(&error_message(t, "accept_terms", message));
-        described_by.push("accept_terms-error".to_string());
-    }
-    out.push_str(&format!(
-        "<div class=\"check\">\n\
-<input type=\"checkbox\" id=\"accept_terms\" name=\"accept_terms\" value=\"yes\"{checked} required{aria}>\n\
-<label for=\"accept_terms\">{label} <span class=\"req\">{required}</span></label>\n\
-</div>\n</div>\n",
-        checked = if checked { " checked" } else { "" },
-        aria = aria(&described_by, error.is_some()),
-        label = escape(t.label_accept_terms),
-        required = escape(t.required),
-    ));
-    Some(out)
+struct Terms<'a> {
+    /// Operator-written text: blank lines separate paragraphs, single line breaks are kept.
+    paragraphs: Vec<String>,
+    url: Option<&'a str>,
+    accepted: bool,
+    error: Option<&'a str>,
 }
 
-/// Operator-written text: blank lines separate paragraphs, single line breaks are kept.
-fn paragraphs(text: &str) -> String {
-    text.replace("\r\n", "\n")
-        .split("\n\n")
-        .map(str::trim)
-        .filter(|paragraph| !paragraph.is_empty())
-        .map(|paragraph| format!("<p>{}</p>\n", escape(paragraph).replace('\n', "<br>")))
-        .collect()
-}
-
-/// "Step 2 of 2" and who approved step 1, for multi-step approvals.
-fn stage_lines(t: &Text, summary: &RequestSummary) -> String {
-    let mut out = String::new();
-    if summary.stages > 1 {
-        let stage = summary.stage.to_string();
-        let stages = summary.stages.to_string();
-        out.push_str(&para(&fill(
-            t.stage,
-            &[("stage", &stage), ("stages", &stages)],
-        )));
+impl<'a> Terms<'a> {
+    fn configured(brand: &Brand<'a>, accepted: bool, error: Option<&'a str>) -> Option<Self> {
+        let branding = brand.branding;
+        // Shown whenever terms are configured, as that is when the sign-up requires accepting
+        // them.
+        if branding.terms_text.is_none() && branding.terms_url.is_none() {
+            return None;
+        }
+        let paragraphs = branding
+            .terms_text
+            .as_deref()
+            .map(|text| {
+                text.replace("\r\n", "\n")
+                    .split("\n\n")
+                    .map(str::trim)
+                    .filter(|paragraph| !paragraph.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default();
+        Some(Terms {
+            paragraphs,
+            url: branding
+                .terms_url
+                .as_ref()
+                .and_then(|url| web_link(url.as_str())),
+            accepted,
+            error,
+        })
     }
-    if let Some(by) = summary.stage_one_approved_by {
-        out.push_str(&para(&fill(t.stage_one_by, &[("by", by)])));
-    }
-    out
-}
-
-/// The request as a description list. Values are isolated (`dir="auto"`) so a name written
-/// right to left, or one with direction overrides, can't reorder the text around it.
-fn summary_list(t: &Text, summary: &RequestSummary) -> String {
-    let name = full_name(summary);
-    let rows = [
-        (t.fact_name, name.as_str()),
-        (t.fact_email, summary.email),
-        (t.fact_organisation, summary.organisation),
-        (
-            t.fact_justification,
-            summary
-                .justification
-                .filter(|text| !text.trim().is_empty())
-                .unwrap_or(t.fact_no_justification),
-        ),
-        (t.fact_policy, summary.policy),
-        (t.fact_submitted, summary.submitted),
-        (t.fact_request_id, summary.request_id),
-    ];
-    let mut out = String::from("<dl class=\"summary\">\n");
-    for (label, value) in rows {
-        out.push_str(&format!(
-            "<dt>{}</dt>\n<dd dir=\"auto\">{}</dd>\n",
-            escape(label),
-            escape(value)
-        ));
-    }
-    out.push_str("</dl>\n");
-    out
 }
 
 #[cfg(test)]
@@ -719,9 +525,25 @@ mod tests {
     use super::*;
     use crate::settings::Branding;
     use crate::views::check::{
-        assert_no_raw_hostile, assert_page, assert_same_structure, branding, hostile, inner, tags,
-        Tag, HOSTILE_MARKUP, LANGS,
+        assert_no_raw_hostile, assert_page, assert_same_structure, branding, contoso, escape,
+        hostile, inner, request_from_asa, summary, tags, with_logo, without_logo, Tag,
+        HOSTILE_MARKUP, LANGS,
     };
+    use crate::views::text::HOLES;
+
+    /// The sign-up form's fields that are text, in their order on the page.
+    const FIELDS: [&str; 5] = [
+        "email",
+        "first_name",
+        "last_name",
+        "organisation",
+        "justification",
+    ];
+
+    /// The sign-up form as it first appears.
+    fn empty_form(brand: &Brand, lang: Language) -> String {
+        signup_form(brand, lang, &FormValues::default(), &FieldErrors::default())
+    }
 
     /// Everything a page shows that is not ours.
     struct Inputs {
@@ -759,22 +581,6 @@ mod tests {
         }
     }
 
-    fn summary<'a>(v: &'a str, stage: u8, stages: u8) -> RequestSummary<'a> {
-        RequestSummary {
-            request_id: v,
-            email: v,
-            first_name: v,
-            last_name: v,
-            organisation: v,
-            justification: Some(v),
-            policy: v,
-            submitted: v,
-            stage,
-            stages,
-            stage_one_approved_by: (stage > 1).then_some(v),
-        }
-    }
-
     fn values(v: &str) -> FormValues {
         FormValues {
             email: v.to_string(),
@@ -788,14 +594,7 @@ mod tests {
 
     fn all_errors(v: &str) -> FieldErrors {
         let mut errors = FieldErrors::default();
-        for field in [
-            "email",
-            "first_name",
-            "last_name",
-            "organisation",
-            "justification",
-            "accept_terms",
-        ] {
+        for field in FIELDS.into_iter().chain(["accept_terms"]) {
             errors.push(field, format!("{field}: {v}"));
         }
         errors
@@ -805,10 +604,7 @@ mod tests {
     fn all_pages(brand: &Brand, lang: Language, i: &Inputs) -> Vec<(String, String)> {
         let v = i.value.as_str();
         let mut pages = vec![
-            (
-                "signup_form".into(),
-                signup_form(brand, lang, &FormValues::default(), &FieldErrors::default()),
-            ),
+            ("signup_form".into(), empty_form(brand, lang)),
             (
                 "signup_form with errors".into(),
                 signup_form(brand, lang, &values(v), &all_errors(v)),
@@ -932,22 +728,8 @@ mod tests {
         let hostile_org = with_terms(&hostile(), &HOSTILE_MARKUP.concat());
         let benign_org = with_terms("Contoso", "Be nice.");
         for lang in LANGS {
-            let hostile_pages = all_pages(
-                &Brand {
-                    branding: &hostile_org,
-                    has_logo: true,
-                },
-                lang,
-                &attacker(),
-            );
-            let benign_pages = all_pages(
-                &Brand {
-                    branding: &benign_org,
-                    has_logo: true,
-                },
-                lang,
-                &benign(),
-            );
+            let hostile_pages = all_pages(&with_logo(&hostile_org), lang, &attacker());
+            let benign_pages = all_pages(&with_logo(&benign_org), lang, &benign());
             for ((name, bad), (_, good)) in hostile_pages.iter().zip(&benign_pages) {
                 let result = std::panic::catch_unwind(|| {
                     assert_no_raw_hostile(bad);
@@ -964,14 +746,9 @@ mod tests {
 
     #[test]
     fn hostile_tokens_and_paths_are_escaped_in_attributes() {
-        let b = branding("Contoso");
-        let brand = Brand {
-            branding: &b,
-            has_logo: false,
-        };
         let i = attacker();
         let html = confirm_email(
-            &brand,
+            &contoso(),
             Language::En,
             &i.token,
             &i.self_path,
@@ -1000,17 +777,9 @@ mod tests {
     #[test]
     fn the_form_posts_the_fields_the_handler_reads() {
         let b = with_terms("Contoso", "Be nice.");
-        let brand = Brand {
-            branding: &b,
-            has_logo: false,
-        };
+        let brand = without_logo(&b);
         for lang in LANGS {
-            let html = signup_form(
-                &brand,
-                lang,
-                &FormValues::default(),
-                &FieldErrors::default(),
-            );
+            let html = empty_form(&brand, lang);
             let tags = opening_tags(&html);
             let form = tags.iter().find(|t| t.name == "form").unwrap();
             assert_eq!(form.attr("action"), Some("/api/signup"));
@@ -1050,19 +819,9 @@ mod tests {
 
     #[test]
     fn required_and_optional_fields_say_so_in_their_labels() {
-        let b = branding("Contoso");
-        let brand = Brand {
-            branding: &b,
-            has_logo: false,
-        };
         for lang in LANGS {
             let t = text(lang);
-            let html = signup_form(
-                &brand,
-                lang,
-                &FormValues::default(),
-                &FieldErrors::default(),
-            );
+            let html = empty_form(&contoso(), lang);
             let labels = inner(&html, "label");
             assert_eq!(labels.len(), 5);
             for label in &labels[..4] {
@@ -1075,10 +834,7 @@ mod tests {
     #[test]
     fn the_form_keeps_values_and_shows_errors_next_to_their_fields() {
         let b = with_terms("Contoso", "Be nice.");
-        let brand = Brand {
-            branding: &b,
-            has_logo: false,
-        };
+        let brand = without_logo(&b);
         let v = FormValues {
             email: "asa@example.com".into(),
             first_name: "Åsa".into(),
@@ -1089,13 +845,7 @@ mod tests {
         };
         for lang in LANGS {
             let mut errors = FieldErrors::default();
-            for field in [
-                "email",
-                "first_name",
-                "last_name",
-                "organisation",
-                "justification",
-            ] {
+            for field in FIELDS {
                 errors.push(
                     field,
                     field_message(lang, field, &FieldProblem::TooLong { max: 3 }),
@@ -1180,11 +930,7 @@ mod tests {
 
     #[test]
     fn fields_without_errors_are_not_marked_invalid() {
-        let b = branding("Contoso");
-        let brand = Brand {
-            branding: &b,
-            has_logo: false,
-        };
+        let brand = contoso();
         let mut errors = FieldErrors::default();
         errors.push("last_name", "Enter your last name");
         let html = signup_form(&brand, Language::En, &FormValues::default(), &errors);
@@ -1206,12 +952,7 @@ mod tests {
         );
         assert_eq!(html.matches("class=\"error-message\"").count(), 1);
 
-        let clean = signup_form(
-            &brand,
-            Language::En,
-            &FormValues::default(),
-            &FieldErrors::default(),
-        );
+        let clean = empty_form(&brand, Language::En);
         assert!(!clean.contains("class=\"error-summary\""));
         assert_eq!(invalid(&clean), 0);
         assert!(!inner(&clean, "title")[0].starts_with("Error"));
@@ -1219,14 +960,9 @@ mod tests {
 
     #[test]
     fn an_error_for_a_field_not_on_the_page_is_still_shown() {
-        let b = branding("Contoso");
-        let brand = Brand {
-            branding: &b,
-            has_logo: false,
-        };
         let mut errors = FieldErrors::default();
         errors.push("accept_terms", "Accept the terms");
-        let html = signup_form(&brand, Language::En, &FormValues::default(), &errors);
+        let html = signup_form(&contoso(), Language::En, &FormValues::default(), &errors);
         assert!(html.contains("<li>Accept the terms</li>"));
         assert!(!html.contains("href=\"#accept_terms\""));
     }
@@ -1234,15 +970,7 @@ mod tests {
     #[test]
     fn terms_appear_only_when_configured() {
         let none = branding("Contoso");
-        let html = signup_form(
-            &Brand {
-                branding: &none,
-                has_logo: false,
-            },
-            Language::En,
-            &FormValues::default(),
-            &FieldErrors::default(),
-        );
+        let html = empty_form(&without_logo(&none), Language::En);
         assert!(!html.contains("accept_terms"));
 
         let text_only = Branding {
@@ -1251,15 +979,7 @@ mod tests {
             ),
             ..branding("Contoso")
         };
-        let html = signup_form(
-            &Brand {
-                branding: &text_only,
-                has_logo: false,
-            },
-            Language::Sv,
-            &FormValues::default(),
-            &FieldErrors::default(),
-        );
+        let html = empty_form(&without_logo(&text_only), Language::Sv);
         assert!(html.contains("<p>First paragraph.<br>Same paragraph.</p>\n<p>Second &lt;b&gt;paragraph&lt;/b&gt;.</p>"));
         assert!(html.contains("name=\"accept_terms\""));
         assert!(!html.contains("rel=\"noopener noreferrer\""));
@@ -1268,15 +988,7 @@ mod tests {
             terms_url: Some(url::Url::parse("https://example.com/terms?a=1&b=2").unwrap()),
             ..branding("Contoso")
         };
-        let html = signup_form(
-            &Brand {
-                branding: &url_only,
-                has_logo: false,
-            },
-            Language::En,
-            &FormValues::default(),
-            &FieldErrors::default(),
-        );
+        let html = empty_form(&without_logo(&url_only), Language::En);
         let link = opening_tags(&html)
             .into_iter()
             .find(|t| t.attr("rel").is_some())
@@ -1293,15 +1005,7 @@ mod tests {
             terms_url: Some(url::Url::parse("javascript:alert(1)").unwrap()),
             ..branding("Contoso")
         };
-        let html = signup_form(
-            &Brand {
-                branding: &unsafe_url,
-                has_logo: false,
-            },
-            Language::En,
-            &FormValues::default(),
-            &FieldErrors::default(),
-        );
+        let html = empty_form(&without_logo(&unsafe_url), Language::En);
         assert!(!html.contains("javascript:"));
         assert!(
             html.contains("name=\"accept_terms\""),
@@ -1311,13 +1015,8 @@ mod tests {
 
     #[test]
     fn the_confirmation_page_posts_the_token_and_its_switch_keeps_it() {
-        let b = branding("Contoso");
-        let brand = Brand {
-            branding: &b,
-            has_logo: false,
-        };
         let html = confirm_email(
-            &brand,
+            &contoso(),
             Language::Sv,
             "tok.en_1",
             "/api/signup/verify?token=tok.en_1",
@@ -1342,24 +1041,8 @@ mod tests {
 
     #[test]
     fn the_decision_page_has_an_approve_and_a_deny_form() {
-        let b = branding("Contoso");
-        let brand = Brand {
-            branding: &b,
-            has_logo: false,
-        };
-        let s = RequestSummary {
-            request_id: "r-1",
-            email: "asa@fabrikam.example",
-            first_name: "Åsa",
-            last_name: "Berg",
-            organisation: "Fabrikam",
-            justification: None,
-            policy: "fabrikam.example",
-            submitted: "2025-05-01 10:00",
-            stage: 1,
-            stages: 1,
-            stage_one_approved_by: None,
-        };
+        let brand = contoso();
+        let s = request_from_asa(None, "2025-05-01 10:00");
         let html = decision_form(&brand, Language::Sv, &s, "t0k", "/api/approve?token=t0k");
         assert_page(&html, Language::Sv);
         let forms = inner(&html, "form");
@@ -1426,11 +1109,7 @@ mod tests {
 
     #[test]
     fn the_recorded_decision_says_what_happens_next() {
-        let b = branding("Contoso");
-        let brand = Brand {
-            branding: &b,
-            has_logo: false,
-        };
+        let brand = contoso();
         let mut s = summary("x", 1, 1);
         s.first_name = "Åsa";
         s.last_name = "Berg";
@@ -1461,11 +1140,7 @@ mod tests {
 
     #[test]
     fn already_decided_says_who_and_when() {
-        let b = branding("Contoso");
-        let brand = Brand {
-            branding: &b,
-            has_logo: false,
-        };
+        let brand = contoso();
         let html = already_decided(
             &brand,
             Language::En,
@@ -1487,11 +1162,7 @@ mod tests {
 
     #[test]
     fn check_inbox_reveals_nothing_and_gives_the_validity() {
-        let b = branding("Contoso");
-        let brand = Brand {
-            branding: &b,
-            has_logo: false,
-        };
+        let brand = contoso();
         let html = check_inbox(&brand, Language::En, 24);
         assert_eq!(html, check_inbox(&brand, Language::En, 24));
         assert!(html.contains("<h1>Check your inbox</h1>"));
@@ -1505,11 +1176,7 @@ mod tests {
 
     #[test]
     fn link_problems_explain_and_expired_links_lead_back_to_the_form() {
-        let b = branding("Contoso");
-        let brand = Brand {
-            branding: &b,
-            has_logo: false,
-        };
+        let brand = contoso();
         for lang in LANGS {
             let back = format!("href=\"/api/signup?lang={}\"", lang.as_str());
             assert!(link_problem(&brand, lang, LinkProblem::Expired).contains(&back));
@@ -1529,11 +1196,7 @@ mod tests {
 
     #[test]
     fn waiting_times_read_naturally() {
-        let b = branding("Contoso");
-        let brand = Brand {
-            branding: &b,
-            has_logo: false,
-        };
+        let brand = contoso();
         assert!(too_many_requests(&brand, Language::En, 0).contains("Try again in 1 minute."));
         assert!(too_many_requests(&brand, Language::En, 15).contains("Try again in 15 minutes."));
         assert!(too_many_requests(&brand, Language::Sv, 1).contains("Försök igen om 1 minut."));
@@ -1543,11 +1206,7 @@ mod tests {
 
     #[test]
     fn the_invitation_link_is_only_linked_when_it_is_a_web_address() {
-        let b = branding("Contoso");
-        let brand = Brand {
-            branding: &b,
-            has_logo: false,
-        };
+        let brand = contoso();
         let html = access_ready(
             &brand,
             Language::En,
@@ -1566,50 +1225,37 @@ mod tests {
     fn the_logo_and_accent_come_from_the_branding() {
         let mut b = branding("Contoso & Co");
         b.accent_color = "#ffeb3b".into();
-        let html = request_closed(
-            &Brand {
-                branding: &b,
-                has_logo: true,
-            },
-            Language::En,
-        );
+        let html = request_closed(&with_logo(&b), Language::En);
         assert!(html.contains("<img src=\"/api/signup/logo\" alt=\"Contoso &amp; Co logo\">"));
         assert!(html.contains(":root{--accent:#ffeb3b;--on-accent:#000000}"));
         assert!(html.contains("contact your contact person at Contoso &amp; Co."));
-        let sv = request_closed(
-            &Brand {
-                branding: &b,
-                has_logo: true,
-            },
-            Language::Sv,
-        );
+        let sv = request_closed(&with_logo(&b), Language::Sv);
         assert!(sv.contains("alt=\"Logotyp för Contoso &amp; Co\""));
-        let without = request_closed(
-            &Brand {
-                branding: &b,
-                has_logo: false,
-            },
-            Language::En,
-        );
+        let without = request_closed(&without_logo(&b), Language::En);
         assert!(!without.contains("<img"));
         b.accent_color = "#0f6cbd".into();
-        let html = unavailable(
-            &Brand {
-                branding: &b,
-                has_logo: false,
-            },
-            Language::En,
-        );
+        let html = unavailable(&without_logo(&b), Language::En);
         assert!(html.contains(":root{--accent:#0f6cbd;--on-accent:#ffffff}"));
+    }
+
+    #[test]
+    fn every_sentence_on_a_page_is_filled_in() {
+        // A template that placed a sentence with holes as it is (`{{ t.confirm_body }}`) would
+        // show "{org}" to the partner.
+        let b = with_terms("Contoso", "Be nice.");
+        for lang in LANGS {
+            for (name, html) in all_pages(&with_logo(&b), lang, &benign()) {
+                for hole in HOLES {
+                    assert!(!html.contains(&format!("{{{hole}}}")), "{name}: {{{hole}}}");
+                }
+            }
+        }
     }
 
     #[test]
     fn pages_load_nothing_from_elsewhere() {
         let b = with_terms("Contoso", "Be nice.");
-        let brand = Brand {
-            branding: &b,
-            has_logo: true,
-        };
+        let brand = with_logo(&b);
         for lang in LANGS {
             for (name, html) in all_pages(&brand, lang, &benign()) {
                 assert!(!html.contains("<script"), "{name}");
@@ -1628,20 +1274,11 @@ mod tests {
 
     #[test]
     fn swedish_pages_are_in_swedish() {
-        let b = branding("Contoso");
-        let brand = Brand {
-            branding: &b,
-            has_logo: false,
-        };
+        let brand = contoso();
         let sv = Language::Sv;
         let h1 = |html: String| inner(&html, "h1").remove(0);
         assert_eq!(
-            h1(signup_form(
-                &brand,
-                sv,
-                &FormValues::default(),
-                &FieldErrors::default()
-            )),
+            h1(empty_form(&brand, sv)),
             "Ansök om gäståtkomst till Contoso"
         );
         assert_eq!(h1(check_inbox(&brand, sv, 24)), "Kontrollera din inkorg");
@@ -1662,16 +1299,11 @@ mod tests {
             h1(cannot_decide_own(&brand, sv)),
             "Du kan inte besluta om din egen ansökan"
         );
-        let form = signup_form(&brand, sv, &FormValues::default(), &FieldErrors::default());
+        let form = empty_form(&brand, sv);
         assert!(form.contains("<a href=\"?lang=en\" lang=\"en\" hreflang=\"en\">English</a>"));
         assert!(form.contains("<nav aria-label=\"Språk\">"));
         assert!(form.contains(">Fortsätt</button>"));
-        let en = signup_form(
-            &brand,
-            Language::En,
-            &FormValues::default(),
-            &FieldErrors::default(),
-        );
+        let en = empty_form(&brand, Language::En);
         assert!(en.contains("<a href=\"?lang=sv\" lang=\"sv\" hreflang=\"sv\">Svenska</a>"));
     }
 
@@ -1680,51 +1312,45 @@ mod tests {
         use FieldProblem::*;
         let en = Language::En;
         let sv = Language::Sv;
-        assert_eq!(
-            field_message(en, "email", &Required),
-            "Enter your work email address"
-        );
-        assert_eq!(
-            field_message(sv, "first_name", &Required),
-            "Ange ditt förnamn"
-        );
-        assert_eq!(
-            field_message(en, "email", &InvalidEmail),
-            "Enter a valid work email address, like name@company.com"
-        );
-        assert_eq!(
-            field_message(en, "justification", &TooLong { max: 1000 }),
-            "Justification must be 1,000 characters or fewer"
-        );
-        assert_eq!(
-            field_message(sv, "organisation", &TooLong { max: 200 }),
-            "Företagsnamnet får vara högst 200 tecken"
-        );
+        for (lang, field, problem, message) in [
+            (en, "email", Required, "Enter your work email address"),
+            (sv, "first_name", Required, "Ange ditt förnamn"),
+            (
+                en,
+                "email",
+                InvalidEmail,
+                "Enter a valid work email address, like name@company.com",
+            ),
+            (
+                en,
+                "justification",
+                TooLong { max: 1000 },
+                "Justification must be 1,000 characters or fewer",
+            ),
+            (
+                sv,
+                "organisation",
+                TooLong { max: 200 },
+                "Företagsnamnet får vara högst 200 tecken",
+            ),
+            (
+                sv,
+                "accept_terms",
+                TermsNotAccepted,
+                "Du måste godkänna användarvillkoren för att fortsätta",
+            ),
+            (en, "something", Required, "This field is required"),
+        ] {
+            assert_eq!(field_message(lang, field, &problem), message);
+        }
         assert!(field_message(sv, "last_name", &ControlCharacters)
             .starts_with("Efternamnet innehåller dolda tecken"));
         assert_eq!(
             field_message(en, "accept_terms", &Required),
             field_message(en, "accept_terms", &TermsNotAccepted)
         );
-        assert_eq!(
-            field_message(sv, "accept_terms", &TermsNotAccepted),
-            "Du måste godkänna användarvillkoren för att fortsätta"
-        );
-        assert_eq!(
-            field_message(en, "something", &Required),
-            "This field is required"
-        );
         // Every field and problem has a message in both languages, and they differ.
-        for field in [
-            "email",
-            "first_name",
-            "last_name",
-            "organisation",
-            "justification",
-            "reason",
-            "accept_terms",
-            "x",
-        ] {
+        for field in FIELDS.into_iter().chain(["reason", "accept_terms", "x"]) {
             for problem in [
                 Required,
                 TooLong { max: 5 },

@@ -4,10 +4,12 @@
 //! (the struct wouldn't compile), and a translator reads each pair together. The Swedish is
 //! written as Swedish, not translated word for word.
 //!
-//! Sentences are plain text templates with named holes such as `{org}`. [`fill`] puts values in
-//! raw; the caller then escapes the whole result for HTML (`escape(&fill(..))`) or fills it with
-//! values already made single-line for a text mail. Templates never contain markup, so escaping
-//! the finished sentence is always right.
+//! Sentences are plain text with named holes such as `{org}`. [`fill`] puts values in raw; the
+//! page and mail templates then escape the finished sentence as they place it (HTML-escaped, or
+//! made one line in a text mail). Sentences never contain markup or line breaks, so escaping the
+//! finished sentence is always right, and a sentence whose values are one line is one line.
+//! Templates place a sentence without holes as it is (`{{ t.close_page }}`); one with holes is
+//! filled by the struct that feeds the template.
 
 use crate::core::policy::Language;
 
@@ -297,6 +299,14 @@ pub(crate) fn fill(template: &str, values: &[(&str, &str)]) -> String {
     }
     out.push_str(rest);
     out
+}
+
+/// `template` filled with `values` and, for `{org}`, the organisation's name.
+pub(crate) fn fill_org(template: &str, org: &str, values: &[(&str, &str)]) -> String {
+    let mut all = Vec::with_capacity(values.len() + 1);
+    all.extend_from_slice(values);
+    all.push(("org", org));
+    fill(template, &all)
 }
 
 /// The holes in `template`, in order.
