@@ -9,6 +9,7 @@
 //! - [`outbox`]: mails as records: what is sent to whom, its link, and its delivery's retries.
 //! - [`request`]: a sign-up request and the state machine of its only allowed changes.
 //! - [`token`]: signed, expiring, purpose-bound link tokens with key rotation.
+//! - [`sign_in`]: the checks a partner's ID token must pass, and PKCE.
 //! - [`cleanup`]: the guest lifecycle the cleanup timer follows, and its per-run cap.
 //! - [`permissions`]: which Microsoft Graph permissions the enabled features need.
 
@@ -18,4 +19,5 @@ pub mod outbox;
 pub mod permissions;
 pub mod policy;
 pub mod request;
+pub mod sign_in;
 pub mod token;
