@@ -138,7 +138,7 @@ param rateLimitAddress int = 0
 @minValue(0)
 param rateLimitDomain int = 0
 
-@description('PORTAL_APPROVERS_MUST_SIGN_IN: approvers must be signed in with App Service Authentication (configure it separately).')
+@description('PORTAL_APPROVERS_MUST_SIGN_IN: approvers must be signed in. Creates an app registration (the deploying identity must be allowed to create applications) and turns App Service Authentication on for it, anonymous access still allowed for the form.')
 param approversMustSignIn bool = false
 
 @description('Further app settings (name to string value), e.g. other CLEANUP_* settings. Merged last, so they win.')
@@ -226,6 +226,28 @@ module app 'resources.bicep' = {
     maximumInstanceCount: maximumInstanceCount
     storageSku: storageSku
     keyVaultNameOverride: keyVaultName
+  }
+}
+
+// Approvers who must sign in: an app registration, then App Service Authentication with it.
+var publicHost = empty(publicUrl) ? '' : split(replace(publicUrl, 'https://', ''), '/')[0]
+
+module approverSignIn 'approver-sign-in.bicep' = if (approversMustSignIn) {
+  name: 'b2b-signup-approver-sign-in'
+  scope: rg
+  params: {
+    uniqueName: 'b2b-signup-approvers-${resourceToken}'
+    displayName: '${orgName} partner access (approvers)'
+    hostNames: empty(publicHost) ? [app.outputs.defaultHostName] : [app.outputs.defaultHostName, publicHost]
+  }
+}
+
+module approverAuth 'approver-auth.bicep' = if (approversMustSignIn) {
+  name: 'b2b-signup-approver-auth'
+  scope: rg
+  params: {
+    functionAppName: app.outputs.functionAppName
+    clientId: approversMustSignIn ? approverSignIn.outputs.clientId : ''
   }
 }
 
