@@ -296,6 +296,14 @@ pub async fn delete(store: &TableStore, id: &str) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// The write that deletes a submission as read (inside a transaction with its mail).
+pub fn discard_write(stored: &Stored) -> Write {
+    Write::Delete {
+        row_key: REQUEST_ROW.into(),
+        etag: stored.etag.clone(),
+    }
+}
+
 /// Deletes a submission nobody admitted, if it is still as it was read.
 pub async fn discard(store: &TableStore, stored: &Stored) -> Result<(), StoreError> {
     store

@@ -76,6 +76,25 @@ pub fn denied_mail(brand: &Brand, lang: Language, first_name: &str, reason: Opti
     .render(brand, lang)
 }
 
+/// A mailed link is no proof for the address's policy: the partner is asked to sign in with
+/// their work account on the form.
+pub fn sign_in_needed_mail(brand: &Brand, lang: Language, first_name: &str, form_url: &str) -> Mail {
+    let t = text(lang);
+    Letter {
+        subject: t.sign_in_mail_subject,
+        heading: t.sign_in_needed_heading,
+        name: first_name,
+        blocks: vec![
+            Block::say(t.sign_in_mail_body),
+            Block::Action {
+                label: t.sign_in_mail_button,
+                url: form_url,
+            },
+        ],
+    }
+    .render(brand, lang)
+}
+
 /// No approver decided within the approval window.
 pub fn expired_mail(brand: &Brand, lang: Language, first_name: &str) -> Mail {
     let t = text(lang);

@@ -9,13 +9,14 @@ use super::layout::{page, Page};
 use super::text::{fill, hours, minutes, number, text, Text};
 use super::{
     escape, web_link, Brand, Confirming, ErrorKind, FieldErrors, FieldProblem, FormValues,
-    LinkProblem, RequestSummary, EMAIL_MAX, JUSTIFICATION_MAX, REASON_MAX,
+    LinkProblem, RequestSummary, SignInProblem, EMAIL_MAX, JUSTIFICATION_MAX, REASON_MAX,
 };
 use crate::core::policy::Language;
 
 const SIGNUP_ACTION: &str = "/api/signup";
 const VERIFY_ACTION: &str = "/api/signup/verify";
 const APPROVE_ACTION: &str = "/api/approve";
+const SIGN_IN_ACTION: &str = "/api/signup/sign-in";
 
 /// A validation message for `field` (a form field's name) in `lang`.
 pub fn field_message(lang: Language, field: &str, problem: &FieldProblem) -> String {
@@ -54,6 +55,19 @@ pub fn signup_form(
     lang: Language,
     values: &FormValues,
     errors: &FieldErrors,
+) -> String {
+    signup_form_with(brand, lang, values, errors, false)
+}
+
+/// The sign-up form; with `sign_in`, a second button sends the same fields to the sign-in
+/// (`formaction`), so the partner proves who they are with their work account instead of a
+/// mailed link.
+pub fn signup_form_with(
+    brand: &Brand,
+    lang: Language,
+    values: &FormValues,
+    errors: &FieldErrors,
+    sign_in: bool,
 ) -> String {
     let t = text(lang);
     let org = org(brand);
@@ -126,6 +140,13 @@ pub fn signup_form(
     body.push_str(&terms.unwrap_or_default());
     body.push_str(&hidden("lang", lang.as_str()));
     body.push_str(&submit(t.submit_signup, false));
+    if sign_in {
+        body.push_str(&note(t.sign_in_or));
+        body.push_str(&format!(
+            "<button type=\"submit\" class=\"button button-secondary\" formaction=\"{SIGN_IN_ACTION}\">{}</button>\n",
+            escape(t.sign_in_button)
+        ));
+    }
     body.push_str("</form>\n");
 
     page(
@@ -424,6 +445,42 @@ pub fn sign_in_required(brand: &Brand, lang: Language) -> String {
 }
 
 // Building blocks.
+
+/// A mailed link is not proof enough for the policy that admits the address: sign in instead.
+pub fn sign_in_needed(brand: &Brand, lang: Language) -> String {
+    let t = text(lang);
+    let body = para(&fill(t.sign_in_needed_body, &[("org", org(brand))])) + &form_link(t, lang);
+    simple(brand, lang, t.sign_in_needed_heading, &body)
+}
+
+/// A sign-in that ended without a request; nothing was recorded, and the page says why.
+pub fn sign_in_problem(brand: &Brand, lang: Language, problem: &SignInProblem) -> String {
+    let t = text(lang);
+    let o = org(brand);
+    let (heading, body) = match problem {
+        SignInProblem::Cancelled => (t.sign_in_cancelled_heading, para(t.sign_in_cancelled_body)),
+        SignInProblem::Expired => (t.sign_in_expired_heading, para(t.sign_in_expired_body)),
+        SignInProblem::NotVerified => (
+            t.sign_in_failed_heading,
+            para(&fill(t.sign_in_failed_body, &[("org", o)])),
+        ),
+        SignInProblem::NoVerifiedAddress => {
+            (t.sign_in_no_address_heading, para(t.sign_in_no_address_body))
+        }
+        SignInProblem::WrongAddress { signed_in, typed } => (
+            t.sign_in_wrong_address_heading,
+            para(&fill(
+                t.sign_in_wrong_address_body,
+                &[("signed_in", signed_in), ("typed", typed)],
+            )),
+        ),
+        SignInProblem::MfaRequired => (
+            t.sign_in_mfa_heading,
+            para(&fill(t.sign_in_mfa_body, &[("org", o)])),
+        ),
+    };
+    simple(brand, lang, heading, &(body + &form_link(t, lang)))
+}
 
 fn org<'a>(brand: &'a Brand) -> &'a str {
     &brand.branding.org_name
