@@ -986,7 +986,9 @@ impl SignInSettings {
         if uuid::Uuid::parse_str(client_id).is_err() {
             return Err(invalid(
                 "SIGN_IN_CLIENT_ID",
-                format!("the partner sign-in app's application (client) id, a GUID, got {client_id:?}"),
+                format!(
+                    "the partner sign-in app's application (client) id, a GUID, got {client_id:?}"
+                ),
             ));
         }
         Ok(Some(SignInSettings {

@@ -59,7 +59,9 @@ pub enum SignInError {
 impl std::fmt::Display for SignInError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            SignInError::Unavailable(why) => write!(f, "the identity platform is unavailable: {why}"),
+            SignInError::Unavailable(why) => {
+                write!(f, "the identity platform is unavailable: {why}")
+            }
             SignInError::Refused { error, codes, .. } => {
                 write!(f, "the token endpoint refused: {error} {codes:?}")
             }
@@ -96,9 +98,10 @@ impl SignInClient {
         settings: &SignInSettings,
         public_url: &url::Url,
     ) -> Result<Self, String> {
-        let credential = crate::adapters::identity::credential(&GraphCredential::ManagedIdentity {
-            client_id: settings.managed_identity_client_id.clone(),
-        })?;
+        let credential =
+            crate::adapters::identity::credential(&GraphCredential::ManagedIdentity {
+                client_id: settings.managed_identity_client_id.clone(),
+            })?;
         Ok(SignInClient {
             http,
             settings: settings.clone(),
@@ -159,7 +162,10 @@ impl SignInClient {
     }
 
     /// The published keys; `refresh` fetches them again unless another task just did.
-    async fn keys(&self, refresh_unless_newer_than: Option<Instant>) -> Result<(Instant, Arc<Vec<PublishedKey>>), SignInError> {
+    async fn keys(
+        &self,
+        refresh_unless_newer_than: Option<Instant>,
+    ) -> Result<(Instant, Arc<Vec<PublishedKey>>), SignInError> {
         let mut cached = self.keys.lock().await;
         if let Some((at, keys)) = cached.as_ref() {
             let fresh = at.elapsed() < CACHE_FOR;
@@ -188,7 +194,10 @@ impl SignInClient {
         let keys = Arc::new(sign_in::parse_key_set(&bytes).map_err(SignInError::Unavailable)?);
         let now = Instant::now();
         *cached = Some((now, keys.clone()));
-        tracing::info!(keys = keys.len(), "read the identity platform's signing keys");
+        tracing::info!(
+            keys = keys.len(),
+            "read the identity platform's signing keys"
+        );
         Ok((now, keys))
     }
 
@@ -277,10 +286,9 @@ impl SignInClient {
             .await
             .map_err(|e| SignInError::Unavailable(e.without_url().to_string()))?;
         let status = resp.status();
-        let body: serde_json::Value = resp
-            .json()
-            .await
-            .map_err(|e| SignInError::Unavailable(format!("token endpoint: {}", e.without_url())))?;
+        let body: serde_json::Value = resp.json().await.map_err(|e| {
+            SignInError::Unavailable(format!("token endpoint: {}", e.without_url()))
+        })?;
         if status.is_success() {
             return Ok(body);
         }

@@ -1961,7 +1961,8 @@ mod tests {
         let north = tenant(NORTHWIND);
         let other = tenant("11111111-2222-4333-8444-555555555555");
         // (address, signed in from, expected policy or None; Some(true) for denied)
-        let rows: &[(&str, Option<Uuid>, Option<(&Policy, bool)>)] = &[
+        type Row<'a> = (&'a str, Option<Uuid>, Option<(&'a Policy, bool)>);
+        let rows: &[Row] = &[
             // Not signed in: tenant policies never apply.
             ("a@fabrikam.example", None, Some((&by_domain, false))),
             ("a@litware.example", None, None),

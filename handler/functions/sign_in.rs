@@ -113,7 +113,9 @@ pub async fn start(portal: &Arc<Portal>, req: &HttpRequest) -> Response {
         Parsed::Unsupported => {
             return web::error(portal, req, pre_lang, views::ErrorKind::UnsupportedType)
         }
-        Parsed::Malformed(_) => return web::error(portal, req, pre_lang, views::ErrorKind::BadRequest),
+        Parsed::Malformed(_) => {
+            return web::error(portal, req, pre_lang, views::ErrorKind::BadRequest)
+        }
     };
     let lang = web::language(portal, req, submission.lang.as_deref());
     let applicant = match signup::validate(portal, lang, &submission) {
@@ -163,8 +165,12 @@ pub async fn start(portal: &Arc<Portal>, req: &HttpRequest) -> Response {
             );
         }
     };
-    if let Err(e) =
-        sign_ins::begin(&portal.store, &portal.settings.portal.signing_keys, &pending).await
+    if let Err(e) = sign_ins::begin(
+        &portal.store,
+        &portal.settings.portal.signing_keys,
+        &pending,
+    )
+    .await
     {
         return web::unavailable(portal, req, lang, &e);
     }
@@ -200,7 +206,12 @@ async fn completed(
     fallback_lang: Language,
 ) -> Result<Response, StoreError> {
     let Some(client) = &portal.sign_in else {
-        return Ok(web::error(portal, req, fallback_lang, views::ErrorKind::NotFound));
+        return Ok(web::error(
+            portal,
+            req,
+            fallback_lang,
+            views::ErrorKind::NotFound,
+        ));
     };
     let expired = |lang| {
         Ok(problem(
@@ -224,7 +235,11 @@ async fn completed(
         .and_then(|l| l.parse().ok())
         .unwrap_or(pending.applicant.language);
     let same_browser = browser_binding(portal, req).is_some_and(|b| {
-        bool::from(binding_hash(&b).as_bytes().ct_eq(pending.binding_hash.as_bytes()))
+        bool::from(
+            binding_hash(&b)
+                .as_bytes()
+                .ct_eq(pending.binding_hash.as_bytes()),
+        )
     });
     if !same_browser {
         tracing::info!("sign-in callback from another browser than the one that started it");
@@ -243,8 +258,16 @@ async fn completed(
         };
         return Ok(problem(portal, lang, StatusCode::BAD_REQUEST, p));
     }
-    let Some(code) = req.query_param("code").filter(|c| !c.is_empty() && c.len() <= 4096) else {
-        return Ok(problem(portal, lang, StatusCode::BAD_REQUEST, SignInProblem::NotVerified));
+    let Some(code) = req
+        .query_param("code")
+        .filter(|c| !c.is_empty() && c.len() <= 4096)
+    else {
+        return Ok(problem(
+            portal,
+            lang,
+            StatusCode::BAD_REQUEST,
+            SignInProblem::NotVerified,
+        ));
     };
     if !sign_ins::first_use_of_code(&portal.store, &code, now).await? {
         tracing::info!("sign-in callback with a code already redeemed");
@@ -256,13 +279,27 @@ async fn completed(
                 tracing::warn!(error = %why, "sign-in: the identity platform could not be used");
                 Err(StoreError::Unavailable("the identity platform".into()))
             }
-            SignInError::Refused { error, codes, description } => {
+            SignInError::Refused {
+                error,
+                codes,
+                description,
+            } => {
                 tracing::warn!(%error, ?codes, %description, "sign-in: the token endpoint refused the code");
-                Ok(problem(portal, lang, StatusCode::BAD_REQUEST, SignInProblem::NotVerified))
+                Ok(problem(
+                    portal,
+                    lang,
+                    StatusCode::BAD_REQUEST,
+                    SignInProblem::NotVerified,
+                ))
             }
             SignInError::Token(e) => {
                 tracing::warn!(check = e.code(), "sign-in: the ID token was refused");
-                Ok(problem(portal, lang, StatusCode::BAD_REQUEST, SignInProblem::NotVerified))
+                Ok(problem(
+                    portal,
+                    lang,
+                    StatusCode::BAD_REQUEST,
+                    SignInProblem::NotVerified,
+                ))
             }
         }
     };
@@ -280,7 +317,12 @@ async fn completed(
     let typed = &pending.applicant.email;
     let Some(address) = person.verified_address.clone() else {
         tracing::info!(tenant = %person.tenant_id, "sign-in without an address its tenant verified");
-        return Ok(problem(portal, lang, StatusCode::FORBIDDEN, SignInProblem::NoVerifiedAddress));
+        return Ok(problem(
+            portal,
+            lang,
+            StatusCode::FORBIDDEN,
+            SignInProblem::NoVerifiedAddress,
+        ));
     };
     if address.identity_key() != typed.identity_key() {
         tracing::info!(tenant = %person.tenant_id, "sign-in as another address than the form's");
@@ -337,7 +379,12 @@ async fn completed(
     }
     if policy.require_mfa && !person.mfa {
         tracing::info!(tenant = %person.tenant_id, "sign-in without MFA under a policy that requires it");
-        return Ok(problem(portal, lang, StatusCode::FORBIDDEN, SignInProblem::MfaRequired));
+        return Ok(problem(
+            portal,
+            lang,
+            StatusCode::FORBIDDEN,
+            SignInProblem::MfaRequired,
+        ));
     }
     let proof = SignInProof {
         tenant_id: person.tenant_id,

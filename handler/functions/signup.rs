@@ -586,7 +586,12 @@ async fn sign_in_needed(
     let applicant = &submission.request.applicant;
     let form_url = format!(
         "{}/api/signup?lang={}",
-        portal.settings.portal.public_url.as_str().trim_end_matches('/'),
+        portal
+            .settings
+            .portal
+            .public_url
+            .as_str()
+            .trim_end_matches('/'),
         applicant.language.as_str()
     );
     let mail = views::sign_in_needed_mail(
@@ -618,7 +623,9 @@ async fn sign_in_needed(
         Err(e) => return Err(e),
     };
     if portal.sign_in.is_none() {
-        tracing::warn!("a policy asks for sign-in, but SIGN_IN_CLIENT_ID is not set: the form offers none");
+        tracing::warn!(
+            "a policy asks for sign-in, but SIGN_IN_CLIENT_ID is not set: the form offers none"
+        );
     }
     tracing::info!(request_id = %submission.request.id, "submission under a sign-in policy: asked to sign in");
     portal.outbox.send_now(recorded).await;

@@ -125,7 +125,9 @@ pub fn from_row(row: &Row) -> Result<SignupRequest, String> {
                 address: EmailAddress::parse(row.str("SignInAddress")?)
                     .map_err(|e| format!("property SignInAddress: {e}"))?,
                 mfa: row.bool("SignInMfa")?,
-                at: row.time("SignInAt")?.ok_or("property SignInAt is missing")?,
+                at: row
+                    .time("SignInAt")?
+                    .ok_or("property SignInAt is missing")?,
             })
         }
     };

@@ -83,7 +83,9 @@ fn from_row(row: &Row) -> Result<PendingSignIn, String> {
         nonce: row.str("Nonce")?.to_string(),
         code_verifier: row.str("CodeVerifier")?.to_string(),
         applicant: applicant(row)?,
-        expires_at: row.time("ExpiresAt")?.ok_or("property ExpiresAt is missing")?,
+        expires_at: row
+            .time("ExpiresAt")?
+            .ok_or("property ExpiresAt is missing")?,
     })
 }
 

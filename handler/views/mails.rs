@@ -78,7 +78,12 @@ pub fn denied_mail(brand: &Brand, lang: Language, first_name: &str, reason: Opti
 
 /// A mailed link is no proof for the address's policy: the partner is asked to sign in with
 /// their work account on the form.
-pub fn sign_in_needed_mail(brand: &Brand, lang: Language, first_name: &str, form_url: &str) -> Mail {
+pub fn sign_in_needed_mail(
+    brand: &Brand,
+    lang: Language,
+    first_name: &str,
+    form_url: &str,
+) -> Mail {
     let t = text(lang);
     Letter {
         subject: t.sign_in_mail_subject,

@@ -464,9 +464,10 @@ pub fn sign_in_problem(brand: &Brand, lang: Language, problem: &SignInProblem) -
             t.sign_in_failed_heading,
             para(&fill(t.sign_in_failed_body, &[("org", o)])),
         ),
-        SignInProblem::NoVerifiedAddress => {
-            (t.sign_in_no_address_heading, para(t.sign_in_no_address_body))
-        }
+        SignInProblem::NoVerifiedAddress => (
+            t.sign_in_no_address_heading,
+            para(t.sign_in_no_address_body),
+        ),
         SignInProblem::WrongAddress { signed_in, typed } => (
             t.sign_in_wrong_address_heading,
             para(&fill(
