@@ -201,6 +201,11 @@ impl SignInClient {
         Ok((now, keys))
     }
 
+    /// How many signing keys the issuer publishes now (a fresh read).
+    pub async fn published_key_count(&self) -> Result<usize, SignInError> {
+        Ok(self.keys(Some(Instant::now())).await?.1.len())
+    }
+
     /// Where to send the partner: the authorize endpoint with this sign-in's values.
     pub async fn authorize_url(
         &self,
