@@ -522,3 +522,45 @@ async fn either_falls_back_to_the_mailbox_link_and_sign_in_policies_ask_for_a_si
     assert!(requests_for(&platform, &carol).await.is_empty());
     assert_eq!(platform.mails_to(&carol).len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sign_ins_nobody_finished_are_purged_once_expired() {
+    let platform = platform_with_sign_in().await;
+    let out = platform.cli(&[
+        "policy",
+        "add",
+        "--tenant",
+        PARTNER_TENANT,
+        "--proof",
+        "sign_in",
+        "--action",
+        "auto",
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let handler = platform.start_handler().await;
+    let email = platform.address("abandoned");
+    person(&platform, PARTNER_TENANT, &email, false);
+    let started = start(&handler, &email).await;
+    let store = platform.store();
+    let now = time::OffsetDateTime::now_utc();
+    // Still in flight: kept.
+    assert_eq!(
+        b2b_signup::store::sign_ins::purge(&store, now)
+            .await
+            .unwrap(),
+        0
+    );
+    // Past its 15 minutes: the row, and the address in it, go.
+    assert_eq!(
+        b2b_signup::store::sign_ins::purge(&store, now + time::Duration::minutes(16))
+            .await
+            .unwrap(),
+        1
+    );
+    // The browser coming back now finds nothing to complete.
+    let back = sign_in_page(&started, &email, "sign_in").await;
+    let (status, page) = come_back(&handler, &back, &started.cookie).await;
+    assert_eq!(status, 400);
+    assert!(page.contains("Start again"), "{page}");
+    nothing_recorded(&platform, &email).await;
+}

@@ -292,8 +292,21 @@ pub(crate) fn text(lang: Language) -> &'static Text {
 /// The holes a template may have. A hole not listed here is a typo; tests check every template.
 #[cfg(test)]
 pub(crate) const HOLES: &[&str] = &[
-    "org", "title", "max", "field", "hours", "minutes", "name", "email", "stage", "stages", "by",
-    "at", "date",
+    "org",
+    "title",
+    "max",
+    "field",
+    "hours",
+    "minutes",
+    "name",
+    "email",
+    "stage",
+    "stages",
+    "by",
+    "at",
+    "date",
+    "signed_in",
+    "typed",
 ];
 
 /// `template` with each `{hole}` replaced by its value, in one pass: a value that itself
