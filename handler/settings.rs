@@ -961,11 +961,64 @@ pub fn handler_port(env: &Environment) -> Result<u16, SettingError> {
         .map_err(|_| invalid(name, format!("a TCP port number, got {raw:?}")))
 }
 
+// ---------------------------------------------------------------------------------------------
+// Partner sign-in (OpenID Connect)
+
+/// Where partners sign in and as which app; absent when `SIGN_IN_CLIENT_ID` is not set (the
+/// form then offers only the mailed link).
+#[derive(Clone, Debug)]
+pub struct SignInSettings {
+    /// The multi-tenant app registration's application (client) id.
+    pub client_id: String,
+    /// `https://login.microsoftonline.com/organizations/v2.0`; its discovery document is
+    /// `{authority}/.well-known/openid-configuration`.
+    pub authority: url::Url,
+    /// A user-assigned identity's client id for the client assertion (the same identity the
+    /// portal uses for Graph); `None` is the system-assigned one.
+    pub managed_identity_client_id: Option<String>,
+}
+
+impl SignInSettings {
+    pub fn from_env(env: &Environment) -> Result<Option<Self>, SettingError> {
+        let Some(client_id) = env.get("SIGN_IN_CLIENT_ID")? else {
+            return Ok(None);
+        };
+        if uuid::Uuid::parse_str(client_id).is_err() {
+            return Err(invalid(
+                "SIGN_IN_CLIENT_ID",
+                format!(
+                    "the partner sign-in app's application (client) id, a GUID, got {client_id:?}"
+                ),
+            ));
+        }
+        Ok(Some(SignInSettings {
+            client_id: client_id.to_ascii_lowercase(),
+            authority: parse_url(
+                env,
+                "SIGN_IN_AUTHORITY",
+                Some("https://login.microsoftonline.com/organizations/v2.0"),
+            )?,
+            managed_identity_client_id: env
+                .get("GRAPH_MANAGED_IDENTITY_CLIENT_ID")?
+                .map(str::to_string),
+        }))
+    }
+
+    /// The portal's callback, registered as the app's redirect URI.
+    pub fn redirect_uri(public_url: &url::Url) -> String {
+        format!(
+            "{}/api/signup/signed-in",
+            public_url.as_str().trim_end_matches('/')
+        )
+    }
+}
+
 /// Everything the running portal needs.
 #[derive(Clone, Debug)]
 pub struct Settings {
     pub storage: StorageSettings,
     pub graph: GraphSettings,
+    pub sign_in: Option<SignInSettings>,
     pub mail: MailSettings,
     pub portal: PortalSettings,
     pub cleanup: CleanupSettings,
@@ -976,6 +1029,7 @@ impl Settings {
         Ok(Settings {
             storage: StorageSettings::from_env(env)?,
             graph: GraphSettings::from_env(env)?,
+            sign_in: SignInSettings::from_env(env)?,
             mail: MailSettings::from_env(env)?,
             portal: PortalSettings::from_env(env)?,
             cleanup: CleanupSettings::from_env(env)?,

@@ -141,6 +141,9 @@ param rateLimitDomain int = 0
 @description('PORTAL_APPROVERS_MUST_SIGN_IN: approvers must be signed in. Creates an app registration (the deploying identity must be allowed to create applications) and turns App Service Authentication on for it, anonymous access still allowed for the form.')
 param approversMustSignIn bool = false
 
+@description('Partners may prove who they are by signing in with their work account (policies with proof sign_in or either, or naming tenants): creates a multi-tenant app registration whose only credential is the Function App\'s managed identity (a federated identity credential, no secret) and sets SIGN_IN_CLIENT_ID. The deploying identity must be allowed to create applications.')
+param enablePartnerSignIn bool = false
+
 @description('Further app settings (name to string value), e.g. other CLEANUP_* settings. Merged last, so they win.')
 param additionalAppSettings object = {}
 
@@ -226,6 +229,7 @@ module app 'resources.bicep' = {
     maximumInstanceCount: maximumInstanceCount
     storageSku: storageSku
     keyVaultNameOverride: keyVaultName
+    enablePartnerSignIn: enablePartnerSignIn
   }
 }
 
@@ -272,3 +276,4 @@ output STORAGE_ACCOUNT_NAME string = app.outputs.storageAccountName
 output KEY_VAULT_NAME string = app.outputs.keyVaultName
 output APPLICATION_INSIGHTS_NAME string = app.outputs.appInsightsName
 output GRAPH_PERMISSIONS_GRANTED bool = grantGraphPermissions
+output SIGN_IN_CLIENT_ID string = app.outputs.signInClientId

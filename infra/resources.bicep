@@ -69,6 +69,9 @@ param cleanupSchedule string = '0 */5 * * * *'
 @description('GRAPH_SIGN_IN_ACTIVITY: true only when the tenant has Entra ID P1 and the identity AuditLog.Read.All.')
 param graphSignInActivity bool = false
 
+@description('Partners may prove who they are by signing in with their work account (policies with proof sign_in or either): creates a multi-tenant app registration whose only credential is this app\'s managed identity, and sets SIGN_IN_CLIENT_ID. The deploying identity must be allowed to create applications.')
+param enablePartnerSignIn bool = false
+
 @description('Further app settings (name to string value), merged last: optional PORTAL_* and CLEANUP_* settings.')
 param additionalAppSettings object = {}
 
@@ -383,6 +386,22 @@ module identityRoles 'identity-roles.bicep' = {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Partner sign-in: a multi-tenant app registration redirecting to the portal's callback, with
+// the app's managed identity as its only credential (a federated identity credential).
+
+var publicHost = empty(publicUrl) ? '' : split(replace(publicUrl, 'https://', ''), '/')[0]
+
+module partnerSignIn 'partner-sign-in.bicep' = if (enablePartnerSignIn) {
+  name: 'b2b-signup-partner-sign-in'
+  params: {
+    uniqueName: 'b2b-signup-partners-${resourceToken}'
+    displayName: '${orgName} partner access'
+    hostNames: empty(publicHost) || publicHost == functionApp.properties.defaultHostName ? [functionApp.properties.defaultHostName] : [functionApp.properties.defaultHostName, publicHost]
+    principalId: functionApp.identity.principalId
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
 // App settings. Applied after the role assignments so the Key Vault references and the identity-
 // based host storage resolve on the first start.
 
@@ -417,6 +436,10 @@ var smtpSettings = union(
   }
 )
 
+var signInSettings = enablePartnerSignIn ? {
+  SIGN_IN_CLIENT_ID: partnerSignIn.outputs.clientId
+} : {}
+
 resource appSettings 'Microsoft.Web/sites/config@2024-11-01' = {
   // checkov treats every Microsoft.Web/sites/config as the site's web configuration; this one is
   // the appsettings collection (name/value pairs), so the web-configuration checks do not apply here.
@@ -429,7 +452,7 @@ resource appSettings 'Microsoft.Web/sites/config@2024-11-01' = {
   //checkov:skip=CKV_AZURE_222:Not the web configuration; the site itself is public by design.
   parent: functionApp
   name: 'appsettings'
-  properties: union(coreSettings, smtpSettings, additionalAppSettings)
+  properties: union(coreSettings, smtpSettings, signInSettings, additionalAppSettings)
   dependsOn: [
     identityRoles
   ]
@@ -442,3 +465,4 @@ output storageAccountName string = storage.name
 output tableEndpoint string = storage.properties.primaryEndpoints.table
 output keyVaultName string = keyVault.name
 output appInsightsName string = appInsights.name
+output signInClientId string = enablePartnerSignIn ? partnerSignIn.outputs.clientId : ''

@@ -215,7 +215,10 @@ proptest! {
         }
 
         let policy = Policy {
-            domain: Domain::parse(&ascii).unwrap(),
+            domain: Some(Domain::parse(&ascii).unwrap()),
+            tenants: vec![],
+            proof: Default::default(),
+            require_mfa: false,
             include_subdomains,
             action: PolicyAction::Auto,
             approvers: vec![],
@@ -263,7 +266,10 @@ proptest! {
     ) {
         let approver = EmailAddress::parse("boss@northwind.com").unwrap();
         let policies: Vec<Policy> = specs.iter().map(|(domain, include_subdomains, action)| Policy {
-            domain: Domain::parse(domain).unwrap(),
+            domain: Some(Domain::parse(domain).unwrap()),
+            tenants: vec![],
+            proof: Default::default(),
+            require_mfa: false,
             include_subdomains: *include_subdomains,
             action: *action,
             approvers: if *action == PolicyAction::Approve { vec![approver.clone()] } else { vec![] },
@@ -293,7 +299,7 @@ proptest! {
                 prop_assert!(p.matches(&address) && p.action != PolicyAction::Deny);
                 // Nothing matching is more specific.
                 for other in &matching {
-                    prop_assert!(other.domain.as_str().len() <= p.domain.as_str().len());
+                    prop_assert!(other.domain.as_ref().unwrap().as_str().len() <= p.domain.as_ref().unwrap().as_str().len());
                 }
             }
         }

@@ -729,3 +729,62 @@ async fn the_azd_postdeploy_hook_prints_the_checklist_of_the_deployed_app() {
         list.dump()
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn partner_sign_in_is_checked_from_the_policies_to_the_apps_credential() {
+    let mut ready = ready().await;
+    let tenant = "3c1e2f4a-5b6c-4d7e-8f90-a1b2c3d4e5f6";
+    let out = ready.platform.cli(&[
+        "policy", "add", "--tenant", tenant, "--proof", "sign_in", "--action", "auto",
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    // A policy asks for a sign-in the portal cannot offer.
+    let list = doctor(&ready.platform, &[]);
+    list.has("fail", "partner-sign-in", &["SIGN_IN_CLIENT_ID", tenant]);
+    assert_eq!(list.out.code, 1);
+
+    let (client_id, authority) = (
+        ready.platform.sim.sign_in_client_id(),
+        ready.platform.sim.sign_in_authority(),
+    );
+    ready.platform.set("SIGN_IN_CLIENT_ID", &client_id);
+    ready.platform.set("SIGN_IN_AUTHORITY", &authority);
+    let callback = "https://signup.contoso.example/api/signup/signed-in";
+    ready.platform.sim.set_redirect_uris(&[callback]);
+    let list = doctor(&ready.platform, &[]);
+    list.all_ok("partner-sign-in");
+    list.has("ok", "partner-sign-in", &[&client_id, "managed identity"]);
+
+    // The app registration lacks the portal's redirect URI.
+    ready
+        .platform
+        .sim
+        .set_redirect_uris(&["https://elsewhere.example/api/signup/signed-in"]);
+    let list = doctor(&ready.platform, &[]);
+    list.has("fail", "partner-sign-in", &["redirect URI", callback]);
+
+    // Nobody trusts the managed identity as the app's credential.
+    ready.platform.sim.set_redirect_uris(&[callback]);
+    ready.platform.sim.set_federated_credential(false);
+    let list = doctor(&ready.platform, &[]);
+    list.has("fail", "partner-sign-in", &["invalid_client", "70021"]);
+
+    // A policy requiring MFA is warned about (Entra's v2.0 ID tokens carry no amr).
+    ready.platform.sim.set_federated_credential(true);
+    let out = ready.platform.cli(&[
+        "policy",
+        "add",
+        "--tenant",
+        tenant,
+        "--proof",
+        "sign_in",
+        "--require-mfa",
+        "--action",
+        "auto",
+        "--replace",
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let list = doctor(&ready.platform, &[]);
+    list.has("warn", "partner-sign-in", &["amr", "tenant:"]);
+    list.has("ok", "partner-sign-in", &["managed identity"]);
+}

@@ -84,6 +84,35 @@ struct PermissionsBody {
 }
 
 #[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TenantBody {
+    tenant_id: String,
+    name: String,
+}
+
+#[derive(Deserialize)]
+struct UrisBody {
+    uris: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RollBody {
+    #[serde(default)]
+    withdraw_old: bool,
+}
+
+#[derive(Deserialize)]
+struct PresentBody {
+    present: bool,
+}
+
+#[derive(Deserialize)]
+struct OnBody {
+    on: bool,
+}
+
+#[derive(Deserialize)]
 struct LatencyBody {
     ms: u64,
 }
@@ -124,6 +153,42 @@ fn route(
 ) -> Result<ApiResponse, ApiResponse> {
     let m = method.clone();
     Ok(match (m, segs) {
+        (Method::GET, ["signIn", "users"]) => ok(json!({ "value": sim.sign_in_users() })),
+        (Method::POST, ["signIn", "users"]) => {
+            let user: crate::SignInUser = parse(body)?;
+            let id = sim.add_sign_in_user(user);
+            ApiResponse::json(201, json!({ "objectId": id }))
+        }
+        (Method::POST, ["signIn", "tenants"]) => {
+            let b: TenantBody = parse(body)?;
+            sim.add_sign_in_tenant(&b.tenant_id, &b.name);
+            ApiResponse::no_content()
+        }
+        (Method::PUT, ["signIn", "redirectUris"]) => {
+            let b: UrisBody = parse(body)?;
+            let uris: Vec<&str> = b.uris.iter().map(String::as_str).collect();
+            sim.set_redirect_uris(&uris);
+            ApiResponse::no_content()
+        }
+        (Method::POST, ["signIn", "forgery"]) => {
+            let f: crate::IdTokenForgery = parse(body)?;
+            sim.forge_next_id_token(f);
+            ApiResponse::no_content()
+        }
+        (Method::POST, ["signIn", "rollKeys"]) => {
+            let b: RollBody = parse(body)?;
+            ok(json!({ "kid": sim.roll_signing_keys(b.withdraw_old) }))
+        }
+        (Method::PUT, ["signIn", "federatedCredential"]) => {
+            let b: PresentBody = parse(body)?;
+            sim.set_federated_credential(b.present);
+            ApiResponse::no_content()
+        }
+        (Method::PUT, ["signIn", "amr"]) => {
+            let b: OnBody = parse(body)?;
+            sim.set_id_token_amr(b.on);
+            ApiResponse::no_content()
+        }
         (Method::GET, ["config"]) => ok(json!({
             "baseUrl": sim.base_url(),
             "authorityHost": sim.authority_host(),
@@ -133,6 +198,8 @@ fn route(
             "identityHeader": sim.identity_header(),
             "clientId": sim.client_id(),
             "clientSecret": sim.client_secret(),
+            "signInAuthority": sim.sign_in_authority(),
+            "signInClientId": sim.sign_in_client_id(),
         })),
         (Method::GET, ["state"]) => {
             let with_users = q.get("users").is_none_or(|v| v != "false");

@@ -51,7 +51,15 @@
 //!   `PUT /_sim/latency {"ms"}`, `POST /_sim/tokens/expire`,
 //!   `GET|PUT /_sim/permissions {"permissions":[..]}` (the app's Graph application permissions),
 //!   `PATCH /_sim/authorizationPolicy {..}`, `POST /_sim/tokens/admin` (a delegated admin token,
-//!   shaped like `az account get-access-token` output).
+//!   shaped like `az account get-access-token` output); for sign-in: `GET|POST /_sim/signIn/users`
+//!   ([`SignInUser`]), `POST /_sim/signIn/tenants {"tenantId","name"}`,
+//!   `PUT /_sim/signIn/redirectUris {"uris":[..]}`, `POST /_sim/signIn/forgery` ([`IdTokenForgery`]),
+//!   `POST /_sim/signIn/rollKeys {"withdrawOld"}`, `PUT /_sim/signIn/federatedCredential {"present"}`,
+//!   `PUT /_sim/signIn/amr {"on"}`.
+//! * Sign-in (OpenID Connect, see the `sign_in` module): `GET /{tenant}/v2.0/.well-known/openid-configuration`,
+//!   `GET /{tenant}/discovery/v2.0/keys`, `GET|POST /{tenant}/oauth2/v2.0/authorize` (a sign-in
+//!   page), and the authorization code grant with PKCE on the token endpoint, the client
+//!   authenticated by its managed identity's token as a client assertion.
 
 mod admin;
 mod auth;
@@ -63,6 +71,7 @@ mod permissions;
 mod routes;
 mod server;
 mod shared;
+mod sign_in;
 mod state;
 mod throttle;
 mod types;
@@ -76,6 +85,9 @@ use time::OffsetDateTime;
 use crate::shared::Shared;
 use crate::state::{NewUser, SignIn};
 
+pub use crate::sign_in::{
+    IdTokenForgery, SignInUser, DEFAULT_REDIRECT_URI, SIGN_IN_CLIENT_ID, TOKEN_EXCHANGE_AUDIENCE,
+};
 pub use crate::types::{
     CallCounts, Fault, FaultRoute, InvitationRecord, SeedGuest, SimulatorConfig, UserSnapshot,
     CLIENT_ID, CLIENT_SECRET, DEFAULT_APP_PERMISSIONS, DEFAULT_TENANT_ID, GRAPH_APP_ID,
@@ -447,5 +459,70 @@ impl Simulator {
         if let serde_json::Value::Object(changes) = changes {
             self.shared.dir().authorization_policy.extend(changes);
         }
+    }
+
+    // --- the sign-in side (OpenID Connect) ------------------------------------------------
+
+    /// The authority a portal signs partners in against: `{authority_host}/organizations/v2.0`
+    /// (its discovery document is under `/.well-known/openid-configuration`).
+    pub fn sign_in_authority(&self) -> String {
+        format!("{}/organizations/v2.0", self.authority_host())
+    }
+
+    /// The client id of the portal's multi-tenant sign-in app registration.
+    pub fn sign_in_client_id(&self) -> String {
+        SIGN_IN_CLIENT_ID.to_string()
+    }
+
+    /// A partner tenant by id (lower-case GUID) and display name.
+    pub fn add_sign_in_tenant(&self, tenant_id: &str, name: &str) {
+        shared::lock(&self.shared.sign_in).add_tenant(tenant_id, name);
+    }
+
+    /// A person who can sign in (their tenant is added if new); returns their object id.
+    pub fn add_sign_in_user(&self, user: SignInUser) -> String {
+        shared::lock(&self.shared.sign_in).add_user(user)
+    }
+
+    /// Everyone who can sign in.
+    pub fn sign_in_users(&self) -> Vec<SignInUser> {
+        shared::lock(&self.shared.sign_in).users()
+    }
+
+    /// Replaces the app registration's redirect URIs (default [`DEFAULT_REDIRECT_URI`]).
+    pub fn set_redirect_uris(&self, uris: &[&str]) {
+        shared::lock(&self.shared.sign_in)
+            .set_redirect_uris(uris.iter().map(|u| u.to_string()).collect());
+    }
+
+    /// Makes the next ID token the token endpoint issues wrong in this way (once).
+    pub fn forge_next_id_token(&self, forgery: IdTokenForgery) {
+        shared::lock(&self.shared.sign_in).set_forgery(Some(forgery));
+    }
+
+    /// Adds or removes the app registration's federated credential for the managed identity.
+    pub fn set_federated_credential(&self, present: bool) {
+        shared::lock(&self.shared.sign_in).set_federated_credential(present);
+    }
+
+    /// Whether ID tokens carry `amr` (default true; Entra's v2.0 ID tokens do not).
+    pub fn set_id_token_amr(&self, on: bool) {
+        shared::lock(&self.shared.sign_in).set_amr(on);
+    }
+
+    /// Key rollover: a new key is published and signs from now on; with `withdraw_old`,
+    /// the earlier keys leave the published set. Returns the new key's id.
+    pub fn roll_signing_keys(&self, withdraw_old: bool) -> String {
+        shared::lock(&self.shared.sign_in).roll_keys(withdraw_old)
+    }
+
+    /// The key id that signs ID tokens now.
+    pub fn active_signing_kid(&self) -> String {
+        shared::lock(&self.shared.sign_in).active_kid()
+    }
+
+    /// The key ids in the published key set.
+    pub fn published_kids(&self) -> Vec<String> {
+        shared::lock(&self.shared.sign_in).published_kids()
     }
 }

@@ -6,7 +6,11 @@
 
 use std::time::Duration;
 
-use graph_simulator::{Simulator, SimulatorConfig};
+use graph_simulator::{SignInUser, Simulator, SimulatorConfig};
+
+/// Partner tenants for the local dev loop's sign-in (`./dev run` adds policies naming them).
+const FABRIKAM_TENANT: &str = "3c1e2f4a-5b6c-4d7e-8f90-a1b2c3d4e5f6";
+const NORTHWIND_TENANT: &str = "8a7b6c5d-4e3f-4a2b-9c1d-0e9f8a7b6c5d";
 
 struct Args {
     host: String,
@@ -96,6 +100,20 @@ async fn main() {
             std::process::exit(1);
         }
     };
+    // People from two partner tenants who can sign in (nothing is generated until they do).
+    sim.add_sign_in_tenant(FABRIKAM_TENANT, "Fabrikam");
+    sim.add_sign_in_tenant(NORTHWIND_TENANT, "Northwind Traders");
+    sim.add_sign_in_user(
+        SignInUser::new(FABRIKAM_TENANT, "ada@fabrikam.example", "Ada Lovelace").with_mfa(),
+    );
+    sim.add_sign_in_user(SignInUser::new(
+        FABRIKAM_TENANT,
+        "bob@fabrikam.example",
+        "Bob Builder",
+    ));
+    sim.add_sign_in_user(
+        SignInUser::new(NORTHWIND_TENANT, "carol@northwind.example", "Carol Shaw").with_mfa(),
+    );
     if args.seed_guests > 0 {
         let created = time::OffsetDateTime::now_utc() - time::Duration::days(args.seed_days_ago);
         sim.seed_guests(args.seed_guests, created);
@@ -111,6 +129,9 @@ async fn main() {
             "identityEndpoint": sim.identity_endpoint(),
             "identityHeader": sim.identity_header(),
             "seededGuests": args.seed_guests,
+            "signInAuthority": sim.sign_in_authority(),
+            "signInClientId": sim.sign_in_client_id(),
+            "signInTenants": {"Fabrikam": FABRIKAM_TENANT, "Northwind Traders": NORTHWIND_TENANT},
         })
     );
     tracing::info!(base_url = %sim.base_url(), "graph simulator listening");

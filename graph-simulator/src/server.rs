@@ -70,6 +70,12 @@ async fn dispatch(
     }
 
     let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    if let Some(answer) = crate::sign_in::handle(&shared, &method, &segs, &query, &body) {
+        return match answer {
+            crate::sign_in::Answer::Api(resp) => to_http(resp, None),
+            crate::sign_in::Answer::Plain(p) => plain(p),
+        };
+    }
     let token_route = path.eq_ignore_ascii_case("/msi/token")
         || path.eq_ignore_ascii_case("/metadata/identity/oauth2/token")
         || matches!(segs.as_slice(), [_, "oauth2", "v2.0", "token"]);
@@ -189,7 +195,27 @@ async fn token(
             "The endpoint only accepts POST requests.",
         );
     }
+    let form = QueryParams::parse(&String::from_utf8_lossy(body));
+    if form
+        .0
+        .iter()
+        .any(|(k, v)| k == "grant_type" && v == "authorization_code")
+    {
+        return crate::sign_in::redeem_code(shared, &form);
+    }
     auth::client_credentials(shared, segs[0], body)
+}
+
+fn plain(p: crate::sign_in::Plain) -> warp::reply::Response {
+    let mut out = warp::reply::Response::new(p.body.into());
+    *out.status_mut() = p.status;
+    let h = out.headers_mut();
+    h.insert("content-type", HeaderValue::from_static(p.content_type));
+    h.insert("cache-control", HeaderValue::from_static("no-store"));
+    if let Some(loc) = p.location.and_then(|l| HeaderValue::from_str(&l).ok()) {
+        h.insert("location", loc);
+    }
+    out
 }
 
 /// Turns an answer into HTTP; a dropped connection becomes a body that fails

@@ -31,6 +31,8 @@ pub(crate) struct Shared {
     invite_throttle: Mutex<Option<SlidingWindow>>,
     write_throttle: Mutex<Option<SlidingWindow>>,
     pub tokens: Mutex<HashMap<String, TokenInfo>>,
+    /// The OpenID Connect side: keys, tenants and users who sign in, codes.
+    pub sign_in: Mutex<crate::sign_in::SignInState>,
 }
 
 /// Locks a mutex, ignoring poisoning: a panicking test thread must not make
@@ -62,6 +64,7 @@ impl Shared {
                 config.write_throttle.map(|(n, w)| SlidingWindow::new(n, w)),
             ),
             tokens: Mutex::new(HashMap::new()),
+            sign_in: Mutex::new(crate::sign_in::SignInState::default()),
         }
     }
 

@@ -1,11 +1,12 @@
 //! Thin adapters between the pure core and the outside world: Table Storage, Microsoft Graph,
-//! SMTP, and the credentials they need. Each one translates the outside's errors into the
+//! SMTP, the identity platform partners sign in with, and the credentials they need. Each one translates the outside's errors into the
 //! portal's own ([`tables::StoreError`], [`graph::GraphError`], [`mail::MailError`]) so the
 //! functions decide what is retryable without knowing an SDK.
 
 pub mod graph;
 pub mod identity;
 pub mod mail;
+pub mod sign_in;
 pub mod smtp_probe;
 pub mod tables;
 

@@ -38,10 +38,11 @@ pub enum TableName {
     Limits,
     Jobs,
     Demand,
+    SignIns,
 }
 
 impl TableName {
-    pub const ALL: [TableName; 7] = [
+    pub const ALL: [TableName; 8] = [
         TableName::Policies,
         TableName::Requests,
         TableName::Guests,
@@ -49,6 +50,7 @@ impl TableName {
         TableName::Limits,
         TableName::Jobs,
         TableName::Demand,
+        TableName::SignIns,
     ];
 
     fn suffix(self) -> &'static str {
@@ -60,6 +62,7 @@ impl TableName {
             TableName::Limits => "Limits",
             TableName::Jobs => "Jobs",
             TableName::Demand => "Demand",
+            TableName::SignIns => "SignIns",
         }
     }
 }

@@ -91,7 +91,10 @@ pub async fn run(
             policies
                 .iter()
                 .find(|p| {
-                    p.key() == d.to_ascii_lowercase() || p.domain.as_str() == d.to_ascii_lowercase()
+                    p.key() == d.to_ascii_lowercase()
+                        || p.domain
+                            .as_ref()
+                            .is_some_and(|pd| pd.as_str() == d.to_ascii_lowercase())
                 })
                 .cloned()
                 .ok_or_else(|| {

@@ -27,6 +27,9 @@ pub struct Cli {
     pub command: Option<Command>,
 }
 
+// Parsed once per process: the size of the policy command (its `add` arguments) costs nothing
+// worth boxing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Serve the functions on FUNCTIONS_CUSTOMHANDLER_PORT (what the Functions host runs).

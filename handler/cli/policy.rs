@@ -25,7 +25,8 @@ pub enum PolicyCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Show one policy by key (the domain, or *.domain for a policy with subdomains).
+    /// Show one policy by key (the domain, *.domain for a policy with subdomains,
+    /// tenant:<id>[+<id>] for tenants, domain+tenant:<id> for both).
     Show { key: String },
     /// Remove a policy by key.
     Remove { key: String },
@@ -43,12 +44,23 @@ pub enum PolicyCommand {
 
 #[derive(Args, Debug)]
 pub struct AddArgs {
-    /// The email domain, e.g. partner.example.
-    #[arg(long)]
+    /// The email domain, e.g. partner.example (may be left out when --tenant is given).
+    #[arg(long, default_value = "")]
     domain: String,
     /// Also admit subdomains (sales.partner.example).
     #[arg(long)]
     include_subdomains: bool,
+    /// An Entra ID tenant id (the Directory ID) whose people the policy admits, repeatable;
+    /// with --domain, both must hold. Needs --proof sign_in.
+    #[arg(long = "tenant")]
+    tenants: Vec<String>,
+    /// How partners prove who they are: mailbox (a mailed link, the default), sign_in (their
+    /// work account) or either.
+    #[arg(long)]
+    proof: Option<String>,
+    /// Only a sign-in with multi-factor authentication counts (needs --proof sign_in).
+    #[arg(long)]
+    require_mfa: bool,
     /// auto (invite without a human), approve (named approvers decide) or deny.
     #[arg(long)]
     action: String,
@@ -108,6 +120,9 @@ pub async fn run(cmd: PolicyCommand, store: &TableStore) -> Result<(), CliError>
             let draft = PolicyDraft {
                 domain: args.domain,
                 include_subdomains: args.include_subdomains,
+                tenants: args.tenants,
+                proof: args.proof,
+                require_mfa: args.require_mfa,
                 action: args.action,
                 approvers: args.approvers,
                 second_stage_approvers: args.second_stage_approvers,
@@ -170,14 +185,19 @@ pub async fn run(cmd: PolicyCommand, store: &TableStore) -> Result<(), CliError>
                 return Ok(());
             }
             println!(
-                "{:<32} {:<8} {:<6} {:<7} APPROVERS",
-                "KEY", "ACTION", "GROUPS", "ACCESS"
+                "{:<32} {:<8} {:<8} {:<6} {:<7} APPROVERS",
+                "KEY", "ACTION", "PROOF", "GROUPS", "ACCESS"
             );
             for p in &all {
                 println!(
-                    "{:<32} {:<8} {:<6} {:<7} {}",
+                    "{:<32} {:<8} {:<8} {:<6} {:<7} {}",
                     p.key(),
                     p.action.as_str(),
+                    if p.require_mfa {
+                        format!("{}+mfa", p.proof)
+                    } else {
+                        p.proof.to_string()
+                    },
                     p.groups.len(),
                     if p.access_days == 0 {
                         "-".to_string()
@@ -244,7 +264,11 @@ pub fn parse_file(text: &str) -> Result<Vec<Policy>, String> {
     let mut report = Vec::new();
     let mut seen = BTreeMap::new();
     for (i, draft) in file.policy.into_iter().enumerate() {
-        let label = format!("policy #{} ({})", i + 1, draft.domain);
+        let label = if draft.domain.is_empty() {
+            format!("policy #{} (tenants {})", i + 1, draft.tenants.join(", "))
+        } else {
+            format!("policy #{} ({})", i + 1, draft.domain)
+        };
         match draft.validate() {
             Ok(p) => {
                 if let Some(first) = seen.insert(p.key(), i + 1) {

@@ -10,6 +10,7 @@
 //! - [`request`]: a sign-up request and the state machine of its only allowed changes.
 //! - [`token`]: signed, expiring, purpose-bound link tokens with key rotation, and signatures
 //!   for records the portal acts on later.
+//! - [`sign_in`]: the checks a partner's ID token must pass, and PKCE.
 //! - [`cleanup`]: the guest lifecycle the cleanup timer follows, and its per-run cap.
 //! - [`permissions`]: which Microsoft Graph permissions the enabled features need.
 
@@ -19,4 +20,5 @@ pub mod outbox;
 pub mod permissions;
 pub mod policy;
 pub mod request;
+pub mod sign_in;
 pub mod token;

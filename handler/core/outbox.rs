@@ -46,10 +46,12 @@ pub enum MailKind {
     Expired,
     RedeemReminder,
     RemovalWarning,
+    /// The address's policy asks for a sign-in, not a mailed link.
+    SignInNeeded,
 }
 
 impl MailKind {
-    pub const ALL: [MailKind; 9] = [
+    pub const ALL: [MailKind; 10] = [
         MailKind::Verification,
         MailKind::ApproverRequest,
         MailKind::ApproverReminder,
@@ -59,6 +61,7 @@ impl MailKind {
         MailKind::Expired,
         MailKind::RedeemReminder,
         MailKind::RemovalWarning,
+        MailKind::SignInNeeded,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -72,6 +75,7 @@ impl MailKind {
             MailKind::Expired => "expired",
             MailKind::RedeemReminder => "redeem_reminder",
             MailKind::RemovalWarning => "removal_warning",
+            MailKind::SignInNeeded => "sign_in_needed",
         }
     }
 }

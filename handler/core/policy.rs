@@ -1,10 +1,14 @@
-//! Admission policies: which domains may sign up, and how.
+//! Admission policies: who may sign up, how they prove who they are, and what happens then.
 //!
-//! A policy names a domain (optionally with its subdomains) and an action: `auto` invites a
-//! verified requester straight away, `approve` asks named approvers first (one or two stages,
-//! with reminders and escalation), `deny` refuses. [`admit`] decides which policy applies to an
-//! address; it is pure and total so that the rule "who may become a guest" is tested here, in
-//! one place, with tables.
+//! A policy names a domain (optionally with its subdomains), one or more Entra ID tenants, or
+//! both, and an action: `auto` invites a verified requester straight away, `approve` asks named
+//! approvers first (one or two stages, with reminders and escalation), `deny` refuses. Its
+//! `proof` says how the person proves who they are: `mailbox` (a mailed single-use link),
+//! `sign_in` (signing in with their work account, see `core::sign_in`) or `either`; a tenant can
+//! only be known from a sign-in, so a policy naming tenants asks for `sign_in`, and when it names
+//! a domain too, both must hold. [`admit`] and [`admit_signed_in`] decide which policy applies;
+//! they are pure and total so that the rule "who may become a guest" is tested here, in one
+//! place, with tables.
 //!
 //! Admins write policies by hand (CLI, JSON/CSV import), so there are two shapes:
 //! [`PolicyDraft`] is what was typed, raw strings and all, and [`PolicyDraft::validate`] turns it
@@ -79,6 +83,61 @@ impl FromStr for PolicyAction {
             "approve" => Ok(PolicyAction::Approve),
             "deny" => Ok(PolicyAction::Deny),
             _ => Err(format!("Choose one of auto, approve or deny (got '{s}').")),
+        }
+    }
+}
+
+/// How a partner proves who they are before the policy's action applies.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Proof {
+    /// A single-use link mailed to the address (the mailbox is proved).
+    #[default]
+    Mailbox,
+    /// Signing in with the work account of the address's own Entra ID tenant.
+    SignIn,
+    /// Either of the two; the partner chooses on the form.
+    Either,
+}
+
+impl Proof {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Proof::Mailbox => "mailbox",
+            Proof::SignIn => "sign_in",
+            Proof::Either => "either",
+        }
+    }
+
+    /// Whether a mailed link is proof enough.
+    pub fn accepts_mailbox(self) -> bool {
+        matches!(self, Proof::Mailbox | Proof::Either)
+    }
+
+    /// Whether a sign-in is proof enough.
+    pub fn accepts_sign_in(self) -> bool {
+        matches!(self, Proof::SignIn | Proof::Either)
+    }
+}
+
+impl fmt::Display for Proof {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Proof {
+    type Err = String;
+
+    /// Accepts `mailbox`, `sign_in` (or `sign-in`) or `either`, in any ASCII case.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "mailbox" => Ok(Proof::Mailbox),
+            "sign_in" | "sign-in" => Ok(Proof::SignIn),
+            "either" => Ok(Proof::Either),
+            _ => Err(format!(
+                "Choose one of mailbox, sign_in or either (got '{s}')."
+            )),
         }
     }
 }
@@ -190,11 +249,17 @@ pub struct ApprovalStage {
     pub approvers: Vec<EmailAddress>,
 }
 
-/// A validated admission policy for one domain (see [`PolicyDraft::validate`] for the rules).
+/// A validated admission policy (see [`PolicyDraft::validate`] for the rules).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Policy {
-    pub domain: Domain,
+    /// The email domain; `None` for a policy that names tenants only.
+    pub domain: Option<Domain>,
     pub include_subdomains: bool,
+    /// Entra ID tenant ids, sorted; empty means any (the domain decides).
+    pub tenants: Vec<Uuid>,
+    pub proof: Proof,
+    /// Only a sign-in whose authentication methods include a second factor counts.
+    pub require_mfa: bool,
     pub action: PolicyAction,
     /// Stage 1; non-empty exactly when `action` is `approve`.
     pub approvers: Vec<EmailAddress>,
@@ -219,22 +284,48 @@ pub struct Policy {
 }
 
 impl Policy {
-    /// True when the address's domain is this policy's domain, or one of its subdomains if the
-    /// policy includes them (label-wise, see [`Domain::is_within`]).
+    /// True when the address is within the policy's domain (or one of its subdomains if the
+    /// policy includes them, label-wise, see [`Domain::is_within`]); a policy without a
+    /// domain covers every address.
+    pub fn covers_address(&self, address: &EmailAddress) -> bool {
+        self.domain
+            .as_ref()
+            .is_none_or(|d| address.domain().is_within(d, self.include_subdomains))
+    }
+
+    /// Whether the policy applies to someone who has not signed in: it names no tenant (a
+    /// tenant is only known from a sign-in) and covers the address.
     pub fn matches(&self, address: &EmailAddress) -> bool {
-        address
-            .domain()
-            .is_within(&self.domain, self.include_subdomains)
+        self.tenants.is_empty() && self.covers_address(address)
+    }
+
+    /// Whether the policy applies to someone signed in from `tenant` with `address`: both the
+    /// domain and the tenants it names must hold.
+    pub fn matches_signed_in(&self, address: &EmailAddress, tenant: &Uuid) -> bool {
+        (self.tenants.is_empty() || self.tenants.contains(tenant)) && self.covers_address(address)
     }
 
     /// The storage row key: `contoso.com` for the exact domain, `*.contoso.com` for the policy
-    /// that also covers subdomains. The two are different policies and may both exist; `*` can
-    /// never occur in a canonical domain, so keys never collide.
+    /// that also covers subdomains, `tenant:<id>[+<id>...]` for tenants (sorted), and
+    /// `<domain key>+tenant:...` for both. `*`, `+` and `:` never occur in a canonical domain,
+    /// so keys never collide.
     pub fn key(&self) -> String {
-        if self.include_subdomains {
-            format!("*.{}", self.domain)
-        } else {
-            self.domain.to_string()
+        let domain = self.domain.as_ref().map(|d| {
+            if self.include_subdomains {
+                format!("*.{d}")
+            } else {
+                d.to_string()
+            }
+        });
+        let tenants = (!self.tenants.is_empty()).then(|| {
+            let ids: Vec<String> = self.tenants.iter().map(Uuid::to_string).collect();
+            format!("tenant:{}", ids.join("+"))
+        });
+        match (domain, tenants) {
+            (Some(d), Some(t)) => format!("{d}+{t}"),
+            (Some(d), None) => d,
+            (None, Some(t)) => t,
+            (None, None) => String::new(),
         }
     }
 
@@ -254,10 +345,16 @@ impl Policy {
         .collect()
     }
 
-    /// How specific the policy is for an address it matches: a longer domain is more specific,
-    /// and the exact-domain policy beats the with-subdomains one for the same domain.
-    fn specificity(&self) -> (usize, bool) {
-        (self.domain.as_str().len(), !self.include_subdomains)
+    /// How specific the policy is for someone it matches: naming the tenant beats naming only
+    /// a domain (the tenant is a verified fact, the domain a claim the tenant backs); then a
+    /// longer domain is more specific, and the exact-domain policy beats the with-subdomains
+    /// one for the same domain.
+    fn specificity(&self) -> (bool, usize, bool) {
+        (
+            !self.tenants.is_empty(),
+            self.domain.as_ref().map_or(0, |d| d.as_str().len()),
+            !self.include_subdomains,
+        )
     }
 }
 
@@ -271,7 +368,8 @@ pub enum Admission<'a> {
     NoMatch,
 }
 
-/// Decides which policy applies to an address.
+/// Decides which policy applies to an address whose owner has not signed in (policies naming
+/// tenants never apply).
 ///
 /// Deny wins over allow for the same address, even when the deny is for a parent domain and
 /// the allow for a subdomain: a deny is an admin's explicit "never", and carving exceptions out
@@ -280,9 +378,40 @@ pub enum Admission<'a> {
 /// the with-subdomains one); a remaining tie goes to the stricter action (approve before auto),
 /// then to the earlier policy in the slice. No allocation.
 pub fn admit<'a>(policies: &'a [Policy], address: &EmailAddress) -> Admission<'a> {
+    choose(policies.iter().filter(|p| p.matches(address)))
+}
+
+/// Decides which policy applies to someone signed in from `tenant` with `address`: as
+/// [`admit`], with the policies naming that tenant too, which are more specific than any
+/// policy naming only a domain.
+pub fn admit_signed_in<'a>(
+    policies: &'a [Policy],
+    address: &EmailAddress,
+    tenant: &Uuid,
+) -> Admission<'a> {
+    choose(
+        policies
+            .iter()
+            .filter(|p| p.matches_signed_in(address, tenant)),
+    )
+}
+
+/// [`admit_signed_in`] when the person signed in from a tenant, else [`admit`].
+pub fn admit_as<'a>(
+    policies: &'a [Policy],
+    address: &EmailAddress,
+    tenant: Option<&Uuid>,
+) -> Admission<'a> {
+    match tenant {
+        Some(t) => admit_signed_in(policies, address, t),
+        None => admit(policies, address),
+    }
+}
+
+fn choose<'a>(matching: impl Iterator<Item = &'a Policy>) -> Admission<'a> {
     let mut denied: Option<&Policy> = None;
     let mut admitted: Option<&Policy> = None;
-    for policy in policies.iter().filter(|p| p.matches(address)) {
+    for policy in matching {
         let slot = if policy.action == PolicyAction::Deny {
             &mut denied
         } else {
@@ -321,9 +450,19 @@ pub struct AppRoleGrantDraft {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyDraft {
+    /// Empty for a policy that names tenants only.
+    #[serde(default)]
     pub domain: String,
     #[serde(default)]
     pub include_subdomains: bool,
+    /// Entra ID tenant ids (GUIDs).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tenants: Vec<String>,
+    /// `mailbox`, `sign_in` or `either`; absent or empty: `mailbox`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proof: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub require_mfa: bool,
     pub action: String,
     #[serde(default)]
     pub approvers: Vec<String>,
@@ -409,17 +548,49 @@ impl PolicyDraft {
     pub fn validate(self) -> Result<Policy, Vec<PolicyProblem>> {
         let mut problems = Problems::default();
 
+        // `Some(None)`: no domain, on purpose (a tenant policy); `None`: a problem.
         let domain = if self.domain.is_empty() {
-            problems.add(
-                "domain",
-                "Enter the domain this policy is for, like contoso.com.",
-            );
-            None
+            if self.tenants.is_empty() {
+                problems.add(
+                    "domain",
+                    "Enter the domain this policy is for, like contoso.com, or the tenants it admits, or both.",
+                );
+                None
+            } else {
+                if self.include_subdomains {
+                    problems.add(
+                        "include_subdomains",
+                        "Subdomains of what? Set a domain, or remove include_subdomains.",
+                    );
+                }
+                Some(None)
+            }
         } else {
             Domain::parse(&self.domain)
                 .map_err(|e| problems.add("domain", e.to_string()))
                 .ok()
+                .map(Some)
         };
+        let tenants = parse_tenants(&self.tenants, &mut problems);
+        let proof = match self.proof.as_deref() {
+            None | Some("") => Some(Proof::Mailbox),
+            Some(raw) => raw
+                .parse::<Proof>()
+                .map_err(|e| problems.add("proof", e))
+                .ok(),
+        };
+        if !self.tenants.is_empty() && proof.is_some_and(|p| p != Proof::SignIn) {
+            problems.add(
+                "proof",
+                "A policy that names tenants needs proof sign_in: only a sign-in tells which tenant someone is from.",
+            );
+        }
+        if self.require_mfa && proof.is_some_and(|p| p != Proof::SignIn) {
+            problems.add(
+                "require_mfa",
+                "Multi-factor authentication can only be checked on a sign-in: set proof to sign_in.",
+            );
+        }
 
         let action = self
             .action
@@ -579,11 +750,16 @@ impl PolicyDraft {
             }
         };
 
-        match (domain, action, redirect_url) {
-            (Some(domain), Some(action), Some(redirect_url)) if problems.0.is_empty() => {
+        match (domain, action, redirect_url, proof) {
+            (Some(domain), Some(action), Some(redirect_url), Some(proof))
+                if problems.0.is_empty() =>
+            {
                 Ok(Policy {
                     domain,
                     include_subdomains: self.include_subdomains,
+                    tenants,
+                    proof,
+                    require_mfa: self.require_mfa,
                     action,
                     approvers,
                     second_stage_approvers,
@@ -632,6 +808,33 @@ fn parse_approvers(
         }
     }
     approvers
+}
+
+fn parse_tenants(raw: &[String], problems: &mut Problems) -> Vec<Uuid> {
+    let mut tenants = Vec::with_capacity(raw.len());
+    for (index, text) in raw.iter().enumerate() {
+        let position = index + 1;
+        match Uuid::parse_str(text.trim()) {
+            Ok(id) if id.is_nil() => {
+                problems.add("tenants", format!("Tenant {position} is the nil id."))
+            }
+            Ok(id) if id.to_string() == super::sign_in::CONSUMER_TENANT => problems.add(
+                "tenants",
+                format!("Tenant {position} is the tenant of personal Microsoft accounts, not an organisation."),
+            ),
+            Ok(id) if tenants.contains(&id) => problems.add(
+                "tenants",
+                format!("Tenant {position} ({id}) is listed more than once."),
+            ),
+            Ok(id) => tenants.push(id),
+            Err(_) => problems.add(
+                "tenants",
+                format!("Tenant {position} ('{text}') is not a tenant id (a GUID, the Directory ID in the Entra admin center)."),
+            ),
+        }
+    }
+    tenants.sort();
+    tenants
 }
 
 fn parse_groups(raw: &[String], problems: &mut Problems) -> Vec<Uuid> {
@@ -740,8 +943,15 @@ impl From<&Policy> for PolicyDraft {
     fn from(policy: &Policy) -> Self {
         let texts = |list: &[EmailAddress]| list.iter().map(|a| a.as_str().to_string()).collect();
         PolicyDraft {
-            domain: policy.domain.as_str().to_string(),
+            domain: policy
+                .domain
+                .as_ref()
+                .map(|d| d.as_str().to_string())
+                .unwrap_or_default(),
             include_subdomains: policy.include_subdomains,
+            tenants: policy.tenants.iter().map(Uuid::to_string).collect(),
+            proof: (policy.proof != Proof::Mailbox).then(|| policy.proof.as_str().to_string()),
+            require_mfa: policy.require_mfa,
             action: policy.action.as_str().to_string(),
             approvers: texts(&policy.approvers),
             second_stage_approvers: texts(&policy.second_stage_approvers),
@@ -781,8 +991,11 @@ mod tests {
             vec![]
         };
         Policy {
-            domain: Domain::parse(domain).unwrap(),
+            domain: Some(Domain::parse(domain).unwrap()),
             include_subdomains,
+            tenants: vec![],
+            proof: Proof::Mailbox,
+            require_mfa: false,
             action,
             approvers,
             second_stage_approvers: vec![],
@@ -950,6 +1163,9 @@ mod tests {
         let full = PolicyDraft {
             domain: "Contoso.COM".into(),
             include_subdomains: true,
+            tenants: vec![],
+            proof: None,
+            require_mfa: false,
             action: "Approve".into(),
             approvers: vec!["Boss@Fabrikam.com".into(), "second@fabrikam.com".into()],
             second_stage_approvers: vec!["security@fabrikam.com".into()],
@@ -974,7 +1190,7 @@ mod tests {
             note: Some("Partner programme.\nOwner: Jane".into()),
         };
         let p = full.clone().validate().unwrap();
-        assert_eq!(p.domain.as_str(), "contoso.com");
+        assert_eq!(p.domain.as_ref().unwrap().as_str(), "contoso.com");
         assert_eq!(p.key(), "*.contoso.com");
         assert_eq!(p.action, PolicyAction::Approve);
         assert_eq!(p.approvers[0].as_str(), "Boss@fabrikam.com");
@@ -1658,5 +1874,120 @@ mod tests {
             None,
             "entries past the cap are ignored"
         );
+    }
+
+    const FABRIKAM: &str = "3c1e2f4a-5b6c-4d7e-8f90-a1b2c3d4e5f6";
+    const NORTHWIND: &str = "8a7b6c5d-4e3f-4a2b-9c1d-0e9f8a7b6c5d";
+
+    fn tenant(id: &str) -> Uuid {
+        Uuid::parse_str(id).unwrap()
+    }
+
+    fn signed_in_draft(domain: &str, tenants: &[&str], action: &str) -> PolicyDraft {
+        PolicyDraft {
+            tenants: tenants.iter().map(|t| t.to_string()).collect(),
+            proof: Some("sign_in".into()),
+            ..draft(domain, action)
+        }
+    }
+
+    #[test]
+    fn tenant_policies_validate_and_key() {
+        // (draft, key or the fields with problems)
+        let rows: Vec<(PolicyDraft, Result<&str, Vec<&str>>)> = vec![
+            (signed_in_draft("", &[FABRIKAM], "auto"), Ok("tenant:3c1e2f4a-5b6c-4d7e-8f90-a1b2c3d4e5f6")),
+            (
+                signed_in_draft("", &[NORTHWIND, FABRIKAM], "auto"),
+                Ok("tenant:3c1e2f4a-5b6c-4d7e-8f90-a1b2c3d4e5f6+8a7b6c5d-4e3f-4a2b-9c1d-0e9f8a7b6c5d"),
+            ),
+            (
+                signed_in_draft("Fabrikam.example", &[FABRIKAM], "auto"),
+                Ok("fabrikam.example+tenant:3c1e2f4a-5b6c-4d7e-8f90-a1b2c3d4e5f6"),
+            ),
+            (
+                PolicyDraft { include_subdomains: true, ..signed_in_draft("fabrikam.example", &[FABRIKAM], "auto") },
+                Ok("*.fabrikam.example+tenant:3c1e2f4a-5b6c-4d7e-8f90-a1b2c3d4e5f6"),
+            ),
+            (PolicyDraft { proof: Some("either".into()), ..draft("fabrikam.example", "auto") }, Ok("fabrikam.example")),
+            (PolicyDraft { proof: Some("SIGN-IN".into()), require_mfa: true, ..draft("fabrikam.example", "auto") }, Ok("fabrikam.example")),
+            (draft("", "auto"), Err(vec!["domain"])),
+            (PolicyDraft { proof: Some("mailbox".into()), ..signed_in_draft("", &[FABRIKAM], "auto") }, Err(vec!["proof"])),
+            (PolicyDraft { proof: Some("either".into()), ..signed_in_draft("", &[FABRIKAM], "auto") }, Err(vec!["proof"])),
+            (PolicyDraft { proof: None, ..signed_in_draft("x.example", &[FABRIKAM], "auto") }, Err(vec!["proof"])),
+            (PolicyDraft { require_mfa: true, ..draft("fabrikam.example", "auto") }, Err(vec!["require_mfa"])),
+            (PolicyDraft { require_mfa: true, proof: Some("either".into()), ..draft("fabrikam.example", "auto") }, Err(vec!["require_mfa"])),
+            (PolicyDraft { proof: Some("link".into()), ..draft("fabrikam.example", "auto") }, Err(vec!["proof"])),
+            (signed_in_draft("", &["not-a-guid"], "auto"), Err(vec!["tenants"])),
+            (signed_in_draft("", &["00000000-0000-0000-0000-000000000000"], "auto"), Err(vec!["tenants"])),
+            (signed_in_draft("", &[super::super::sign_in::CONSUMER_TENANT], "auto"), Err(vec!["tenants"])),
+            (signed_in_draft("", &[FABRIKAM, "3C1E2F4A-5B6C-4D7E-8F90-A1B2C3D4E5F6"], "auto"), Err(vec!["tenants"])),
+            (PolicyDraft { include_subdomains: true, ..signed_in_draft("", &[FABRIKAM], "auto") }, Err(vec!["include_subdomains"])),
+        ];
+        for (d, want) in rows {
+            match (d.clone().validate(), want) {
+                (Ok(p), Ok(key)) => {
+                    assert_eq!(p.key(), key, "{d:?}");
+                    assert_eq!(PolicyDraft::from(&p).validate().unwrap(), p, "round trip");
+                }
+                (Err(problems), Err(fields)) => {
+                    let got: Vec<&str> = problems.iter().map(|p| p.field).collect();
+                    assert_eq!(got, fields, "{d:?}: {problems:?}");
+                }
+                (got, want) => panic!("{d:?}: got {got:?}, wanted {want:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn tenants_are_known_only_from_a_sign_in_and_both_must_hold() {
+        let by_tenant = signed_in_draft("", &[FABRIKAM], "auto").validate().unwrap();
+        let both = PolicyDraft {
+            approvers: vec!["boss@contoso.com".into()],
+            ..signed_in_draft("fabrikam.example", &[FABRIKAM], "approve")
+        }
+        .validate()
+        .unwrap();
+        let by_domain = policy("fabrikam.example", false, PolicyAction::Auto);
+        let banned = signed_in_draft("", &[NORTHWIND], "deny")
+            .validate()
+            .unwrap();
+        let policies = vec![
+            by_domain.clone(),
+            by_tenant.clone(),
+            both.clone(),
+            banned.clone(),
+        ];
+        let fab = tenant(FABRIKAM);
+        let north = tenant(NORTHWIND);
+        let other = tenant("11111111-2222-4333-8444-555555555555");
+        // (address, signed in from, expected policy or None; Some(true) for denied)
+        type Row<'a> = (&'a str, Option<Uuid>, Option<(&'a Policy, bool)>);
+        let rows: &[Row] = &[
+            // Not signed in: tenant policies never apply.
+            ("a@fabrikam.example", None, Some((&by_domain, false))),
+            ("a@litware.example", None, None),
+            // From the tenant with its domain: the policy naming both, the most specific.
+            ("a@fabrikam.example", Some(fab), Some((&both, false))),
+            // From the tenant, another domain: the tenant-only policy.
+            ("a@litware.example", Some(fab), Some((&by_tenant, false))),
+            // The domain from another tenant: only the domain policy.
+            ("a@fabrikam.example", Some(other), Some((&by_domain, false))),
+            ("a@litware.example", Some(other), None),
+            // A denied tenant, whatever the address.
+            ("a@fabrikam.example", Some(north), Some((&banned, true))),
+        ];
+        for (address, from, want) in rows {
+            let a = EmailAddress::parse(address).unwrap();
+            let got = match from {
+                Some(t) => admit_signed_in(&policies, &a, t),
+                None => admit(&policies, &a),
+            };
+            let want = match want {
+                None => Admission::NoMatch,
+                Some((p, true)) => Admission::Denied(p),
+                Some((p, false)) => Admission::Admitted(p),
+            };
+            assert_eq!(got, want, "{address} from {from:?}");
+        }
     }
 }

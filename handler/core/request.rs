@@ -118,6 +118,21 @@ impl Applicant {
     }
 }
 
+/// The sign-in that proved who the requester is (instead of the mailed link), as the
+/// requester's own tenant vouched for them in its ID token.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SignInProof {
+    pub tenant_id: uuid::Uuid,
+    pub object_id: uuid::Uuid,
+    /// The name in the person's directory.
+    pub name: String,
+    /// The address the tenant verified (the same identity as the request's address).
+    pub address: EmailAddress,
+    /// Whether the sign-in used a second factor.
+    pub mfa: bool,
+    pub at: OffsetDateTime,
+}
+
 /// An approver's (or the policy's) decision.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Decision {
@@ -161,6 +176,8 @@ pub struct SignupRequest {
     pub next_attempt_at: Option<OffsetDateTime>,
     /// Grants Graph refused for good (e.g. a group that refuses guests): reported, not retried.
     pub grant_problems: Vec<String>,
+    /// Set when the requester proved who they are by signing in.
+    pub signed_in: Option<SignInProof>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -224,6 +241,7 @@ impl SignupRequest {
             last_error: None,
             next_attempt_at: None,
             grant_problems: Vec::new(),
+            signed_in: None,
         }
     }
 

@@ -18,6 +18,7 @@ mod app_settings;
 mod directory;
 mod mail;
 mod settings;
+mod sign_in;
 mod storage;
 
 use std::fmt;
@@ -253,6 +254,10 @@ pub fn checks() -> Vec<Check> {
         Check {
             name: "exclusion-group",
             run: |d| Box::pin(directory::exclusion_group(d)),
+        },
+        Check {
+            name: "partner-sign-in",
+            run: |d| Box::pin(sign_in::sign_in(d)),
         },
         Check {
             name: "smtp",

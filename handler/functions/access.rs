@@ -14,7 +14,7 @@ use super::Portal;
 use crate::adapters::graph::{GraphClient, InvitationRequest};
 use crate::adapters::tables::{StoreError, TableName};
 use crate::core::outbox::{Letter, MailKind};
-use crate::core::policy::{admit, Admission, Policy};
+use crate::core::policy::{admit_as, Admission, Policy};
 use crate::core::request::SignupRequest;
 use crate::store::audit::{self, AuditEntry};
 use crate::store::guests::{self, Guest, GuestOrigin, GuestState};
@@ -77,7 +77,11 @@ pub async fn set_up_stored(
         .as_deref()
         .and_then(|key| policies.iter().find(|p| p.key() == key));
     let denied_now = matches!(
-        admit(&policies, &request.applicant.email),
+        admit_as(
+            &policies,
+            &request.applicant.email,
+            request.signed_in.as_ref().map(|s| &s.tenant_id)
+        ),
         Admission::Denied(_)
     );
     // A request the policy let in by itself, whose policy now wants a person to decide,

@@ -9,6 +9,7 @@ pub mod approvals;
 pub mod approve;
 pub mod cleanup;
 pub mod outbox;
+pub mod sign_in;
 pub mod signup;
 pub mod web;
 
@@ -29,6 +30,8 @@ pub struct Portal {
     pub store: TableStore,
     pub graph: GraphClient,
     pub mailer: Mailer,
+    /// The identity platform partners sign in with; `None` when `SIGN_IN_CLIENT_ID` is unset.
+    pub sign_in: Option<crate::adapters::sign_in::SignInClient>,
     /// Every mail goes through it: recorded with its cause, sent after the answer.
     pub outbox: outbox::Outbox,
     policy_cache: Mutex<Option<(Instant, Arc<Vec<Policy>>)>>,
@@ -80,6 +83,17 @@ impl Portal {
         let table_token = matches!(settings.storage.auth, StorageAuth::ManagedIdentity)
             .then(|| credential.clone());
         let store = TableStore::new(&settings.storage, http.clone(), table_token)?;
+        let sign_in = settings
+            .sign_in
+            .as_ref()
+            .map(|s| {
+                crate::adapters::sign_in::SignInClient::new(
+                    http.clone(),
+                    s,
+                    &settings.portal.public_url,
+                )
+            })
+            .transpose()?;
         let graph = GraphClient::new(
             http,
             &settings.graph.base_url,
@@ -99,6 +113,7 @@ impl Portal {
             store,
             graph,
             mailer,
+            sign_in,
             outbox,
             policy_cache: Mutex::new(None),
         })

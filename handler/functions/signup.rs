@@ -20,7 +20,7 @@ use super::Portal;
 use crate::adapters::tables::{StoreError, TableName};
 use crate::core::email::EmailAddress;
 use crate::core::outbox::{Letter, LinkRecipe, MailKind};
-use crate::core::policy::{admit, Admission, Language};
+use crate::core::policy::{admit, admit_as, Admission, Language};
 use crate::core::request::{AfterVerification, Applicant, RequestStatus, SignupRequest};
 use crate::core::token::{new_nonce, TokenClaims, TokenError, TokenPurpose};
 use crate::host::request::{self, HttpRequest, Response};
@@ -40,6 +40,10 @@ pub async fn handle(portal: &Arc<Portal>, req: HttpRequest) -> Response {
         ("/api/signup/verify", Method::GET | Method::HEAD) => show_confirm(portal, &req).await,
         ("/api/signup/verify", Method::POST) => verify(portal, &req).await,
         ("/api/signup/verify", _) => request::method_not_allowed("GET, HEAD, POST"),
+        ("/api/signup/sign-in", Method::POST) => super::sign_in::start(portal, &req).await,
+        ("/api/signup/sign-in", _) => request::method_not_allowed("POST"),
+        ("/api/signup/signed-in", Method::GET) => super::sign_in::callback(portal, &req).await,
+        ("/api/signup/signed-in", _) => request::method_not_allowed("GET"),
         ("/api/signup/logo", Method::GET | Method::HEAD) => logo(portal).await,
         ("/api/signup/logo", _) => request::method_not_allowed("GET, HEAD"),
         _ => {
@@ -56,21 +60,23 @@ pub async fn handle(portal: &Arc<Portal>, req: HttpRequest) -> Response {
 
 fn show_form(portal: &Portal, req: &HttpRequest) -> Response {
     let lang = web::language(portal, req, None);
-    page(
+    let res = page(
         StatusCode::OK,
-        views::signup_form(
+        views::signup_form_with(
             &brand(portal),
             lang,
             &FormValues::default(),
             &FieldErrors::default(),
+            portal.sign_in.is_some(),
         ),
-    )
+    );
+    super::sign_in::allow_sign_in_redirect(portal, res)
 }
 
 /// The submission as sent, before validation.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-struct Submission {
+pub(super) struct Submission {
     email: String,
     first_name: String,
     last_name: String,
@@ -78,7 +84,7 @@ struct Submission {
     justification: String,
     #[serde(deserialize_with = "accept_bool_or_text")]
     accept_terms: bool,
-    lang: Option<String>,
+    pub(super) lang: Option<String>,
 }
 
 fn accept_bool_or_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
@@ -94,13 +100,13 @@ fn accept_bool_or_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D
     })
 }
 
-enum Parsed {
+pub(super) enum Parsed {
     Ok(Submission),
     Unsupported,
     Malformed(String),
 }
 
-fn parse_submission(req: &HttpRequest) -> Parsed {
+pub(super) fn parse_submission(req: &HttpRequest) -> Parsed {
     let Ok(text) = std::str::from_utf8(&req.body) else {
         return Parsed::Malformed("the body is not UTF-8".into());
     };
@@ -170,7 +176,7 @@ fn clean(
     v.to_string()
 }
 
-fn validate(
+pub(super) fn validate(
     portal: &Portal,
     lang: Language,
     s: &Submission,
@@ -270,10 +276,17 @@ async fn submit(portal: &Arc<Portal>, req: &HttpRequest) -> Response {
                     &serde_json::json!({"error": "invalid", "fields": fields}),
                 );
             }
-            return page(
+            let res = page(
                 StatusCode::BAD_REQUEST,
-                views::signup_form(&brand(portal), lang, &values, &errors),
+                views::signup_form_with(
+                    &brand(portal),
+                    lang,
+                    &values,
+                    &errors,
+                    portal.sign_in.is_some(),
+                ),
             );
+            return super::sign_in::allow_sign_in_redirect(portal, res);
         }
     };
     match accept(portal, req, &applicant).await {
@@ -314,14 +327,28 @@ async fn accept(
     applicant: &Applicant,
 ) -> Result<Accepted, StoreError> {
     let now = portal.now();
+    if let Some(wait) = over_limit(portal, req, &applicant.email, now).await? {
+        return Ok(Accepted::Limited(wait));
+    }
+    record_submission(portal, applicant.clone(), now).await?;
+    Ok(Accepted::CheckInbox)
+}
+
+/// The rate limits every sign-up passes (per client, per mailbox, per domain), counted: how
+/// long to wait when one is over, else `None`.
+pub(super) async fn over_limit(
+    portal: &Portal,
+    req: &HttpRequest,
+    email: &EmailAddress,
+    now: OffsetDateTime,
+) -> Result<Option<std::time::Duration>, StoreError> {
     let limits = &portal.settings.portal.limits;
-    let email = &applicant.email;
     if let Some(ip) = req.client_key(portal.settings.portal.client_ip_header.as_deref()) {
         if let Some(wait) =
             limits::hit(&portal.store, LimitKind::ClientIp, &ip, limits.per_ip, now).await?
         {
             tracing::info!("sign-up refused: client IP over its limit");
-            return Ok(Accepted::Limited(wait));
+            return Ok(Some(wait));
         }
     }
     // Per mailbox, not per spelling: `jane+1@`, `Jane+2@` ... are one inbox.
@@ -335,7 +362,7 @@ async fn accept(
     .await?
     {
         tracing::info!(address = %email.masked(), "sign-up refused: mailbox over its limit");
-        return Ok(Accepted::Limited(wait));
+        return Ok(Some(wait));
     }
     if let Some(wait) = limits::hit(
         &portal.store,
@@ -347,9 +374,18 @@ async fn accept(
     .await?
     {
         tracing::info!(domain = %email.domain().as_str(), "sign-up refused: domain over its limit");
-        return Ok(Accepted::Limited(wait));
+        return Ok(Some(wait));
     }
-    let request = SignupRequest::submitted(requests::new_id(), applicant.clone(), now);
+    Ok(None)
+}
+
+/// Records the submission as typed and lets the policies look at it after the answer.
+pub(super) async fn record_submission(
+    portal: &Arc<Portal>,
+    applicant: Applicant,
+    now: OffsetDateTime,
+) -> Result<(), StoreError> {
+    let request = SignupRequest::submitted(requests::new_id(), applicant, now);
     let etag = requests::insert(&portal.store, &request).await?;
     let portal = portal.clone();
     tokio::spawn(async move {
@@ -360,7 +396,7 @@ async fn accept(
             tracing::warn!(request_id = %id, error = %e, "processing a submission failed; the timer retries");
         }
     });
-    Ok(Accepted::CheckInbox)
+    Ok(())
 }
 
 /// What the policies make of a recorded submission: right after the partner's answer, or by
@@ -386,6 +422,9 @@ pub async fn process(
     let email = submission.request.applicant.email.clone();
     let policies = portal.policies().await?;
     let unadmitted = match admit(&policies, &email) {
+        Admission::Admitted(p) if !p.proof.accepts_mailbox() => {
+            return sign_in_needed(portal, submission, now).await;
+        }
         Admission::Admitted(_) => None,
         Admission::Denied(_) => Some(Unadmitted::Denied),
         Admission::NoMatch => Some(Unadmitted::NoPolicy),
@@ -533,6 +572,63 @@ async fn later_submission(
         .await?;
         portal.outbox.send_now(recorded).await;
     }
+    Ok(())
+}
+
+/// The address's policy wants a sign-in, not a mailed link: the submission goes, and in the
+/// same transaction a mail tells the mailbox's owner to sign in on the form (no link that
+/// proves anything; the answer to the form was the same as for everyone).
+async fn sign_in_needed(
+    portal: &Portal,
+    submission: requests::Stored,
+    now: OffsetDateTime,
+) -> Result<(), StoreError> {
+    let applicant = &submission.request.applicant;
+    let form_url = format!(
+        "{}/api/signup?lang={}",
+        portal
+            .settings
+            .portal
+            .public_url
+            .as_str()
+            .trim_end_matches('/'),
+        applicant.language.as_str()
+    );
+    let mail = views::sign_in_needed_mail(
+        &brand(portal),
+        applicant.language,
+        &applicant.first_name,
+        &form_url,
+    );
+    let letter = Letter::new(
+        MailKind::SignInNeeded,
+        applicant.email.as_str(),
+        mail.subject,
+        mail.text,
+        mail.html,
+    );
+    let recorded = match outbox::record(
+        &portal.outbox,
+        TableName::Requests,
+        &submission.request.id,
+        vec![requests::discard_write(&submission)],
+        vec![letter],
+        now,
+    )
+    .await
+    {
+        Ok((_, recorded)) => recorded,
+        // Processed meanwhile by another instance: theirs stands.
+        Err(StoreError::Changed) => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    if portal.sign_in.is_none() {
+        tracing::warn!(
+            "a policy asks for sign-in, but SIGN_IN_CLIENT_ID is not set: the form offers none"
+        );
+    }
+    tracing::info!(request_id = %submission.request.id, "submission under a sign-in policy: asked to sign in");
+    portal.outbox.send_now(recorded).await;
     Ok(())
 }
 
@@ -736,8 +832,39 @@ async fn verified(
     if request.status == RequestStatus::PendingVerification {
         request.applicant = applicant;
     }
+    let stored = requests::Stored {
+        request,
+        etag: stored.etag,
+    };
+    after_proof(portal, stored, lang, now).await
+}
+
+/// The requester has proved who they are: by the mailed link, or by a sign-in recorded on the
+/// request (`signed_in`). The policy that admits them now decides what happens (policies may
+/// have changed since the form was sent), in one compare-and-swap on the request that makes
+/// the proof single-use; the page says what it was.
+pub(super) async fn after_proof(
+    portal: &Portal,
+    stored: requests::Stored,
+    lang: Language,
+    now: OffsetDateTime,
+) -> Result<Response, StoreError> {
+    let brand = brand(portal);
+    let mut request = stored.request;
     let policies = portal.policies().await?;
-    let admitted = match admit(&policies, &request.applicant.email) {
+    let tenant = request.signed_in.as_ref().map(|s| s.tenant_id);
+    let admission = admit_as(&policies, &request.applicant.email, tenant.as_ref());
+    // A mailed link is no proof for a policy that asks for a sign-in (it did not when the
+    // link was sent): nothing changes, and the page says how to go on.
+    if let Admission::Admitted(p) = &admission {
+        if request.signed_in.is_none() && !p.proof.accepts_mailbox() {
+            return Ok(page(
+                StatusCode::CONFLICT,
+                views::sign_in_needed(&brand, lang),
+            ));
+        }
+    }
+    let admitted = match admission {
         Admission::Admitted(p) => Some((p.key(), p.action)),
         Admission::Denied(p) => Some((p.key(), p.action)),
         Admission::NoMatch => None,
@@ -792,11 +919,15 @@ async fn verified(
             views::link_problem(&brand, lang, LinkProblem::AlreadyUsed),
         ));
     };
+    let proof = match &request.signed_in {
+        Some(s) => format!("sign-in from tenant {}", s.tenant_id),
+        None => "mailbox".to_string(),
+    };
     audit::record(
         &portal.store,
         AuditEntry::new(now, "requester", "request.verified")
             .request(&request.id)
-            .detail(format!("next: {next:?}")),
+            .detail(format!("next: {next:?}; proof: {proof}")),
     )
     .await?;
     let res = match next {

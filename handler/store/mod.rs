@@ -13,6 +13,8 @@
 //! | Limits    | `<kind>-<key hash>`     | hour window number     | one counter per window, CAS-incremented          |
 //! | Jobs      | job name                | `lease` / `checkpoint` | the timer's lease and resumable progress         |
 //! | Demand    | email domain            | `demand`               | unadmitted sign-ups per domain, no personal data |
+//! | SignIns   | the sign-in's `state`   | `pending`              | a started sign-in, taken once by its callback    |
+//! | SignIns   | `code-<code hash>`      | `used`                 | an authorization code, redeemed once             |
 
 pub mod audit;
 pub mod demand;
@@ -22,6 +24,7 @@ pub mod limits;
 pub mod outbox;
 pub mod policies;
 pub mod requests;
+pub mod sign_ins;
 
 pub use crate::adapters::tables::{Row, StoreError, TableName, TableStore};
 

@@ -14,6 +14,9 @@ pub fn to_row(policy: &Policy) -> Row {
     let mut row = Row::new(PARTITION, policy.key());
     row.set("Domain", draft.domain.clone())
         .set("IncludeSubdomains", draft.include_subdomains)
+        .set("Tenants", draft.tenants.join(","))
+        .set_opt("Proof", draft.proof.clone())
+        .set("RequireMfa", draft.require_mfa)
         .set("Action", draft.action.clone())
         .set("Approvers", draft.approvers.join(","))
         .set(
@@ -65,8 +68,11 @@ fn opt_u32(row: &Row, name: &str) -> Result<Option<u32>, String> {
 
 pub fn from_row(row: &Row) -> Result<Policy, String> {
     let draft = PolicyDraft {
-        domain: row.str("Domain")?.to_string(),
+        domain: row.opt_str("Domain")?.unwrap_or("").to_string(),
         include_subdomains: row.bool("IncludeSubdomains")?,
+        tenants: list(row, "Tenants")?,
+        proof: row.opt_str("Proof")?.map(str::to_string),
+        require_mfa: row.props.contains_key("RequireMfa") && row.bool("RequireMfa")?,
         action: row.str("Action")?.to_string(),
         approvers: list(row, "Approvers")?,
         second_stage_approvers: list(row, "SecondStageApprovers")?,
@@ -102,7 +108,7 @@ pub fn from_row(row: &Row) -> Result<Policy, String> {
     })?;
     if policy.key() != row.row_key {
         return Err(format!(
-            "the RowKey should be {:?} for this domain and subdomain setting",
+            "the RowKey should be {:?} for this domain, subdomain and tenant setting",
             policy.key()
         ));
     }

@@ -7,7 +7,7 @@ use super::{key_hash, Row, StoreError, TableName, TableStore};
 use crate::adapters::tables::{format_time, odata_eq, Write};
 use crate::core::email::EmailAddress;
 use crate::core::policy::{Language, PolicyAction};
-use crate::core::request::{Applicant, Decision, RequestStatus, SignupRequest};
+use crate::core::request::{Applicant, Decision, RequestStatus, SignInProof, SignupRequest};
 
 const REQUEST_ROW: &str = "request";
 const OPEN_ROW: &str = "open";
@@ -20,7 +20,7 @@ pub struct Stored {
     pub etag: String,
 }
 
-fn set_applicant(row: &mut Row, a: &Applicant) {
+pub(super) fn set_applicant(row: &mut Row, a: &Applicant) {
     row.set("Email", a.email.as_str())
         .set("Domain", a.email.domain().as_str())
         .set("FirstName", a.first_name.clone())
@@ -30,7 +30,7 @@ fn set_applicant(row: &mut Row, a: &Applicant) {
         .set("Language", a.language.as_str());
 }
 
-fn applicant(row: &Row) -> Result<Applicant, String> {
+pub(super) fn applicant(row: &Row) -> Result<Applicant, String> {
     let email =
         EmailAddress::parse(row.str("Email")?).map_err(|e| format!("property Email: {e}"))?;
     let language: Language = row
@@ -73,6 +73,14 @@ pub fn to_row(r: &SignupRequest) -> Row {
             "GrantProblems",
             (!r.grant_problems.is_empty()).then(|| r.grant_problems.join("\n")),
         );
+    if let Some(s) = &r.signed_in {
+        row.set("SignInTenantId", s.tenant_id.to_string())
+            .set("SignInObjectId", s.object_id.to_string())
+            .set("SignInName", s.name.clone())
+            .set("SignInAddress", s.address.as_str())
+            .set("SignInMfa", s.mfa)
+            .set("SignInAt", format_time(s.at));
+    }
     if let Some(d) = &r.decision {
         row.set("Approved", d.approve)
             .set("DecidedBy", d.by.clone())
@@ -104,6 +112,25 @@ pub fn from_row(row: &Row) -> Result<SignupRequest, String> {
         }),
     };
     let stage = row.u32("Stage")?;
+    let signed_in = match row.opt_str("SignInTenantId")? {
+        None => None,
+        Some(tenant) => {
+            let guid = |name: &str, text: &str| {
+                uuid::Uuid::parse_str(text).map_err(|_| format!("property {name} should be a GUID"))
+            };
+            Some(SignInProof {
+                tenant_id: guid("SignInTenantId", tenant)?,
+                object_id: guid("SignInObjectId", row.str("SignInObjectId")?)?,
+                name: row.opt_str("SignInName")?.unwrap_or("").to_string(),
+                address: EmailAddress::parse(row.str("SignInAddress")?)
+                    .map_err(|e| format!("property SignInAddress: {e}"))?,
+                mfa: row.bool("SignInMfa")?,
+                at: row
+                    .time("SignInAt")?
+                    .ok_or("property SignInAt is missing")?,
+            })
+        }
+    };
     Ok(SignupRequest {
         id: row.partition_key.clone(),
         status,
@@ -135,6 +162,7 @@ pub fn from_row(row: &Row) -> Result<SignupRequest, String> {
             .opt_str("GrantProblems")?
             .map(|s| s.lines().map(str::to_string).collect())
             .unwrap_or_default(),
+        signed_in,
     })
 }
 
@@ -268,6 +296,14 @@ pub async fn delete(store: &TableStore, id: &str) -> Result<(), StoreError> {
             .await?;
     }
     Ok(())
+}
+
+/// The write that deletes a submission as read (inside a transaction with its mail).
+pub fn discard_write(stored: &Stored) -> Write {
+    Write::Delete {
+        row_key: REQUEST_ROW.into(),
+        etag: stored.etag.clone(),
+    }
 }
 
 /// Deletes a submission nobody admitted, if it is still as it was read.

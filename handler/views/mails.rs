@@ -87,6 +87,10 @@ mails! {
         link: Option<&'a str>,
         how: String,
     }
+    SignInNeeded("mails/sign_in_needed.txt", "mails/sign_in_needed.html") {
+        intro: String,
+        link: Option<&'a str>,
+    }
     Denied("mails/denied.txt", "mails/denied.html") {
         intro: String,
         reason: Option<&'a str>,
@@ -152,6 +156,30 @@ pub fn denied_mail(brand: &Brand, lang: Language, first_name: &str, reason: Opti
         intro: letter.say(t.denied_body, &[]),
         reason: reason.map(str::trim).filter(|reason| !reason.is_empty()),
         contact: letter.say(t.contact_person, &[]),
+        letter,
+    }
+    .mail()
+}
+
+/// A mailed link is no proof for the address's policy: the partner is asked to sign in with
+/// their work account on the form.
+pub fn sign_in_needed_mail(
+    brand: &Brand,
+    lang: Language,
+    first_name: &str,
+    form_url: &str,
+) -> Mail {
+    let t = text(lang);
+    let letter = Letter::new(
+        brand,
+        lang,
+        t.sign_in_mail_subject,
+        t.sign_in_needed_heading,
+        first_name,
+    );
+    SignInNeeded {
+        intro: letter.say(t.sign_in_mail_body, &[]),
+        link: web_link(form_url),
         letter,
     }
     .mail()
@@ -337,6 +365,7 @@ mod tests {
 
     const VERIFY_LINK: &str = "https://portal.example/api/signup/verify?token=v.1-2_3";
     const REDEEM_LINK: &str = "https://invitations.example/redeem/?tenant=t&ticket=x";
+    const FORM_LINK: &str = "https://portal.example/api/signup?lang=en";
     const DECIDE_LINK: &str = "https://portal.example/api/approve?token=d.4-5_6";
 
     /// Every mail, in every variant, with `v` as every value that is not ours; and the link
@@ -368,6 +397,11 @@ mod tests {
                 None,
             ),
             ("expired".to_string(), expired_mail(brand, lang, v), None),
+            (
+                "sign in needed".to_string(),
+                sign_in_needed_mail(brand, lang, v, FORM_LINK),
+                Some(FORM_LINK),
+            ),
             (
                 "redeem reminder".to_string(),
                 redeem_reminder_mail(brand, lang, v, REDEEM_LINK, v),

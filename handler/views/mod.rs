@@ -40,12 +40,13 @@ pub use escapers::one_line;
 pub use layout::text_on;
 pub use mails::{
     approver_mail, denied_mail, expired_mail, invitation_mail, redeem_reminder_mail,
-    removal_warning_mail, verification_mail,
+    removal_warning_mail, sign_in_needed_mail, verification_mail,
 };
 pub use pages::{
     access_being_set_up, access_ready, already_decided, awaiting_approval, cannot_decide_own,
     check_inbox, confirm_email, decision_form, decision_recorded, error_page, field_message,
-    link_problem, request_closed, sign_in_required, signup_form, too_many_requests, unavailable,
+    link_problem, request_closed, sign_in_needed, sign_in_problem, sign_in_required, signup_form,
+    signup_form_with, too_many_requests, unavailable,
 };
 
 /// The longest justification the form accepts.
@@ -124,6 +125,24 @@ pub enum LinkProblem {
     Invalid,
     Expired,
     AlreadyUsed,
+}
+
+/// Why a sign-in with a work account ended without a request (nothing was recorded).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SignInProblem {
+    /// The partner cancelled on the sign-in page.
+    Cancelled,
+    /// The sign-in was used already, is too old, or was started in another browser.
+    Expired,
+    /// The identity platform's answer did not pass the checks (signature, issuer, audience,
+    /// expiry, nonce) or its token endpoint refused the code.
+    NotVerified,
+    /// The account's tenant vouches for no address (no `email`, or its domain unverified).
+    NoVerifiedAddress,
+    /// Signed in as one address, asked for another.
+    WrongAddress { signed_in: String, typed: String },
+    /// The policy asks for multi-factor authentication and the sign-in showed none.
+    MfaRequired,
 }
 
 /// Client errors a browser can end up on.

@@ -16,7 +16,7 @@ use super::layout::Frame;
 use super::text::{fill, hours, minutes, number, text};
 use super::{
     render, web_link, Brand, Confirming, ErrorKind, FieldErrors, FieldProblem, FormValues,
-    LinkProblem, RequestSummary, JUSTIFICATION_MAX, REASON_MAX,
+    LinkProblem, RequestSummary, SignInProblem, JUSTIFICATION_MAX, REASON_MAX,
 };
 use crate::core::policy::Language;
 
@@ -52,6 +52,9 @@ pages! {
         intro: String,
         fields: [Field<'a>; 5],
         terms: Option<Terms<'a>>,
+        /// With partner sign-in on: the words before the second button, which sends the same
+        /// fields to the sign-in (`formaction`).
+        sign_in: Option<String>,
     }
     CheckInbox("pages/check_inbox.html") { valid: String }
     ConfirmEmail("pages/confirm_email.html") {
@@ -82,6 +85,7 @@ pages! {
     AlreadyDecided("pages/already_decided.html") { outcome: String }
     CannotDecideOwn("pages/cannot_decide_own.html") {}
     SignInRequired("pages/sign_in_required.html") {}
+    SignInPage("pages/sign_in.html") { explanation: String }
 }
 
 /// A validation message for `field` (a form field's name) in `lang`.
@@ -121,6 +125,19 @@ pub fn signup_form(
     lang: Language,
     values: &FormValues,
     errors: &FieldErrors,
+) -> String {
+    signup_form_with(brand, lang, values, errors, false)
+}
+
+/// The sign-up form; with `sign_in`, a second button sends the same fields to the sign-in
+/// (`formaction`), so the partner proves who they are with their work account instead of a
+/// mailed link.
+pub fn signup_form_with(
+    brand: &Brand,
+    lang: Language,
+    values: &FormValues,
+    errors: &FieldErrors,
+    sign_in: bool,
 ) -> String {
     let t = text(lang);
     let heading = fill(t.signup_heading, &[("org", &brand.branding.org_name)]);
@@ -179,6 +196,7 @@ pub fn signup_form(
         intro: frame.say(t.signup_intro, &[]),
         fields,
         terms,
+        sign_in: sign_in.then(|| frame.say(t.sign_in_or, &[])),
         frame,
     })
 }
@@ -253,6 +271,46 @@ pub fn request_closed(brand: &Brand, lang: Language) -> String {
     let frame = Frame::new(brand, lang, t.closed_heading);
     render(&RequestClosed {
         contact: frame.say(t.contact_person, &[]),
+        frame,
+    })
+}
+
+/// A mailed link is not proof enough for the policy that admits the address: sign in instead.
+pub fn sign_in_needed(brand: &Brand, lang: Language) -> String {
+    let t = text(lang);
+    let frame = Frame::new(brand, lang, t.sign_in_needed_heading);
+    render(&SignInPage {
+        explanation: frame.say(t.sign_in_needed_body, &[]),
+        frame,
+    })
+}
+
+/// A sign-in that ended without a request; nothing was recorded, and the page says why.
+pub fn sign_in_problem(brand: &Brand, lang: Language, problem: &SignInProblem) -> String {
+    let t = text(lang);
+    let (heading, body, values): (_, _, Vec<(&str, &str)>) = match problem {
+        SignInProblem::Cancelled => (
+            t.sign_in_cancelled_heading,
+            t.sign_in_cancelled_body,
+            vec![],
+        ),
+        SignInProblem::Expired => (t.sign_in_expired_heading, t.sign_in_expired_body, vec![]),
+        SignInProblem::NotVerified => (t.sign_in_failed_heading, t.sign_in_failed_body, vec![]),
+        SignInProblem::NoVerifiedAddress => (
+            t.sign_in_no_address_heading,
+            t.sign_in_no_address_body,
+            vec![],
+        ),
+        SignInProblem::WrongAddress { signed_in, typed } => (
+            t.sign_in_wrong_address_heading,
+            t.sign_in_wrong_address_body,
+            vec![("signed_in", signed_in.as_str()), ("typed", typed.as_str())],
+        ),
+        SignInProblem::MfaRequired => (t.sign_in_mfa_heading, t.sign_in_mfa_body, vec![]),
+    };
+    let frame = Frame::new(brand, lang, heading);
+    render(&SignInPage {
+        explanation: frame.say(body, &values),
         frame,
     })
 }
@@ -642,7 +700,35 @@ mod tests {
             ("unavailable".into(), unavailable(brand, lang)),
             ("cannot_decide_own".into(), cannot_decide_own(brand, lang)),
             ("sign_in_required".into(), sign_in_required(brand, lang)),
+            (
+                "signup_form with sign-in".into(),
+                signup_form_with(brand, lang, &values(v), &all_errors(v), true),
+            ),
+            ("sign_in_needed".into(), sign_in_needed(brand, lang)),
+            (
+                "sign_in_problem wrong address".into(),
+                sign_in_problem(
+                    brand,
+                    lang,
+                    &SignInProblem::WrongAddress {
+                        signed_in: v.to_string(),
+                        typed: v.to_string(),
+                    },
+                ),
+            ),
         ];
+        for problem in [
+            SignInProblem::Cancelled,
+            SignInProblem::Expired,
+            SignInProblem::NotVerified,
+            SignInProblem::NoVerifiedAddress,
+            SignInProblem::MfaRequired,
+        ] {
+            pages.push((
+                format!("{problem:?}"),
+                sign_in_problem(brand, lang, &problem),
+            ));
+        }
         for problem in [
             LinkProblem::Invalid,
             LinkProblem::Expired,

@@ -253,6 +253,34 @@ texts! {
     removal_when: "Your access will be removed on {date}." / "Din åtkomst tas bort den {date}.",
     removal_contact: "If you still need access, contact your contact person at {org}."
         / "Om du fortfarande behöver åtkomst, kontakta din kontaktperson på {org}.",
+    // Partners who sign in with their work account.
+    sign_in_button: "Continue with your work account" / "Fortsätt med ditt jobbkonto",
+    sign_in_or: "Or sign in with your organisation's Microsoft work account instead of confirming a link by mail."
+        / "Eller logga in med din organisations Microsoft-jobbkonto i stället för att bekräfta en länk via e-post.",
+    sign_in_needed_heading: "Sign in with your work account" / "Logga in med ditt jobbkonto",
+    sign_in_needed_body: "For your organisation, {org} asks you to sign in with your work account instead of confirming a link by mail. Fill in the form again and choose \"Continue with your work account\"."
+        / "För din organisation ber {org} dig logga in med ditt jobbkonto i stället för att bekräfta en länk via e-post. Fyll i formuläret igen och välj \"Fortsätt med ditt jobbkonto\".",
+    sign_in_mail_subject: "Sign in to continue your request to {org}" / "Logga in för att fortsätta din ansökan till {org}",
+    sign_in_mail_body: "Someone, probably you, asked for access to {org} with this address. For your organisation, {org} asks you to sign in with your work account: open the form and choose \"Continue with your work account\". If it wasn't you, ignore this mail."
+        / "Någon, troligen du, ansökte om åtkomst till {org} med den här adressen. För din organisation ber {org} dig logga in med ditt jobbkonto: öppna formuläret och välj \"Fortsätt med ditt jobbkonto\". Om det inte var du kan du bortse från det här meddelandet.",
+    sign_in_mail_button: "Open the form" / "Öppna formuläret",
+    sign_in_cancelled_heading: "Sign-in cancelled" / "Inloggningen avbröts",
+    sign_in_cancelled_body: "You did not finish signing in, so nothing was sent or recorded." / "Du slutförde inte inloggningen, så inget skickades eller sparades.",
+    sign_in_expired_heading: "Start again" / "Börja om",
+    sign_in_expired_body: "This sign-in has already been used, took too long, or was started in another browser. Nothing was recorded; fill in the form again."
+        / "Den här inloggningen har redan använts, tog för lång tid eller påbörjades i en annan webbläsare. Inget sparades; fyll i formuläret igen.",
+    sign_in_failed_heading: "Your sign-in could not be verified" / "Din inloggning kunde inte verifieras",
+    sign_in_failed_body: "{org} could not verify the answer from your organisation's sign-in, so nothing was recorded. Try again, or confirm your address by mail instead."
+        / "{org} kunde inte verifiera svaret från din organisations inloggning, så inget sparades. Försök igen, eller bekräfta din adress via e-post i stället.",
+    sign_in_no_address_heading: "Your account has no verified address" / "Ditt konto har ingen verifierad adress",
+    sign_in_no_address_body: "Your organisation did not confirm an email address at one of its own domains for the account you signed in with, so it cannot vouch for you. Nothing was recorded. Confirm your address by mail instead, or ask your IT department."
+        / "Din organisation bekräftade ingen e-postadress på någon av sina egna domäner för kontot du loggade in med, så den kan inte gå i god för dig. Inget sparades. Bekräfta din adress via e-post i stället, eller fråga din IT-avdelning.",
+    sign_in_wrong_address_heading: "That is another address" / "Det är en annan adress",
+    sign_in_wrong_address_body: "You signed in as {signed_in}, but the form asked for access for {typed}. Nothing was recorded. Fill in the form with the address of the account you sign in with."
+        / "Du loggade in som {signed_in}, men formuläret gällde åtkomst för {typed}. Inget sparades. Fyll i formuläret med adressen till kontot du loggar in med.",
+    sign_in_mfa_heading: "Sign in with multi-factor authentication" / "Logga in med tvåstegsverifiering",
+    sign_in_mfa_body: "{org} asks people from your organisation to sign in with multi-factor authentication (a second step such as an authenticator app), and your sign-in did not show one. Nothing was recorded. Sign in again with a second step, or ask your IT department to require it."
+        / "{org} kräver att personer från din organisation loggar in med tvåstegsverifiering (ett andra steg, till exempel en autentiseringsapp), och din inloggning visade inget sådant. Inget sparades. Logga in igen med ett andra steg, eller be din IT-avdelning att kräva det.",
 }
 
 /// The sentences in `lang`.
@@ -266,8 +294,21 @@ pub(crate) fn text(lang: Language) -> &'static Text {
 /// The holes a template may have. A hole not listed here is a typo; tests check every template.
 #[cfg(test)]
 pub(crate) const HOLES: &[&str] = &[
-    "org", "title", "max", "field", "hours", "minutes", "name", "email", "stage", "stages", "by",
-    "at", "date",
+    "org",
+    "title",
+    "max",
+    "field",
+    "hours",
+    "minutes",
+    "name",
+    "email",
+    "stage",
+    "stages",
+    "by",
+    "at",
+    "date",
+    "signed_in",
+    "typed",
 ];
 
 /// `template` with each `{hole}` replaced by its value, in one pass: a value that itself

@@ -446,7 +446,7 @@ impl<'a> Run<'a> {
     }
 
     /// Everything kept only for a while: closed requests' personal data, sent mail, demand
-    /// of domains not seen for a long time.
+    /// of domains not seen for a long time, sign-ins nobody finished.
     async fn purge(&mut self) -> Result<u32, StoreError> {
         let mut purged = self.purge_requests().await?;
         if self.dry_run {
@@ -473,6 +473,9 @@ impl<'a> Run<'a> {
         .await?;
         let limits =
             crate::store::limits::purge(&self.portal.store, OffsetDateTime::now_utc()).await?;
+        // Sign-ins nobody came back from hold what the form held: gone once they expire.
+        let sign_ins =
+            crate::store::sign_ins::purge(&self.portal.store, OffsetDateTime::now_utc()).await?;
         let audit = crate::store::audit::purge(
             &self.portal.store,
             self.now - Duration::days(i64::from(settings.audit_retention_days)),
@@ -484,7 +487,7 @@ impl<'a> Run<'a> {
                 settings.audit_retention_days
             ));
         }
-        purged += mails + demand + limits + audit;
+        purged += mails + demand + limits + sign_ins + audit;
         Ok(purged)
     }
 
