@@ -52,6 +52,9 @@ pub(crate) struct User {
     pub deleted_at: Option<OffsetDateTime>,
     /// Simple string properties that only matter for PATCH/$select round trips.
     pub props: Map<String, Value>,
+    /// Object ids of the users and groups sponsoring this user (`/users/{id}/sponsors`),
+    /// in the order they were added.
+    pub sponsors: Vec<String>,
 }
 
 /// Properties a user has, with their canonical spelling.
@@ -200,6 +203,27 @@ impl User {
             deleted: self.deleted_at.is_some(),
             created: self.created,
             last_sign_in: self.sign_in.last,
+            given_name: self
+                .props
+                .get("givenName")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            surname: self
+                .props
+                .get("surname")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            company_name: self
+                .props
+                .get("companyName")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            job_title: self
+                .props
+                .get("jobTitle")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            sponsors: self.sponsors.clone(),
         }
     }
 }
@@ -317,6 +341,7 @@ impl Directory {
             sign_in: n.sign_in,
             deleted_at: None,
             props: Map::new(),
+            sponsors: Vec::new(),
         };
         self.index(&user);
         self.by_id.insert(id.clone(), seq);

@@ -161,6 +161,13 @@ pub struct UserSnapshot {
     pub created: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339::option")]
     pub last_sign_in: Option<OffsetDateTime>,
+    /// The profile properties a PATCH may have set.
+    pub given_name: Option<String>,
+    pub surname: Option<String>,
+    pub company_name: Option<String>,
+    pub job_title: Option<String>,
+    /// Object ids of its sponsors.
+    pub sponsors: Vec<String>,
 }
 
 /// One successful `POST /invitations`.

@@ -504,3 +504,175 @@ async fn users_by_id_in_lists_of_at_most_fifteen() {
         (1, 1, 2, 2)
     );
 }
+
+#[tokio::test]
+async fn deleted_items_filter_by_mail_and_a_restored_guest_is_invited_as_itself() {
+    let env = Env::start().await;
+    let gone = env
+        .sim
+        .add_guest(SeedGuest::new("Back@X.example").disabled());
+    let other = env.sim.add_guest(SeedGuest::new("other@x.example"));
+    for id in [&gone, &other] {
+        let (status, _) = common::send(env.req(Method::DELETE, &format!("/users/{id}"))).await;
+        assert_eq!(status, 204);
+    }
+    let (status, v) = env
+        .get("/directory/deletedItems/microsoft.graph.user?$filter=mail eq 'back@x.example'&$select=id,mail")
+        .await;
+    assert_eq!(status, 200, "{v}");
+    let listed: Vec<&str> = v["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, vec![gone.as_str()], "by mail, case-insensitively");
+    let (status, v) = env
+        .get("/directory/deletedItems/microsoft.graph.user?$filter=endsWith(mail,'x.example')")
+        .await;
+    assert_eq!(status, 400, "an advanced query, as for users: {v}");
+
+    let (status, _) = env
+        .post(
+            &format!("/directory/deletedItems/{gone}/restore"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, v) = env.invite("back@x.example").await;
+    assert_eq!(status, 201, "{v}");
+    assert_eq!(v["invitedUser"]["id"], gone.as_str(), "the same object");
+    assert!(
+        !env.sim.user(&gone).unwrap().account_enabled,
+        "a restored user is as it was deleted: disabled"
+    );
+    let (status, _) = env
+        .post(
+            &format!("/directory/deletedItems/{gone}/restore"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 404, "not in deleted items any more");
+}
+
+#[tokio::test]
+async fn the_profile_properties_a_portal_sets_round_trip() {
+    let env = Env::start().await;
+    let id = env.sim.add_guest(SeedGuest::new("p@x.example"));
+    let (status, v) = common::send(
+        env.req(Method::PATCH, &format!("/users/{id}"))
+            .json(&json!({
+                "givenName": "Ada",
+                "surname": "Lovelace",
+                "companyName": "Partner AB",
+                "jobTitle": "Engineer",
+                "accountEnabled": true,
+            })),
+    )
+    .await;
+    assert_eq!(status, 204, "{v}");
+    let (_, v) = env
+        .get(&format!(
+            "/users/{id}?$select=givenName,surname,companyName,jobTitle"
+        ))
+        .await;
+    assert_eq!(v["givenName"], "Ada");
+    assert_eq!(v["surname"], "Lovelace");
+    assert_eq!(v["companyName"], "Partner AB");
+    assert_eq!(v["jobTitle"], "Engineer");
+    let snapshot = env.sim.user(&id).unwrap();
+    assert_eq!(snapshot.company_name.as_deref(), Some("Partner AB"));
+    let (status, v) = common::send(
+        env.req(Method::PATCH, &format!("/users/{id}"))
+            .json(&json!({"jobTitle": 5})),
+    )
+    .await;
+    assert_eq!(status, 400, "{v}");
+}
+
+#[tokio::test]
+async fn sponsors_come_with_the_invitation_and_are_added_and_removed_by_reference() {
+    let env = Env::start().await;
+    let boss = env.sim.add_member("boss@simtenant.example", "Boss");
+    let kim = env.sim.add_member("kim@simtenant.example", "Kim");
+    let (status, v) = env
+        .post(
+            "/invitations",
+            json!({
+                "invitedUserEmailAddress": "s@x.example",
+                "inviteRedirectUrl": "https://portal.example/",
+                "invitedUserSponsors": [{"id": boss}],
+            }),
+        )
+        .await;
+    assert_eq!(status, 201, "{v}");
+    let guest = v["invitedUser"]["id"].as_str().unwrap().to_string();
+    let sponsors = |v: &Value| -> Vec<String> {
+        v["value"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let (status, v) = env.get(&format!("/users/{guest}/sponsors")).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(sponsors(&v), vec![boss.clone()]);
+    assert_eq!(v["value"][0]["@odata.type"], "#microsoft.graph.user");
+
+    let add =
+        |who: &str| json!({"@odata.id": format!("https://graph.microsoft.com/v1.0/users/{who}")});
+    let (status, _) = env
+        .post(&format!("/users/{guest}/sponsors/$ref"), add(&kim))
+        .await;
+    assert_eq!(status, 204);
+    let (status, v) = env
+        .post(&format!("/users/{guest}/sponsors/$ref"), add(&kim))
+        .await;
+    assert_eq!(status, 400);
+    assert!(message(&v).contains("already exist"), "{v}");
+    let (status, _) = env
+        .post(
+            &format!("/users/{guest}/sponsors/$ref"),
+            add("00000000-0000-0000-0000-00000000dead"),
+        )
+        .await;
+    assert_eq!(status, 404);
+    let (_, v) = env.get(&format!("/users/{guest}/sponsors")).await;
+    assert_eq!(sponsors(&v), vec![boss.clone(), kim.clone()]);
+
+    let (status, _) = common::send(env.req(
+        Method::DELETE,
+        &format!("/users/{guest}/sponsors/{boss}/$ref"),
+    ))
+    .await;
+    assert_eq!(status, 204);
+    let (status, _) = common::send(env.req(
+        Method::DELETE,
+        &format!("/users/{guest}/sponsors/{boss}/$ref"),
+    ))
+    .await;
+    assert_eq!(status, 404);
+    assert_eq!(env.sim.user(&guest).unwrap().sponsors, vec![kim]);
+}
+
+#[tokio::test]
+async fn sponsors_need_user_permissions() {
+    let env = Env::with(SimulatorConfig {
+        app_permissions: vec!["User.Invite.All".into()],
+        ..SimulatorConfig::default()
+    })
+    .await;
+    let guest = env.sim.add_guest(SeedGuest::new("n@x.example"));
+    let boss = env.sim.add_member("boss@simtenant.example", "Boss");
+    let (status, v) = env.get(&format!("/users/{guest}/sponsors")).await;
+    assert_eq!(status, 403, "{v}");
+    assert_eq!(code(&v), "Authorization_RequestDenied");
+    let (status, _) = env
+        .post(
+            &format!("/users/{guest}/sponsors/$ref"),
+            json!({"@odata.id": format!("https://graph.microsoft.com/v1.0/users/{boss}")}),
+        )
+        .await;
+    assert_eq!(status, 403);
+}

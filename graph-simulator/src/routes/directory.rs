@@ -7,7 +7,7 @@ use serde_json::{json, Map, Value};
 use super::users::select_or_403;
 use super::ApiRequest;
 use crate::errors::{ApiResponse, GraphError, GraphResult};
-use crate::odata::{decode_skiptoken, encode_skiptoken, parse_top};
+use crate::odata::{decode_skiptoken, encode_skiptoken, parse_top, UserFilter};
 use crate::shared::Shared;
 use crate::state::User;
 
@@ -19,9 +19,24 @@ fn render_deleted(u: &User, select: &[&'static str]) -> Value {
     Value::Object(m)
 }
 
+/// `GET /directory/deletedItems/microsoft.graph.user`, with the query parameters the user
+/// resource takes (a `$filter` such as `mail eq '...'` is one).
 pub(super) fn list_deleted(shared: &Shared, req: &ApiRequest) -> GraphResult<ApiResponse> {
     let top = parse_top(&req.query)?;
     let select = select_or_403(shared, req)?;
+    let filter = req
+        .query
+        .get("$filter")
+        .map(UserFilter::parse)
+        .transpose()?;
+    if let Some(f) = &filter {
+        if f.needs_advanced && !req.eventual() {
+            let prop = f.props.iter().next().copied().unwrap_or("mail");
+            return Err(GraphError::unsupported_query(format!(
+                "Unsupported or invalid query filter clause specified for property '{prop}' of resource 'User'."
+            )));
+        }
+    }
     let after = req
         .query
         .get("$skiptoken")
@@ -29,8 +44,12 @@ pub(super) fn list_deleted(shared: &Shared, req: &ApiRequest) -> GraphResult<Api
         .transpose()?;
     let dir = shared.dir();
     let lower = after.map_or(Bound::Unbounded, Bound::Excluded);
-    let mut iter = dir.deleted.range((lower, Bound::Unbounded));
-    let page: Vec<&User> = iter.by_ref().take(top).map(|(_, u)| u).collect();
+    let mut iter = dir
+        .deleted
+        .range((lower, Bound::Unbounded))
+        .map(|(_, u)| u)
+        .filter(|u| filter.as_ref().is_none_or(|f| f.matches(u)));
+    let page: Vec<&User> = iter.by_ref().take(top).collect();
     let has_more = iter.next().is_some();
     let mut body = Map::new();
     body.insert(

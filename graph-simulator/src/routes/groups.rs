@@ -157,7 +157,7 @@ fn member_page(
 }
 
 /// The object id at the end of an `@odata.id` reference URL.
-fn referenced_id(body: &Value) -> GraphResult<String> {
+pub(super) fn referenced_id(body: &Value) -> GraphResult<String> {
     let reference = body
         .get("@odata.id")
         .and_then(Value::as_str)

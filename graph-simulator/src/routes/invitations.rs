@@ -136,19 +136,25 @@ pub(super) fn invite(shared: &Shared, req: &ApiRequest) -> GraphResult<ApiRespon
             }
             id
         }
-        None => dir.insert_user(NewUser {
-            display_name: display_name
-                .clone()
-                .unwrap_or_else(|| email.split('@').next().unwrap_or(&email).to_string()),
-            mail: email.clone(),
-            user_type,
-            created: now,
-            creation_type: Some("Invitation".into()),
-            external_user_state: Some("PendingAcceptance".into()),
-            external_user_state_changed: Some(now),
-            account_enabled: true,
-            sign_in: SignIn::default(),
-        }),
+        None => {
+            let id = dir.insert_user(NewUser {
+                display_name: display_name
+                    .clone()
+                    .unwrap_or_else(|| email.split('@').next().unwrap_or(&email).to_string()),
+                mail: email.clone(),
+                user_type,
+                created: now,
+                creation_type: Some("Invitation".into()),
+                external_user_state: Some("PendingAcceptance".into()),
+                external_user_state_changed: Some(now),
+                account_enabled: true,
+                sign_in: SignIn::default(),
+            });
+            // The invited user's sponsors; without any, Graph makes the inviter one (here the
+            // app, which is no user: none are recorded).
+            dir.user_mut(&id).expect("just made").sponsors = sponsors.clone();
+            id
+        }
     };
     let user = dir.user(&user_id).expect("present");
     // Re-inviting a guest who already redeemed reports the invitation as done.

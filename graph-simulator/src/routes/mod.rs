@@ -78,6 +78,10 @@ enum Route {
     DeleteUser(String),
     CheckMemberGroups(String),
     MemberOf(String),
+    ListSponsors(String),
+    AddSponsor(String),
+    /// The user, and the sponsor to remove.
+    RemoveSponsor(String, String),
     GetGroup(String),
     ListMembers(String),
     /// The group, and the OData cast segment if any.
@@ -119,13 +123,17 @@ impl Route {
     fn need(&self) -> Need {
         match self {
             Route::Invite => Need::Invite,
-            Route::ListUsers | Route::GetUser(_) | Route::ListDeleted | Route::GetDeleted(_) => {
-                Need::ReadUsers
-            }
+            Route::ListUsers
+            | Route::GetUser(_)
+            | Route::ListDeleted
+            | Route::GetDeleted(_)
+            | Route::ListSponsors(_) => Need::ReadUsers,
             Route::PatchUser(_)
             | Route::DeleteUser(_)
             | Route::PurgeDeleted(_)
-            | Route::Restore(_) => Need::WriteUsers,
+            | Route::Restore(_)
+            | Route::AddSponsor(_)
+            | Route::RemoveSponsor(..) => Need::WriteUsers,
             Route::CheckMemberGroups(_)
             | Route::MemberOf(_)
             | Route::GetGroup(_)
@@ -156,6 +164,8 @@ impl Route {
                 | Route::AssignAppRole(_)
                 | Route::PurgeDeleted(_)
                 | Route::Restore(_)
+                | Route::AddSponsor(_)
+                | Route::RemoveSponsor(..)
         )
     }
 }
@@ -189,6 +199,11 @@ fn classify(method: &Method, path: &str) -> GraphResult<Route> {
             pick(vec![(Method::POST, Route::CheckMemberGroups(own(1)))])
         }
         ["users", _, "memberof"] => pick(vec![(Method::GET, Route::MemberOf(own(1)))]),
+        ["users", _, "sponsors"] => pick(vec![(Method::GET, Route::ListSponsors(own(1)))]),
+        ["users", _, "sponsors", "$ref"] => pick(vec![(Method::POST, Route::AddSponsor(own(1)))]),
+        ["users", _, "sponsors", _, "$ref"] => {
+            pick(vec![(Method::DELETE, Route::RemoveSponsor(own(1), own(3)))])
+        }
         ["groups", _] => pick(vec![(Method::GET, Route::GetGroup(own(1)))]),
         ["groups", _, "members"] => pick(vec![(Method::GET, Route::ListMembers(own(1)))]),
         ["groups", _, "transitivemembers"] => pick(vec![(
@@ -329,6 +344,9 @@ pub(crate) async fn execute_single(shared: &Shared, req: ApiRequest) -> ApiRespo
         Route::DeleteUser(id) => users::delete(shared, id),
         Route::CheckMemberGroups(id) => users::check_member_groups(shared, &req, id),
         Route::MemberOf(id) => users::member_of(shared, &req, id),
+        Route::ListSponsors(id) => users::list_sponsors(shared, &req, id),
+        Route::AddSponsor(id) => users::add_sponsor(shared, &req, id),
+        Route::RemoveSponsor(id, sponsor) => users::remove_sponsor(shared, id, sponsor),
         Route::GetGroup(id) => groups::get(shared, &req, id),
         Route::ListMembers(id) => groups::list_members(shared, &req, id),
         Route::ListTransitiveMembers(id, cast) => {

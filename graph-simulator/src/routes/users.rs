@@ -1,5 +1,5 @@
 //! `/users`: list (filter, select, paging, count), get, patch, soft delete,
-//! `checkMemberGroups`, `memberOf`.
+//! `checkMemberGroups`, `memberOf`, and `sponsors` (list, add and remove by `$ref`).
 
 use std::ops::Bound;
 
@@ -313,4 +313,85 @@ pub(super) fn member_of(shared: &Shared, req: &ApiRequest, id: &str) -> GraphRes
             "value": value,
         }),
     ))
+}
+
+/// Graph keeps at most this many sponsors for a user.
+const MAX_SPONSORS: usize = 5;
+
+/// `GET /users/{id}/sponsors`: the users and groups sponsoring the user, as directory objects.
+pub(super) fn list_sponsors(
+    shared: &Shared,
+    req: &ApiRequest,
+    id: &str,
+) -> GraphResult<ApiResponse> {
+    let dir = shared.dir();
+    let user = dir.user(id).ok_or_else(|| GraphError::not_found(id))?;
+    let value: Vec<Value> = user
+        .sponsors
+        .iter()
+        .filter_map(|s| match dir.user(s) {
+            Some(u) => Some(json!({
+                "@odata.type": "#microsoft.graph.user",
+                "id": u.id,
+                "displayName": u.display_name,
+                "mail": u.mail,
+                "userPrincipalName": u.upn,
+            })),
+            None => dir.groups.get(s).map(|g| {
+                json!({
+                    "@odata.type": "#microsoft.graph.group",
+                    "id": g.id,
+                    "displayName": g.display_name,
+                })
+            }),
+        })
+        .collect();
+    Ok(ApiResponse::json(
+        200,
+        json!({
+            "@odata.context": format!("{}/$metadata#directoryObjects", req.graph_base()),
+            "value": value,
+        }),
+    ))
+}
+
+/// `POST /users/{id}/sponsors/$ref` with the `@odata.id` of a user or group: 204.
+pub(super) fn add_sponsor(shared: &Shared, req: &ApiRequest, id: &str) -> GraphResult<ApiResponse> {
+    let body = req.json_body()?;
+    let sponsor = super::groups::referenced_id(&body)?;
+    let mut dir = shared.dir();
+    let user_id = dir
+        .user(id)
+        .map(|u| u.id.clone())
+        .ok_or_else(|| GraphError::not_found(id))?;
+    let sponsor = match dir.user(&sponsor) {
+        Some(u) => u.id.clone(),
+        None if dir.groups.contains_key(&sponsor) => sponsor,
+        None => return Err(GraphError::not_found(&sponsor)),
+    };
+    let user = dir.user_mut(&user_id).expect("checked");
+    if user.sponsors.contains(&sponsor) {
+        return Err(GraphError::directory_bad_request(
+            "One or more added object references already exist for the following modified properties: 'sponsors'.",
+        ));
+    }
+    if user.sponsors.len() >= MAX_SPONSORS {
+        return Err(GraphError::directory_bad_request(format!(
+            "A user can have at most {MAX_SPONSORS} sponsors."
+        )));
+    }
+    user.sponsors.push(sponsor);
+    Ok(ApiResponse::no_content())
+}
+
+/// `DELETE /users/{id}/sponsors/{sponsorId}/$ref`: 204, or 404 when it is not a sponsor.
+pub(super) fn remove_sponsor(shared: &Shared, id: &str, sponsor: &str) -> GraphResult<ApiResponse> {
+    let mut dir = shared.dir();
+    let user = dir.user_mut(id).ok_or_else(|| GraphError::not_found(id))?;
+    let before = user.sponsors.len();
+    user.sponsors.retain(|s| !s.eq_ignore_ascii_case(sponsor));
+    if user.sponsors.len() == before {
+        return Err(GraphError::not_found(sponsor));
+    }
+    Ok(ApiResponse::no_content())
 }
