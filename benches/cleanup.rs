@@ -250,6 +250,10 @@ async fn bench(o: &Options, table_port: u16, azurite_pid: Option<u32>) -> Result
             invite_decided_at: Some(long_ago),
             notice_mail_id: None,
             last_mail_delivered: None,
+            last_name: String::new(),
+            organisation: String::new(),
+            sponsors: Vec::new(),
+            reviews: Default::default(),
         });
     }
     let portal = Portal::new(settings_with_budget(o.interrupt_after)?)?;

@@ -645,6 +645,9 @@ pub struct PortalSettings {
     /// `X-Forwarded-For` entry, the one the platform's own front end appended: every other
     /// header is the client's to invent.
     pub client_ip_header: Option<String>,
+    /// `PORTAL_ASK_JOB_TITLE` (false): the form asks for a job title (optional to fill in),
+    /// which goes into the guest's directory profile.
+    pub ask_job_title: bool,
 }
 
 impl PortalSettings {
@@ -752,6 +755,7 @@ impl PortalSettings {
                 30,
                 "a number of seconds",
             )?),
+            ask_job_title: parse_bool(env, "PORTAL_ASK_JOB_TITLE", false)?,
         })
     }
 }
@@ -798,6 +802,12 @@ pub struct CleanupSettings {
     /// `AUDIT_RETENTION_DAYS` (400): audit entries older than this are deleted. The default
     /// keeps a year and a month, so a yearly review still finds last year's trail.
     pub audit_retention_days: u32,
+    /// `REVIEW_ANSWER_DAYS` (14): how long sponsors have to answer an access review (at most
+    /// half a policy's review interval); the review opens this long before its period ends.
+    pub review_answer_days: u32,
+    /// `REVIEW_REMINDER_DAYS` (7; 0: none): an unanswered review is reminded once this long
+    /// after it opened.
+    pub review_reminder_days: u32,
 }
 
 impl CleanupSettings {
@@ -861,6 +871,20 @@ impl CleanupSettings {
                 format!("a percentage from 0 to 100, got {max_removal_percent}"),
             ));
         }
+        let review_answer_days = days("REVIEW_ANSWER_DAYS", 14)?;
+        if !(1..=90).contains(&review_answer_days) {
+            return Err(invalid(
+                "REVIEW_ANSWER_DAYS",
+                format!("a number of days from 1 to 90, got {review_answer_days}"),
+            ));
+        }
+        let review_reminder_days = days("REVIEW_REMINDER_DAYS", 7)?;
+        if review_reminder_days >= review_answer_days {
+            return Err(invalid(
+                "REVIEW_REMINDER_DAYS",
+                format!("fewer days than REVIEW_ANSWER_DAYS ({review_answer_days}), or 0 for no reminder, got {review_reminder_days}"),
+            ));
+        }
         let concurrency: usize = parse_number(
             env,
             "CLEANUP_CONCURRENCY",
@@ -911,6 +935,8 @@ impl CleanupSettings {
             mail_retention_days: days("MAIL_RETENTION_DAYS", 7)?.max(1),
             demand_retention_days: days("DEMAND_RETENTION_DAYS", 365)?.max(1),
             audit_retention_days: days("AUDIT_RETENTION_DAYS", 400)?.max(1),
+            review_answer_days,
+            review_reminder_days,
         })
     }
 }

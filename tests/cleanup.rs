@@ -81,6 +81,10 @@ fn record(user_id: &str, email: &str, invited_at: OffsetDateTime) -> Guest {
         invite_decided_at: Some(invited_at),
         notice_mail_id: None,
         last_mail_delivered: None,
+        last_name: "Guest".into(),
+        organisation: "Partner AB".into(),
+        sponsors: Vec::new(),
+        reviews: Default::default(),
     }
 }
 
@@ -241,7 +245,11 @@ async fn an_unredeemed_invitation_is_reminded_once_then_disabled_then_soft_delet
         );
     }
     let calls = platform.sim.calls();
-    assert_eq!((calls.patch_user, calls.delete_user), (1, 1));
+    assert_eq!(
+        (calls.patch_user, calls.delete_user),
+        (2, 1),
+        "the profile at the invitation, the disable; the delete"
+    );
     assert!(calls.batch >= 2, "writes go through $batch");
 }
 

@@ -233,6 +233,10 @@ proptest! {
             reminder_after_days: None,
             escalate_after_days: None,
             note: None,
+            sponsors: vec![],
+            review_days: 0,
+            on_no_answer: Default::default(),
+            allow_consumer_domain: false,
         };
         let policies = [policy];
         for input in [format!("jane@{spoof}"), format!("jane@mail.{spoof}")] {
@@ -284,6 +288,10 @@ proptest! {
             reminder_after_days: None,
             escalate_after_days: None,
             note: None,
+            sponsors: vec![],
+            review_days: 0,
+            on_no_answer: Default::default(),
+            allow_consumer_domain: false,
         }).collect();
         let address = EmailAddress::parse(target).unwrap();
         let matching: Vec<&Policy> = policies.iter().filter(|p| p.matches(&address)).collect();

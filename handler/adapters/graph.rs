@@ -511,17 +511,34 @@ impl GraphClient {
             .collect())
     }
 
-    /// Grants a new guest its groups and app roles in as few calls as Graph allows. "Already
-    /// a member" and "already assigned" count as done: grants are retried, never doubled.
-    pub async fn grant(
+    /// Sets a guest up after the invitation, in as few calls as Graph allows (one `$batch` of up
+    /// to 20): its profile (`PATCH /users/{id}`), the sponsors a returning guest does not have
+    /// yet, its groups and its app roles. "Already a member", "already assigned" and "already
+    /// a sponsor" count as done: the setup is retried, never doubled.
+    pub async fn set_up_guest(
         &self,
         user_id: &str,
-        groups: &[String],
-        app_roles: &[(String, String)],
+        setup: &GuestSetup<'_>,
     ) -> Result<Vec<GrantOutcome>, GraphError> {
         let mut calls = Vec::new();
         let mut targets = Vec::new();
-        for g in groups {
+        if let Some(profile) = &setup.profile {
+            calls.push(BatchCall {
+                method: Method::PATCH,
+                url: format!("/users/{user_id}"),
+                body: Some(profile.to_value()),
+            });
+            targets.push("profile".to_string());
+        }
+        for sponsor in setup.sponsors {
+            calls.push(BatchCall {
+                method: Method::POST,
+                url: format!("/users/{user_id}/sponsors/$ref"),
+                body: Some(json!({ "@odata.id": format!("https://graph.microsoft.com/v1.0/users/{sponsor}") })),
+            });
+            targets.push(format!("sponsor {sponsor}"));
+        }
+        for g in setup.groups {
             calls.push(BatchCall {
                 method: Method::POST,
                 url: format!("/groups/{g}/members/$ref"),
@@ -529,7 +546,7 @@ impl GraphClient {
             });
             targets.push(format!("group {g}"));
         }
-        for (resource, role) in app_roles {
+        for (resource, role) in setup.app_roles {
             calls.push(BatchCall {
                 method: Method::POST,
                 url: format!("/servicePrincipals/{resource}/appRoleAssignedTo"),
@@ -560,6 +577,36 @@ impl GraphClient {
             }
         }
         Ok(outcomes)
+    }
+
+    /// Soft-deleted users whose mail is `address` (`GET /directory/deletedItems/microsoft.graph.user`
+    /// with a `mail eq` filter): the guests that can still be restored.
+    pub async fn deleted_users_by_mail(
+        &self,
+        address: &str,
+    ) -> Result<Vec<DirectoryUser>, GraphError> {
+        let quoted = address.replace('\'', "''");
+        let url = format!(
+            "/directory/deletedItems/microsoft.graph.user?$filter={}&$select=id,mail,userType,accountEnabled,createdDateTime",
+            urlencode(&format!("mail eq '{quoted}'"))
+        );
+        let (_, value) = self.call(Method::GET, &url, None, &[]).await?;
+        serde_json::from_value(value["value"].clone())
+            .map_err(|e| GraphError::Unavailable(format!("unexpected deleted users: {e}")))
+    }
+
+    /// Restores a soft-deleted user (`POST /directory/deletedItems/{id}/restore`): the same
+    /// object, with its group memberships and app roles. [`GraphError::NotFound`] when it is
+    /// not in deleted items (restored already, or purged).
+    pub async fn restore_deleted(&self, user_id: &str) -> Result<(), GraphError> {
+        self.call(
+            Method::POST,
+            &format!("/directory/deletedItems/{user_id}/restore"),
+            None,
+            &[],
+        )
+        .await
+        .map(|_| ())
     }
 
     /// One page of users. `url` is either a first-page query or a previous `@odata.nextLink`.
@@ -858,6 +905,67 @@ impl GraphClient {
     }
 }
 
+/// What the directory learns about a guest when it is set up (`PATCH /users/{id}`): who it is,
+/// as the partner typed it, and for a returning guest the cleanup had disabled, that it may
+/// sign in again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GuestProfile {
+    pub display_name: String,
+    pub given_name: String,
+    pub surname: String,
+    pub company_name: String,
+    pub job_title: Option<String>,
+    /// `Some(true)` re-enables the account.
+    pub account_enabled: Option<bool>,
+}
+
+/// Graph's lengths for these properties: a longer value would make the whole PATCH fail.
+const NAME_MAX: usize = 64;
+const DISPLAY_NAME_MAX: usize = 256;
+const JOB_TITLE_MAX: usize = 128;
+
+fn at_most(text: &str, max: usize) -> String {
+    text.trim()
+        .chars()
+        .take(max)
+        .collect::<String>()
+        .trim()
+        .to_string()
+}
+
+impl GuestProfile {
+    /// The PATCH body: empty values are left out (Graph refuses an empty string for some).
+    pub fn to_value(&self) -> Value {
+        let mut body = serde_json::Map::new();
+        for (name, value, max) in [
+            ("displayName", Some(&self.display_name), DISPLAY_NAME_MAX),
+            ("givenName", Some(&self.given_name), NAME_MAX),
+            ("surname", Some(&self.surname), NAME_MAX),
+            ("companyName", Some(&self.company_name), NAME_MAX),
+            ("jobTitle", self.job_title.as_ref(), JOB_TITLE_MAX),
+        ] {
+            if let Some(value) = value.map(|v| at_most(v, max)).filter(|v| !v.is_empty()) {
+                body.insert(name.into(), Value::String(value));
+            }
+        }
+        if let Some(enabled) = self.account_enabled {
+            body.insert("accountEnabled".into(), Value::Bool(enabled));
+        }
+        Value::Object(body)
+    }
+}
+
+/// Everything [`GraphClient::set_up_guest`] does for one guest.
+#[derive(Debug, Clone, Default)]
+pub struct GuestSetup<'a> {
+    pub profile: Option<GuestProfile>,
+    /// Object ids of sponsors to add (a returning guest; a new one gets them with its
+    /// invitation).
+    pub sponsors: &'a [String],
+    pub groups: &'a [String],
+    pub app_roles: &'a [(String, String)],
+}
+
 #[derive(Debug, Clone)]
 pub struct GrantOutcome {
     pub target: String,
@@ -986,6 +1094,32 @@ mod tests {
     fn a_recheck_fills_one_batch() {
         assert_eq!(recheck_capacity(false), 300);
         assert_eq!(recheck_capacity(true), 285);
+    }
+
+    #[test]
+    fn the_profile_fits_graph_and_leaves_out_what_is_empty() {
+        let p = GuestProfile {
+            display_name: "Ada Lovelace".into(),
+            given_name: "Ada".into(),
+            surname: "L".repeat(100),
+            company_name: " Partner AB ".into(),
+            job_title: Some(String::new()),
+            account_enabled: None,
+        };
+        let v = p.to_value();
+        assert_eq!(v["givenName"], "Ada");
+        assert_eq!(v["surname"].as_str().unwrap().chars().count(), 64);
+        assert_eq!(v["companyName"], "Partner AB");
+        assert!(v.get("jobTitle").is_none(), "empty values are left out");
+        assert!(v.get("accountEnabled").is_none());
+        let v = GuestProfile {
+            job_title: Some("Engineer".into()),
+            account_enabled: Some(true),
+            ..p
+        }
+        .to_value();
+        assert_eq!(v["jobTitle"], "Engineer");
+        assert_eq!(v["accountEnabled"], true);
     }
 
     #[test]

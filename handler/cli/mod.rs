@@ -185,7 +185,20 @@ async fn run(cli: Cli, env: Environment) -> Result<(), CliError> {
             let done = invite::run(&p, &file, policy).await;
             mail_sent(&p, done).await
         }
-        Some(Command::Guests(cmd)) => guests::guests(&store_only(&env)?, cmd).await,
+        Some(Command::Guests(guests::GuestsCommand::Review {
+            user_id,
+            keep,
+            end: _,
+            days,
+            by,
+        })) => {
+            let p = portal(&env)?;
+            let done = guests::review(&p, &user_id, keep, days, &by).await;
+            mail_sent(&p, done).await
+        }
+        Some(Command::Guests(guests::GuestsCommand::List { state, json })) => {
+            guests::list(&store_only(&env)?, state, json).await
+        }
         Some(Command::Cleanup(cmd)) => {
             let p = portal(&env)?;
             let done = guests::cleanup(&p, cmd).await;

@@ -92,6 +92,20 @@ pub struct AddArgs {
     escalate_after_days: Option<u32>,
     #[arg(long)]
     note: Option<String>,
+    /// A sponsor, repeatable: reviews the guests (with the approvers who admitted them) and
+    /// hears before one is disabled.
+    #[arg(long = "sponsor")]
+    sponsors: Vec<String>,
+    /// Days between access reviews by the guests' sponsors (0 = no reviews).
+    #[arg(long)]
+    review_days: Option<u32>,
+    /// What no answer to a review does: end (the default) or keep.
+    #[arg(long)]
+    on_no_answer: Option<String>,
+    /// Allow an auto policy for a public mail provider's domain (gmail.com, outlook.com, ...),
+    /// where anyone can get an address.
+    #[arg(long)]
+    allow_consumer_domain: bool,
     /// Replace an existing policy for the same key.
     #[arg(long)]
     replace: bool,
@@ -149,6 +163,10 @@ pub async fn run(cmd: PolicyCommand, store: &TableStore) -> Result<(), CliError>
                 reminder_after_days: args.reminder_after_days,
                 escalate_after_days: args.escalate_after_days,
                 note: args.note,
+                sponsors: args.sponsors,
+                review_days: args.review_days,
+                on_no_answer: args.on_no_answer,
+                allow_consumer_domain: args.allow_consumer_domain,
             };
             let policy = draft.validate().map_err(|p| {
                 CliError::usage(format!("the policy is not valid:\n{}", problems_text(&p)))
@@ -185,12 +203,12 @@ pub async fn run(cmd: PolicyCommand, store: &TableStore) -> Result<(), CliError>
                 return Ok(());
             }
             println!(
-                "{:<32} {:<8} {:<8} {:<6} {:<7} APPROVERS",
-                "KEY", "ACTION", "PROOF", "GROUPS", "ACCESS"
+                "{:<32} {:<8} {:<8} {:<6} {:<7} {:<9} APPROVERS",
+                "KEY", "ACTION", "PROOF", "GROUPS", "ACCESS", "REVIEW"
             );
             for p in &all {
                 println!(
-                    "{:<32} {:<8} {:<8} {:<6} {:<7} {}",
+                    "{:<32} {:<8} {:<8} {:<6} {:<7} {:<9} {}",
                     p.key(),
                     p.action.as_str(),
                     if p.require_mfa {
@@ -203,6 +221,11 @@ pub async fn run(cmd: PolicyCommand, store: &TableStore) -> Result<(), CliError>
                         "-".to_string()
                     } else {
                         format!("{}d", p.access_days)
+                    },
+                    if p.review_days == 0 {
+                        "-".to_string()
+                    } else {
+                        format!("{}d/{}", p.review_days, p.on_no_answer)
                     },
                     p.approvers
                         .iter()

@@ -12,7 +12,9 @@
 //! ```text
 //!  active ──(PendingAcceptance for UNREDEEMED_REMINDER_DAYS)──> reminder mail ──> warned(unredeemed)
 //!  active ──(access period over, or inactive INACTIVE_DAYS)───> warning mail  ──> warned(reason)
+//!  active ──(a review ended the access: core::review)────────> warning mail  ──> warned(review)
 //!  warned(unredeemed) ──(UNREDEEMED_REMOVE_DAYS after the reminder)──> disabled
+//!  warned(review)     ──(once the warning has reached the guest)──────> disabled
 //!  warned(other)      ──(WARNING_DAYS after the warning)─────────────> disabled
 //!  disabled ──(GRACE_DAYS)──> soft-deleted (restorable for 30 days)
 //! ```
@@ -153,6 +155,9 @@ pub enum Reason {
     Unredeemed,
     AccessPeriod,
     Inactive,
+    /// An access review ended the access: a sponsor or an admin said so, or nobody answered
+    /// and the policy ends access then.
+    Review,
 }
 
 impl Reason {
@@ -161,6 +166,7 @@ impl Reason {
             Reason::Unredeemed => "unredeemed",
             Reason::AccessPeriod => "access_period",
             Reason::Inactive => "inactive",
+            Reason::Review => "review",
         }
     }
 
@@ -169,6 +175,7 @@ impl Reason {
             "unredeemed" => Some(Reason::Unredeemed),
             "access_period" => Some(Reason::AccessPeriod),
             "inactive" => Some(Reason::Inactive),
+            "review" => Some(Reason::Review),
             _ => None,
         }
     }
@@ -179,6 +186,7 @@ impl Reason {
             Reason::Unredeemed => "invitation not redeemed",
             Reason::AccessPeriod => "access period over",
             Reason::Inactive => "inactive",
+            Reason::Review => "access ended by its review",
         }
     }
 }
@@ -234,6 +242,9 @@ pub struct Tracked {
     pub invited_at: OffsetDateTime,
     pub access_ends_at: Option<OffsetDateTime>,
     pub reminder_sent_at: Option<OffsetDateTime>,
+    /// When an access review last ended the guest's access, unless a later answer kept it
+    /// (see `core::review`).
+    pub review_ended: Option<OffsetDateTime>,
 }
 
 /// The mail that told a guest of its current stage (a removal warning, a redeem reminder). A
@@ -265,6 +276,7 @@ impl Tracked {
             invited_at: since,
             access_ends_at: None,
             reminder_sent_at: None,
+            review_ended: None,
         }
     }
 }
@@ -287,6 +299,8 @@ pub enum RestoreWhy {
     Undeleted,
     /// Warned without a recorded reason (a hand-edited row): nothing justifies going on.
     NoReason,
+    /// Warned because a review ended the access, and a later answer kept it (an admin).
+    ReviewKept,
 }
 
 impl RestoreWhy {
@@ -299,6 +313,7 @@ impl RestoreWhy {
             RestoreWhy::ReEnabled => "an admin enabled the account again",
             RestoreWhy::Undeleted => "an admin restored the deleted account",
             RestoreWhy::NoReason => "no removal reason on record",
+            RestoreWhy::ReviewKept => "its access review was answered with keep",
         }
     }
 }
@@ -452,6 +467,18 @@ fn warned(user: &DirectoryFacts, t: &Tracked, rules: &Rules, now: OffsetDateTime
         Notice::Delivered(at) => Some(Some(at)),
     };
     let due = match reason {
+        // The sponsors (or the policy's default) ended the access: the guest is disabled as
+        // soon as the warning has reached them, and only a later "keep" takes it back.
+        Reason::Review => {
+            if t.review_ended.is_none() {
+                return Action::Restore(RestoreWhy::ReviewKept);
+            }
+            match told {
+                None => t.since,
+                Some(None) => return Action::Nothing,
+                Some(Some(at)) => at,
+            }
+        }
         Reason::Unredeemed => {
             if user.redemption != Redemption::Pending {
                 return Action::Restore(RestoreWhy::Redeemed);
@@ -503,6 +530,12 @@ fn warned(user: &DirectoryFacts, t: &Tracked, rules: &Rules, now: OffsetDateTime
 }
 
 fn active(user: &DirectoryFacts, t: &Tracked, rules: &Rules, now: OffsetDateTime) -> Action {
+    // 0. A review ended the access: people who know the guest said so (or nobody vouched for
+    //    it), which weighs more than any clock. One that ended before the current stage began
+    //    is past: an admin restored the guest since.
+    if t.review_ended.is_some_and(|ended| ended >= t.since) {
+        return Action::Warn(Reason::Review);
+    }
     // 1. The access period, first: reminding someone to redeem access that is already over
     //    would be a wrong promise. An admin who restored the guest after its period ended
     //    (since > end) has decided to keep it.
@@ -684,6 +717,7 @@ mod tests {
             invited_at: NOW - d(200),
             access_ends_at: None,
             reminder_sent_at: None,
+            review_ended: None,
         }
     }
 
@@ -1169,6 +1203,69 @@ mod tests {
         assert_eq!(run(&u, &long_ago), Action::Warn(Reason::Inactive));
     }
 
+    // --- access reviews ---------------------------------------------------------------------
+
+    #[test]
+    fn an_ended_review_warns_first_then_disables_once_the_warning_arrived() {
+        let mut t = active();
+        t.review_ended = Some(NOW - d(1));
+        // Whatever the other clocks say: an active, healthy guest.
+        t.access_ends_at = Some(NOW + d(300));
+        assert_eq!(run(&user(), &t), Action::Warn(Reason::Review));
+        assert_eq!(run(&pending(), &t), Action::Warn(Reason::Review));
+
+        let mut warned = tracked(Stage::Warned, NOW - d(1), Some(Reason::Review));
+        warned.review_ended = Some(NOW - d(1));
+        warned.notice = Notice::Pending;
+        assert_eq!(run(&user(), &warned), Action::Nothing, "not told yet");
+        warned.notice = Notice::Delivered(NOW - Duration::minutes(50));
+        assert_eq!(
+            run(&user(), &warned),
+            Action::Disable(Reason::Review),
+            "no warning days: the sponsors ended it"
+        );
+        let off = DirectoryFacts {
+            account_enabled: false,
+            ..user()
+        };
+        let mut disabled = tracked(Stage::Disabled, NOW - d(14), Some(Reason::Review));
+        disabled.review_ended = Some(NOW - d(15));
+        assert_eq!(run(&off, &disabled), Action::Delete(Reason::Review));
+    }
+
+    #[test]
+    fn a_later_keep_takes_a_guest_warned_by_its_review_back() {
+        let warned = tracked(Stage::Warned, NOW - d(1), Some(Reason::Review));
+        assert_eq!(
+            run(&user(), &warned),
+            Action::Restore(RestoreWhy::ReviewKept)
+        );
+    }
+
+    #[test]
+    fn a_guest_restored_after_an_ended_review_is_not_warned_for_it_again() {
+        let mut t = tracked(Stage::Active, NOW - d(1), None);
+        t.review_ended = Some(NOW - d(20));
+        assert_eq!(run(&user(), &t), Action::Nothing);
+    }
+
+    #[test]
+    fn an_excluded_guest_whose_review_ended_is_left_alone() {
+        let mut t = active();
+        t.review_ended = Some(NOW - d(1));
+        let action = decide(
+            Case {
+                user: &user(),
+                tracked: Some(&t),
+                excluded: true,
+            },
+            Scope::Portal,
+            &rules(),
+            NOW,
+        );
+        assert_eq!(action, Action::Skip(SkipWhy::Excluded));
+    }
+
     // --- the admin has the last word -----------------------------------------------------
 
     #[test]
@@ -1241,7 +1338,9 @@ mod tests {
             Some(Reason::Unredeemed),
             Some(Reason::AccessPeriod),
             Some(Reason::Inactive),
+            Some(Reason::Review),
         ];
+        let reviews = [None, Some(NOW - d(90)), Some(NOW - d(2))];
         let ends = [None, Some(NOW - d(40)), Some(NOW + d(40))];
         let reminders = [None, Some(NOW - d(40))];
         for u in &users {
@@ -1253,7 +1352,10 @@ mod tests {
             ] {
                 for reason in reasons {
                     for since in [NOW - d(1), NOW - d(60)] {
-                        for end in ends {
+                        for (end, review_ended) in ends
+                            .iter()
+                            .flat_map(|e| reviews.iter().map(move |r| (*e, *r)))
+                        {
                             for reminder in reminders {
                                 let t = Tracked {
                                     notice: Notice::Legacy,
@@ -1266,6 +1368,7 @@ mod tests {
                                     invited_at: NOW - d(200),
                                     access_ends_at: end,
                                     reminder_sent_at: reminder,
+                                    review_ended,
                                 };
                                 let a = run(u, &t);
                                 match a {
@@ -1371,7 +1474,12 @@ mod tests {
 
     #[test]
     fn reasons_round_trip() {
-        for r in [Reason::Unredeemed, Reason::AccessPeriod, Reason::Inactive] {
+        for r in [
+            Reason::Unredeemed,
+            Reason::AccessPeriod,
+            Reason::Inactive,
+            Reason::Review,
+        ] {
             assert_eq!(Reason::parse(r.as_str()), Some(r));
         }
         assert_eq!(Reason::parse("boredom"), None);

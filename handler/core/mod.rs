@@ -12,13 +12,18 @@
 //!   for records the portal acts on later.
 //! - [`sign_in`]: the checks a partner's ID token must pass, and PKCE.
 //! - [`cleanup`]: the guest lifecycle the cleanup timer follows, and its per-run cap.
+//! - [`review`]: when sponsors are asked whether a guest keeps access, and what their answer
+//!   (or its absence) does.
+//! - [`consumer_domains`]: the public mail providers an `auto` policy may not admit by default.
 //! - [`permissions`]: which Microsoft Graph permissions the enabled features need.
 
 pub mod cleanup;
+pub mod consumer_domains;
 pub mod email;
 pub mod outbox;
 pub mod permissions;
 pub mod policy;
 pub mod request;
+pub mod review;
 pub mod sign_in;
 pub mod token;

@@ -48,10 +48,18 @@ pub enum MailKind {
     RemovalWarning,
     /// The address's policy asks for a sign-in, not a mailed link.
     SignInNeeded,
+    /// A sponsor is asked whether a guest keeps access (a personal link).
+    ReviewRequest,
+    /// ... and reminded once.
+    ReviewReminder,
+    /// The sponsors hear what no answer did (the policy's default).
+    ReviewDefault,
+    /// The sponsors hear that a guest is about to be disabled, and why.
+    SponsorNotice,
 }
 
 impl MailKind {
-    pub const ALL: [MailKind; 10] = [
+    pub const ALL: [MailKind; 14] = [
         MailKind::Verification,
         MailKind::ApproverRequest,
         MailKind::ApproverReminder,
@@ -62,6 +70,10 @@ impl MailKind {
         MailKind::RedeemReminder,
         MailKind::RemovalWarning,
         MailKind::SignInNeeded,
+        MailKind::ReviewRequest,
+        MailKind::ReviewReminder,
+        MailKind::ReviewDefault,
+        MailKind::SponsorNotice,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -76,6 +88,10 @@ impl MailKind {
             MailKind::RedeemReminder => "redeem_reminder",
             MailKind::RemovalWarning => "removal_warning",
             MailKind::SignInNeeded => "sign_in_needed",
+            MailKind::ReviewRequest => "review_request",
+            MailKind::ReviewReminder => "review_reminder",
+            MailKind::ReviewDefault => "review_default",
+            MailKind::SponsorNotice => "sponsor_notice",
         }
     }
 }
@@ -181,6 +197,7 @@ impl LinkRecipe {
             match self.purpose {
                 TokenPurpose::Verify => "verify",
                 TokenPurpose::Decide => "decide",
+                TokenPurpose::Review => "review",
             },
             self.request_id,
             self.subject,
@@ -200,6 +217,7 @@ impl LinkRecipe {
         let purpose = match purpose {
             "verify" => TokenPurpose::Verify,
             "decide" => TokenPurpose::Decide,
+            "review" => TokenPurpose::Review,
             other => return Err(format!("unknown link purpose {other:?}")),
         };
         let nonce = match nonce {

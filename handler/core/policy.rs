@@ -13,6 +13,11 @@
 //! Admins write policies by hand (CLI, JSON/CSV import), so there are two shapes:
 //! [`PolicyDraft`] is what was typed, raw strings and all, and [`PolicyDraft::validate`] turns it
 //! into a [`Policy`] or into the complete list of problems, so a person fixes them in one pass.
+//! A policy may also name sponsors and a review interval: the guests it admitted are then
+//! reviewed by their sponsors every so many days (see `core::review`). An `auto` policy for a
+//! consumer mail domain (gmail.com and the like, see `core::consumer_domains`) is refused
+//! unless the admin allows it explicitly.
+//!
 //! A `Policy` read back from storage was validated when it was written; its `Deserialize`
 //! re-checks every address and domain (they deserialize through their parsers) but not the
 //! cross-field rules, which only `validate` applies.
@@ -24,6 +29,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::consumer_domains::covered_consumer_domain;
 use super::email::{Domain, EmailAddress};
 
 /// Where a guest lands after redeeming the invitation when a policy does not say.
@@ -32,6 +38,9 @@ pub const DEFAULT_REDIRECT_URL: &str = "https://myapplications.microsoft.com/";
 pub const DEFAULT_APPROVAL_WINDOW_DAYS: u32 = 14;
 const MAX_APPROVAL_WINDOW_DAYS: u32 = 90;
 const MAX_ACCESS_DAYS: u32 = 3650;
+/// Reviews come at most this often: a sponsor asked more than monthly-ish stops reading.
+const MIN_REVIEW_DAYS: u32 = 7;
+const MAX_REVIEW_DAYS: u32 = 3650;
 const MAX_NOTE_CHARS: usize = 500;
 const MAX_REDIRECT_URL_BYTES: usize = 2048;
 
@@ -138,6 +147,45 @@ impl FromStr for Proof {
             _ => Err(format!(
                 "Choose one of mailbox, sign_in or either (got '{s}')."
             )),
+        }
+    }
+}
+
+/// What happens to a guest when no sponsor answers an access review in time.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnNoAnswer {
+    /// Access ends: nobody vouches for the guest any more (the default).
+    #[default]
+    End,
+    /// Access goes on for another review interval.
+    Keep,
+}
+
+impl OnNoAnswer {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnNoAnswer::End => "end",
+            OnNoAnswer::Keep => "keep",
+        }
+    }
+}
+
+impl fmt::Display for OnNoAnswer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for OnNoAnswer {
+    type Err = String;
+
+    /// Accepts `end` or `keep`, in any ASCII case.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "end" => Ok(OnNoAnswer::End),
+            "keep" => Ok(OnNoAnswer::Keep),
+            _ => Err(format!("Choose end or keep (got '{s}').")),
         }
     }
 }
@@ -281,6 +329,19 @@ pub struct Policy {
     pub reminder_after_days: Option<u32>,
     pub escalate_after_days: Option<u32>,
     pub note: Option<String>,
+    /// Named sponsors: they review the guests of an `auto` policy (beside the approvers who
+    /// admitted them, on an `approve` policy) and hear before such a guest is disabled.
+    #[serde(default)]
+    pub sponsors: Vec<EmailAddress>,
+    /// Days between access reviews by the guest's sponsors; 0: no reviews.
+    #[serde(default)]
+    pub review_days: u32,
+    /// What happens when no sponsor answers a review in time.
+    #[serde(default)]
+    pub on_no_answer: OnNoAnswer,
+    /// An `auto` policy for a consumer mail domain, on purpose (see `core::consumer_domains`).
+    #[serde(default)]
+    pub allow_consumer_domain: bool,
 }
 
 impl Policy {
@@ -494,6 +555,18 @@ pub struct PolicyDraft {
     /// Absent or empty: no note.
     #[serde(default)]
     pub note: Option<String>,
+    /// Who reviews the guests (and hears before one is disabled), besides the approvers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sponsors: Vec<String>,
+    /// Days between access reviews; absent or 0: no reviews.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review_days: Option<u32>,
+    /// `end` (the default) or `keep`: what no answer to a review means.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_no_answer: Option<String>,
+    /// An `auto` policy for a consumer mail domain (gmail.com and the like), on purpose.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_consumer_domain: bool,
 }
 
 /// One thing wrong with a draft: the field (as named in files and the CLI) and a sentence.
@@ -545,6 +618,11 @@ impl PolicyDraft {
     ///   stored in its normalised form.
     /// - `access_days` <= 3650; `note` <= 500 characters without control characters other
     ///   than line breaks and tabs.
+    /// - `sponsors` are valid addresses, each person once, and not on a `deny` policy.
+    /// - `review_days` is 0 (no reviews) or 7..=3650, and needs someone to review: sponsors, or
+    ///   the approvers of an `approve` policy; `on_no_answer` (`end` or `keep`) only with it.
+    /// - An `auto` policy for a consumer mail domain (see `core::consumer_domains`) needs
+    ///   `allow_consumer_domain`, which is refused anywhere else.
     pub fn validate(self) -> Result<Policy, Vec<PolicyProblem>> {
         let mut problems = Problems::default();
 
@@ -730,6 +808,70 @@ impl PolicyDraft {
             );
         }
 
+        let mut seen_sponsors = HashSet::new();
+        let sponsors = parse_people(
+            "sponsors",
+            "Sponsor",
+            &self.sponsors,
+            &mut seen_sponsors,
+            &mut problems,
+        );
+        if action == Some(PolicyAction::Deny) && !self.sponsors.is_empty() {
+            problems.add(
+                "sponsors",
+                "A deny policy admits nobody to sponsor; remove the sponsors.",
+            );
+        }
+        let review_days = self.review_days.unwrap_or(0);
+        if review_days > 0 && !(MIN_REVIEW_DAYS..=MAX_REVIEW_DAYS).contains(&review_days) {
+            problems.add(
+                "review_days",
+                format!("Reviews come every {MIN_REVIEW_DAYS} to {MAX_REVIEW_DAYS} days (got {review_days}); use 0 for no reviews."),
+            );
+        }
+        if review_days > 0 {
+            match action {
+                Some(PolicyAction::Deny) => problems.add(
+                    "review_days",
+                    "A deny policy admits nobody to review; remove review_days.",
+                ),
+                Some(PolicyAction::Auto) if self.sponsors.is_empty() => problems.add(
+                    "review_days",
+                    "Reviews need someone to answer them: name sponsors (nobody approved the guests of an auto policy).",
+                ),
+                _ => {}
+            }
+        }
+        let on_no_answer = match self.on_no_answer.as_deref() {
+            None | Some("") => Some(OnNoAnswer::default()),
+            Some(raw) => {
+                if review_days == 0 {
+                    problems.add(
+                        "on_no_answer",
+                        "This is only used with review_days; set it or remove this.",
+                    );
+                }
+                raw.parse::<OnNoAnswer>()
+                    .map_err(|e| problems.add("on_no_answer", e))
+                    .ok()
+            }
+        };
+        let consumer = domain
+            .as_ref()
+            .and_then(|d| d.as_ref())
+            .and_then(|d| covered_consumer_domain(d, self.include_subdomains));
+        match (action, consumer, self.allow_consumer_domain) {
+            (Some(PolicyAction::Auto), Some(provider), false) => problems.add(
+                "domain",
+                format!("{provider} is a public mail provider: anyone can get an address there, so an auto policy would invite whoever asks. Use approve, or set allow_consumer_domain if that is what you want."),
+            ),
+            (Some(PolicyAction::Auto), Some(_), true) | (_, _, false) => {}
+            (_, _, true) => problems.add(
+                "allow_consumer_domain",
+                "This is only for an auto policy for a public mail provider's domain; remove it.",
+            ),
+        }
+
         let note = match self.note {
             None => None,
             Some(note) if note.is_empty() => None,
@@ -750,8 +892,8 @@ impl PolicyDraft {
             }
         };
 
-        match (domain, action, redirect_url, proof) {
-            (Some(domain), Some(action), Some(redirect_url), Some(proof))
+        match (domain, action, redirect_url, proof, on_no_answer) {
+            (Some(domain), Some(action), Some(redirect_url), Some(proof), Some(on_no_answer))
                 if problems.0.is_empty() =>
             {
                 Ok(Policy {
@@ -773,6 +915,10 @@ impl PolicyDraft {
                     reminder_after_days: self.reminder_after_days,
                     escalate_after_days: self.escalate_after_days,
                     note,
+                    sponsors,
+                    review_days,
+                    on_no_answer,
+                    allow_consumer_domain: self.allow_consumer_domain,
                 })
             }
             _ => Err(problems.0),
@@ -786,28 +932,40 @@ fn parse_approvers(
     seen: &mut HashSet<String>,
     problems: &mut Problems,
 ) -> Vec<EmailAddress> {
-    let mut approvers = Vec::with_capacity(raw.len());
+    parse_people(field, "Approver", raw, seen, problems)
+}
+
+/// Addresses of people (approvers, sponsors), each person (by identity key) once across the
+/// lists that share `seen`.
+fn parse_people(
+    field: &'static str,
+    who: &str,
+    raw: &[String],
+    seen: &mut HashSet<String>,
+    problems: &mut Problems,
+) -> Vec<EmailAddress> {
+    let mut people = Vec::with_capacity(raw.len());
     for (index, text) in raw.iter().enumerate() {
         let position = index + 1;
         if text.is_empty() {
-            problems.add(field, format!("Approver {position} is empty."));
+            problems.add(field, format!("{who} {position} is empty."));
             continue;
         }
         match EmailAddress::parse(text) {
             Ok(address) => {
                 if seen.insert(address.identity_key()) {
-                    approvers.push(address);
+                    people.push(address);
                 } else {
                     problems.add(
                         field,
-                        format!("Approver {position} ({address}) is listed more than once; each person may appear once across all approver lists."),
+                        format!("{who} {position} ({address}) is listed more than once; each person may appear once across all {} lists.", who.to_lowercase()),
                     );
                 }
             }
-            Err(e) => problems.add(field, format!("Approver {position} ('{text}'): {e}")),
+            Err(e) => problems.add(field, format!("{who} {position} ('{text}'): {e}")),
         }
     }
-    approvers
+    people
 }
 
 fn parse_tenants(raw: &[String], problems: &mut Problems) -> Vec<Uuid> {
@@ -972,6 +1130,11 @@ impl From<&Policy> for PolicyDraft {
             reminder_after_days: policy.reminder_after_days,
             escalate_after_days: policy.escalate_after_days,
             note: policy.note.clone(),
+            sponsors: texts(&policy.sponsors),
+            review_days: (policy.review_days > 0).then_some(policy.review_days),
+            on_no_answer: (policy.review_days > 0)
+                .then(|| policy.on_no_answer.as_str().to_string()),
+            allow_consumer_domain: policy.allow_consumer_domain,
         }
     }
 }
@@ -1009,6 +1172,10 @@ mod tests {
             reminder_after_days: None,
             escalate_after_days: None,
             note: None,
+            sponsors: vec![],
+            review_days: 0,
+            on_no_answer: OnNoAnswer::End,
+            allow_consumer_domain: false,
         }
     }
 
@@ -1188,8 +1355,14 @@ mod tests {
             reminder_after_days: Some(3),
             escalate_after_days: Some(7),
             note: Some("Partner programme.\nOwner: Jane".into()),
+            sponsors: vec!["Owner@Contoso.com".into()],
+            review_days: Some(90),
+            on_no_answer: Some("KEEP".into()),
+            allow_consumer_domain: false,
         };
         let p = full.clone().validate().unwrap();
+        assert_eq!(p.sponsors[0].as_str(), "Owner@contoso.com");
+        assert_eq!((p.review_days, p.on_no_answer), (90, OnNoAnswer::Keep));
         assert_eq!(p.domain.as_ref().unwrap().as_str(), "contoso.com");
         assert_eq!(p.key(), "*.contoso.com");
         assert_eq!(p.action, PolicyAction::Approve);
@@ -1240,6 +1413,159 @@ mod tests {
             .validate()
             .unwrap_or_else(|e| panic!("{raw}: {e:?}"));
             assert_eq!(p.redirect_url, stored);
+        }
+    }
+
+    #[test]
+    fn reviews_need_someone_to_answer_and_default_to_ending_access() {
+        let sponsored = PolicyDraft {
+            sponsors: vec!["owner@contoso.com".into()],
+            review_days: Some(90),
+            ..draft("fabrikam.example", "auto")
+        };
+        let p = sponsored.clone().validate().unwrap();
+        assert_eq!(
+            p.on_no_answer,
+            OnNoAnswer::End,
+            "no answer ends access by default"
+        );
+        assert_eq!(PolicyDraft::from(&p).validate().unwrap(), p);
+        // The approvers who admitted a guest review it on an approve policy.
+        let approve = PolicyDraft {
+            review_days: Some(30),
+            on_no_answer: Some("keep".into()),
+            ..approve_draft()
+        };
+        assert_eq!(approve.validate().unwrap().on_no_answer, OnNoAnswer::Keep);
+        let field_of = |d: PolicyDraft| -> Vec<&'static str> {
+            d.validate()
+                .unwrap_err()
+                .into_iter()
+                .map(|p| p.field)
+                .collect()
+        };
+        let rows: Vec<(PolicyDraft, &str)> = vec![
+            (
+                PolicyDraft {
+                    review_days: Some(90),
+                    ..draft("fabrikam.example", "auto")
+                },
+                "review_days",
+            ),
+            (
+                PolicyDraft {
+                    review_days: Some(6),
+                    ..sponsored.clone()
+                },
+                "review_days",
+            ),
+            (
+                PolicyDraft {
+                    review_days: Some(3651),
+                    ..sponsored.clone()
+                },
+                "review_days",
+            ),
+            (
+                PolicyDraft {
+                    on_no_answer: Some("maybe".into()),
+                    ..sponsored.clone()
+                },
+                "on_no_answer",
+            ),
+            (
+                PolicyDraft {
+                    on_no_answer: Some("keep".into()),
+                    review_days: None,
+                    ..sponsored.clone()
+                },
+                "on_no_answer",
+            ),
+            (
+                PolicyDraft {
+                    sponsors: vec!["a@contoso.com".into(), "A@contoso.com".into()],
+                    ..sponsored.clone()
+                },
+                "sponsors",
+            ),
+            (
+                PolicyDraft {
+                    sponsors: vec!["not an address".into()],
+                    ..sponsored.clone()
+                },
+                "sponsors",
+            ),
+            (
+                PolicyDraft {
+                    sponsors: vec!["a@contoso.com".into()],
+                    ..draft("fabrikam.example", "deny")
+                },
+                "sponsors",
+            ),
+        ];
+        for (d, field) in rows {
+            let label = format!("{d:?}");
+            assert!(field_of(d).contains(&field), "{label}: {field}");
+        }
+    }
+
+    #[test]
+    fn auto_policies_for_public_mail_providers_need_the_explicit_flag() {
+        for provider in [
+            "gmail.com",
+            "OUTLOOK.com",
+            "hotmail.com",
+            "web.de",
+            "gmx.net",
+        ] {
+            let problems = draft(provider, "auto").validate().unwrap_err();
+            assert_eq!(problems.len(), 1, "{problems:?}");
+            assert_eq!(problems[0].field, "domain");
+            assert!(
+                problems[0].message.contains("public mail provider")
+                    && problems[0].message.contains("allow_consumer_domain"),
+                "{}",
+                problems[0].message
+            );
+            let allowed = PolicyDraft {
+                allow_consumer_domain: true,
+                ..draft(provider, "auto")
+            }
+            .validate()
+            .unwrap();
+            assert!(allowed.allow_consumer_domain);
+            assert_eq!(PolicyDraft::from(&allowed).validate().unwrap(), allowed);
+            // A person decides, or nobody gets in: nothing to refuse.
+            let approve = PolicyDraft {
+                domain: provider.into(),
+                ..approve_draft()
+            };
+            assert!(approve.validate().is_ok());
+            assert!(draft(provider, "deny").validate().is_ok());
+        }
+        // Subdomains of a provider, and a parent that takes its subdomains, count too.
+        assert!(draft("mail.gmail.com", "auto").validate().is_err());
+        let parent = PolicyDraft {
+            include_subdomains: true,
+            ..draft("co.uk", "auto")
+        };
+        assert!(parent.validate().is_err());
+        assert!(draft("co.uk", "auto").validate().is_ok());
+        // The flag is refused where it means nothing, so nobody thinks it does something.
+        for d in [
+            draft("contoso.com", "auto"),
+            draft("gmail.com", "deny"),
+            PolicyDraft {
+                domain: "gmail.com".into(),
+                ..approve_draft()
+            },
+        ] {
+            let flagged = PolicyDraft {
+                allow_consumer_domain: true,
+                ..d
+            };
+            let problems = flagged.validate().unwrap_err();
+            assert_eq!(problems[0].field, "allow_consumer_domain", "{problems:?}");
         }
     }
 

@@ -178,6 +178,9 @@ pub struct SignupRequest {
     pub grant_problems: Vec<String>,
     /// Set when the requester proved who they are by signing in.
     pub signed_in: Option<SignInProof>,
+    /// The job title the partner typed, where the form asks for one (`PORTAL_ASK_JOB_TITLE`):
+    /// it goes into the guest's directory profile with the name and organisation.
+    pub job_title: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -242,6 +245,7 @@ impl SignupRequest {
             next_attempt_at: None,
             grant_problems: Vec::new(),
             signed_in: None,
+            job_title: None,
         }
     }
 

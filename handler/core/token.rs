@@ -1,8 +1,8 @@
 //! Signed, expiring, purpose-bound link tokens.
 //!
-//! The links in the portal's mail ("confirm your address", "approve or deny this request")
-//! carry a token that proves the portal issued them for one request, one purpose and one
-//! person, until a deadline. Tokens are HMAC-SHA256 over their claims with a server secret, so
+//! The links in the portal's mail ("confirm your address", "approve or deny this request",
+//! "keep this guest or end its access") carry a token that proves the portal issued them for
+//! one request (or, for a review, one guest), one purpose and one person, until a deadline. Tokens are HMAC-SHA256 over their claims with a server secret, so
 //! nobody without the secret can forge or alter one, and they are verified in constant time.
 //! Tokens are not single-use by themselves: the request's state (compare-and-swap on its ETag)
 //! makes the first decision win; the token only says who may try.
@@ -13,7 +13,7 @@
 //! v1.<kid>.<payload>.<mac>
 //! payload = base64url(no padding) of the binary claims (below)
 //! mac     = base64url(no padding) of HMAC-SHA256(secret[kid], "v1.<kid>.<payload>")
-//! claims  = purpose:u8 (1 verify, 2 decide) | stage:u8 | expires_at:i64 BE | nonce:16 bytes
+//! claims  = purpose:u8 (1 verify, 2 decide, 3 review) | stage:u8 | expires_at:i64 BE | nonce:16 bytes
 //!           | request_id length:u8 | request_id | subject length:u8 | subject
 //! ```
 //!
@@ -73,6 +73,9 @@ pub enum TokenPurpose {
     Verify,
     /// An approver approves or denies a request.
     Decide,
+    /// A sponsor keeps a guest or ends its access: `request_id` is the guest's directory id,
+    /// `stage` the review's round (see `core::review`).
+    Review,
 }
 
 impl TokenPurpose {
@@ -80,6 +83,7 @@ impl TokenPurpose {
         match self {
             TokenPurpose::Verify => 1,
             TokenPurpose::Decide => 2,
+            TokenPurpose::Review => 3,
         }
     }
 
@@ -87,6 +91,7 @@ impl TokenPurpose {
         match byte {
             1 => Some(TokenPurpose::Verify),
             2 => Some(TokenPurpose::Decide),
+            3 => Some(TokenPurpose::Review),
             _ => None,
         }
     }
@@ -561,10 +566,10 @@ mod tests {
             purpose,
             request_id: "0f8fad5b-d9cb-469f-a165-70867728950e".into(),
             subject: "jane+x@contoso.com".into(),
-            stage: if purpose == TokenPurpose::Decide {
-                1
-            } else {
+            stage: if purpose == TokenPurpose::Verify {
                 0
+            } else {
+                1
             },
             expires_at: NOW + 3600,
             nonce: [7; 16],
@@ -572,9 +577,13 @@ mod tests {
     }
 
     #[test]
-    fn round_trips_for_both_purposes() {
+    fn round_trips_for_every_purpose() {
         let k = keys(&format!("k1:{K1}"));
-        for purpose in [TokenPurpose::Verify, TokenPurpose::Decide] {
+        for purpose in [
+            TokenPurpose::Verify,
+            TokenPurpose::Decide,
+            TokenPurpose::Review,
+        ] {
             let c = claims(purpose);
             let token = k.sign(&c);
             assert!(token.starts_with("v1.k1."), "{token}");
@@ -630,6 +639,7 @@ mod tests {
         let k = keys(&format!("k1:{K1}"));
         let verify = k.sign(&claims(TokenPurpose::Verify));
         let decide = k.sign(&claims(TokenPurpose::Decide));
+        let review = k.sign(&claims(TokenPurpose::Review));
         let rows: &[(&str, TokenPurpose, i64, Result<(), TokenError>)] = &[
             (&verify, TokenPurpose::Verify, NOW, Ok(())),
             (
@@ -645,6 +655,19 @@ mod tests {
                 Err(TokenError::WrongPurpose),
             ),
             (&decide, TokenPurpose::Decide, NOW + 3599, Ok(())),
+            (
+                &decide,
+                TokenPurpose::Review,
+                NOW,
+                Err(TokenError::WrongPurpose),
+            ),
+            (
+                &review,
+                TokenPurpose::Decide,
+                NOW,
+                Err(TokenError::WrongPurpose),
+            ),
+            (&review, TokenPurpose::Review, NOW, Ok(())),
             (
                 &decide,
                 TokenPurpose::Decide,
@@ -846,7 +869,7 @@ mod tests {
         let mut trailing = good.clone();
         trailing.push(0);
         let mut bad_purpose = good.clone();
-        bad_purpose[0] = 3;
+        bad_purpose[0] = 4;
         let mut bad_request_id = good.clone();
         bad_request_id[FIXED_CLAIMS_LEN - 1] = b'/'; // first byte of request_id
         let rows: Vec<(Vec<u8>, bool)> = vec![

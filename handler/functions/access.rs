@@ -1,5 +1,11 @@
-//! Setting up a guest's access once a request is approved: invite through Graph, grant the
-//! policy's groups and app roles, record the guest, mail our own localized invitation.
+//! Setting up a guest's access once a request is approved: invite through Graph, tell the
+//! directory who the guest is and grant the policy's groups and app roles (one `$batch`),
+//! record the guest, mail our own localized invitation.
+//!
+//! A returning guest keeps its identity: one the cleanup soft-deleted is restored from deleted
+//! items before the invitation (which then resolves to it), one it disabled is enabled again,
+//! and its record starts a new life under the new request (its sponsors, its access period,
+//! its reviews).
 //!
 //! One place, used by the sign-up (auto policies), the approval link, the operator's command
 //! line and the timer's retries. Each step records its result on the request (compare-and-swap)
@@ -11,11 +17,15 @@ use time::{Duration, OffsetDateTime};
 
 use super::outbox;
 use super::Portal;
-use crate::adapters::graph::{GraphClient, InvitationRequest};
+use crate::adapters::graph::{
+    GraphClient, GraphError, GuestProfile, GuestSetup, InvitationRequest,
+};
 use crate::adapters::tables::{StoreError, TableName};
+use crate::core::email::{same_person, EmailAddress};
 use crate::core::outbox::{Letter, MailKind};
 use crate::core::policy::{admit_as, Admission, Policy};
 use crate::core::request::SignupRequest;
+use crate::core::review::{self, Reviews};
 use crate::store::audit::{self, AuditEntry};
 use crate::store::guests::{self, Guest, GuestOrigin, GuestState};
 use crate::store::requests::{self, Stored};
@@ -130,10 +140,28 @@ pub async fn set_up_stored(
         }
     };
 
+    let sponsors = sponsors_of(&policy, &request);
+    // 0. A guest the cleanup soft-deleted signs up again: restored from deleted items, so the
+    //    invitation below resolves to it (its object id, its memberships) instead of making a
+    //    new user. Idempotent: once restored it is not in deleted items any more.
+    if request.invited_user_id.is_none() {
+        if let Err(e) = restore_returning(portal, graph, &request, now).await? {
+            return fail(
+                portal,
+                request,
+                &etag,
+                format!("restoring the returning guest: {e}"),
+                e.is_retryable(),
+                now,
+            )
+            .await;
+        }
+    }
+
     // 1. The invitation. Graph resolves an address that already has a guest to that guest,
     //    so even a repeat after a lost write cannot create a second identity.
     if request.invited_user_id.is_none() {
-        let sponsors = sponsors(graph, &request).await;
+        let sponsors = sponsor_ids(graph, &sponsors).await;
         let invitation = InvitationRequest::new(
             request.applicant.email.as_str(),
             &request.applicant.display_name(),
@@ -178,7 +206,12 @@ pub async fn set_up_stored(
     }
     let user_id = request.invited_user_id.clone().unwrap_or_default();
 
-    // 2. Groups and app roles, in one $batch where possible.
+    // What the portal knew of this guest before this request (a returning guest).
+    let before = guests::get(&portal.store, &user_id).await?;
+
+    // 2. Who the guest is (the directory's profile: name, organisation, job title, and for a
+    //    guest the cleanup disabled, enabled again), its sponsors if it is a returning guest
+    //    (a new one got them with the invitation), groups and app roles: one $batch.
     if !request.grants_done {
         let groups: Vec<String> = policy.groups.iter().map(|g| g.to_string()).collect();
         let roles: Vec<(String, String)> = policy
@@ -186,38 +219,55 @@ pub async fn set_up_stored(
             .iter()
             .map(|r| (r.resource_id.to_string(), r.app_role_id.to_string()))
             .collect();
-        if !groups.is_empty() || !roles.is_empty() {
-            match graph.grant(&user_id, &groups, &roles).await {
-                Ok(outcomes) => {
-                    let mut retry = None;
-                    request.grant_problems.clear();
-                    for o in outcomes {
-                        match o.result {
-                            Ok(()) => {}
-                            Err(e) if e.is_retryable() => {
-                                retry = Some(format!("{}: {e}", o.target))
-                            }
-                            // A group that refuses guests will refuse them tomorrow too:
-                            // record and report, do not loop.
-                            Err(e) => request.grant_problems.push(format!("{}: {e}", o.target)),
-                        }
-                    }
-                    if let Some(why) = retry {
-                        return fail(portal, request, &etag, format!("grants: {why}"), true, now)
-                            .await;
+        let disabled_by_cleanup = before.as_ref().is_some_and(|(g, _)| {
+            matches!(g.state, GuestState::Disabled | GuestState::Deleted)
+                && g.origin == GuestOrigin::Invited
+        });
+        let new_sponsors = match &before {
+            Some(_) => sponsor_ids(graph, &sponsors).await,
+            None => Vec::new(),
+        };
+        let a = &request.applicant;
+        let setup = GuestSetup {
+            profile: Some(GuestProfile {
+                display_name: a.display_name(),
+                given_name: a.first_name.clone(),
+                surname: a.last_name.clone(),
+                company_name: a.organisation.clone(),
+                job_title: request.job_title.clone(),
+                account_enabled: disabled_by_cleanup.then_some(true),
+            }),
+            sponsors: &new_sponsors,
+            groups: &groups,
+            app_roles: &roles,
+        };
+        match graph.set_up_guest(&user_id, &setup).await {
+            Ok(outcomes) => {
+                let mut retry = None;
+                request.grant_problems.clear();
+                for o in outcomes {
+                    match o.result {
+                        Ok(()) => {}
+                        Err(e) if e.is_retryable() => retry = Some(format!("{}: {e}", o.target)),
+                        // A group that refuses guests will refuse them tomorrow too:
+                        // record and report, do not loop.
+                        Err(e) => request.grant_problems.push(format!("{}: {e}", o.target)),
                     }
                 }
-                Err(e) => {
-                    return fail(
-                        portal,
-                        request,
-                        &etag,
-                        format!("grants: {e}"),
-                        e.is_retryable(),
-                        now,
-                    )
-                    .await
+                if let Some(why) = retry {
+                    return fail(portal, request, &etag, format!("grants: {why}"), true, now).await;
                 }
+            }
+            Err(e) => {
+                return fail(
+                    portal,
+                    request,
+                    &etag,
+                    format!("grants: {e}"),
+                    e.is_retryable(),
+                    now,
+                )
+                .await
             }
         }
         request.grants_done = true;
@@ -229,7 +279,12 @@ pub async fn set_up_stored(
         };
         let detail = if request.grant_problems.is_empty() {
             format!(
-                "{} groups, {} app roles",
+                "profile{}, {} groups, {} app roles",
+                if disabled_by_cleanup {
+                    " and the account enabled again"
+                } else {
+                    ""
+                },
                 policy.groups.len(),
                 policy.app_roles.len()
             )
@@ -246,36 +301,42 @@ pub async fn set_up_stored(
         .await?;
     }
 
-    // 3. The guest record the cleanup works from, unless one is there already (a repeat
-    //    after a lost write, or a guest invited before): keyed by user id.
+    // 3. The guest record the cleanup and the reviews work from, keyed by user id: a new one,
+    //    or a returning guest's, which starts a new life under this request.
     let language = policy.language.unwrap_or(request.applicant.language);
     let redeem_url = request.redeem_url.clone().unwrap_or_default();
-    guests::record_new(
-        &portal.store,
-        &Guest {
-            user_id: user_id.clone(),
-            email: request.applicant.email.as_str().to_string(),
-            request_id: Some(request.id.clone()),
-            policy_key: Some(policy.key()),
-            invited_at: now,
-            access_ends_at: (policy.access_days > 0)
-                .then(|| now + Duration::days(policy.access_days as i64)),
-            redeem_url: Some(redeem_url.clone()),
-            language: language.as_str().to_string(),
-            first_name: request.applicant.first_name.clone(),
-            state: GuestState::Active,
-            state_changed_at: now,
-            removal_reason: None,
-            reminder_sent_at: None,
-            origin: GuestOrigin::Invited,
-            // Graph answers an invitation to an address it knows with that user: one created
-            // before the approval existed already, and is not the cleanup's to remove.
-            invite_decided_at: request.decision.as_ref().map(|d| d.at),
-            notice_mail_id: None,
-            last_mail_delivered: None,
+    let access_ends_at =
+        (policy.access_days > 0).then(|| now + Duration::days(policy.access_days as i64));
+    let fresh = Guest {
+        user_id: user_id.clone(),
+        email: request.applicant.email.as_str().to_string(),
+        request_id: Some(request.id.clone()),
+        policy_key: Some(policy.key()),
+        invited_at: now,
+        access_ends_at,
+        redeem_url: Some(redeem_url.clone()),
+        language: language.as_str().to_string(),
+        first_name: request.applicant.first_name.clone(),
+        last_name: request.applicant.last_name.clone(),
+        organisation: request.applicant.organisation.clone(),
+        state: GuestState::Active,
+        state_changed_at: now,
+        removal_reason: None,
+        reminder_sent_at: None,
+        origin: GuestOrigin::Invited,
+        // Graph answers an invitation to an address it knows with that user: one created
+        // before the approval existed already, and is not the cleanup's to remove.
+        invite_decided_at: request.decision.as_ref().map(|d| d.at),
+        notice_mail_id: None,
+        last_mail_delivered: None,
+        sponsors: sponsors.iter().map(|s| s.as_str().to_string()).collect(),
+        reviews: Reviews {
+            due_at: super::reviews::schedule(portal, &policy)
+                .map(|s| review::first_due(now, access_ends_at, &s, now)),
+            ..Reviews::default()
         },
-    )
-    .await?;
+    };
+    record_guest(portal, &request, fresh, before, now).await?;
 
     // 4. Our own invitation mail (Graph drops custom text for app-sent invitations), written
     //    with the request's completion in one transaction: completed means mailed.
@@ -322,25 +383,174 @@ pub async fn set_up_stored(
     Ok(SetupOutcome::Ready { redeem_url })
 }
 
-/// The approver becomes the guest's sponsor (Graph's default sponsor would be the app).
-async fn sponsors(graph: &GraphClient, request: &SignupRequest) -> Vec<String> {
-    let mut ids = Vec::new();
+/// Who vouches for the guest: the approvers who admitted it (as the policy names them) and the
+/// policy's named sponsors, each person once, never the guest.
+pub fn sponsors_of(policy: &Policy, request: &SignupRequest) -> Vec<EmailAddress> {
     let deciders = [
-        request.stage_one_approved_by.clone(),
-        request.decision.as_ref().map(|d| d.by.clone()),
+        request.stage_one_approved_by.as_deref(),
+        request.decision.as_ref().map(|d| d.by.as_str()),
     ];
+    let named: Vec<&EmailAddress> = policy
+        .approvers
+        .iter()
+        .chain(&policy.second_stage_approvers)
+        .chain(&policy.fallback_approvers)
+        .collect();
+    let mut people: Vec<EmailAddress> = Vec::new();
+    // "policy", "operator": no person. An approver is recorded by identity key; the policy's
+    // spelling of the address is the one mailed.
     for who in deciders.into_iter().flatten() {
-        if !who.contains('@') {
-            continue; // "policy", "operator": no person to sponsor
-        }
-        match graph.find_user_by_mail(&who).await {
+        let Ok(key) = EmailAddress::parse(who) else {
+            continue;
+        };
+        let address = named
+            .iter()
+            .find(|a| a.identity_key() == key.identity_key())
+            .map_or(key, |a| (*a).clone());
+        people.push(address);
+    }
+    people.extend(policy.sponsors.iter().cloned());
+    let mut seen = std::collections::HashSet::new();
+    people.retain(|p| {
+        seen.insert(p.identity_key()) && !same_person(p.as_str(), request.applicant.email.as_str())
+    });
+    people
+}
+
+/// The sponsors' object ids, for Graph's record of who sponsors the guest (its default
+/// sponsor would be the app). A sponsor is a courtesy there: one that cannot be resolved does
+/// not block the invitation.
+async fn sponsor_ids(graph: &GraphClient, sponsors: &[EmailAddress]) -> Vec<String> {
+    let mut ids = Vec::new();
+    for who in sponsors {
+        match graph.find_user_by_mail(who.as_str()).await {
             Ok(Some(id)) if !ids.contains(&id) => ids.push(id),
             Ok(_) => {}
-            // A sponsor is a courtesy; failing to resolve one must not block the invitation.
-            Err(e) => tracing::warn!(error = %e, "could not resolve the approver as sponsor"),
+            Err(e) => tracing::warn!(error = %e, "could not resolve a sponsor in the directory"),
         }
     }
     ids
+}
+
+/// Restores the guest of this address that the cleanup soft-deleted, if there is one in
+/// deleted items. Only a user the portal's own record says the cleanup deleted is restored: a
+/// user someone else deleted stays deleted, and the invitation makes a new one as before.
+/// `Ok(Err(_))`: Graph failed in a way worth retrying (or refused the search).
+async fn restore_returning(
+    portal: &Portal,
+    graph: &GraphClient,
+    request: &SignupRequest,
+    now: OffsetDateTime,
+) -> Result<Result<(), GraphError>, StoreError> {
+    let deleted = match graph
+        .deleted_users_by_mail(request.applicant.email.as_str())
+        .await
+    {
+        Ok(users) => users,
+        Err(e) if e.is_retryable() => return Ok(Err(e)),
+        Err(e) => {
+            tracing::warn!(error = %e, "deleted items could not be searched; a returning guest would be invited as a new user");
+            return Ok(Ok(()));
+        }
+    };
+    for user in deleted {
+        let Some((g, _)) = guests::get(&portal.store, &user.id).await? else {
+            continue;
+        };
+        if g.state != GuestState::Deleted || g.origin != GuestOrigin::Invited {
+            continue;
+        }
+        match graph.restore_deleted(&user.id).await {
+            Ok(()) | Err(GraphError::NotFound(_)) => {
+                audit::record(
+                    &portal.store,
+                    AuditEntry::new(now, "portal", "guest.restored")
+                        .request(&request.id)
+                        .user(&user.id)
+                        .detail(format!(
+                            "{} signed up again: restored from deleted items",
+                            request.applicant.email.masked()
+                        )),
+                )
+                .await?;
+                return Ok(Ok(()));
+            }
+            Err(e) if e.is_retryable() => return Ok(Err(e)),
+            Err(e) => {
+                // Another object took its name meanwhile, say: it stays deleted.
+                tracing::warn!(error = %e, "a returning guest could not be restored; a new user is invited");
+                audit::record(
+                    &portal.store,
+                    AuditEntry::new(now, "portal", "guest.not_restored")
+                        .request(&request.id)
+                        .user(&user.id)
+                        .detail(e.to_string()),
+                )
+                .await?;
+            }
+        }
+    }
+    Ok(Ok(()))
+}
+
+/// Records the guest: a new record, or a returning guest's record renewed for this request
+/// (compare-and-swap). A record this request already wrote (a repeat after a lost write) is
+/// kept as it is.
+async fn record_guest(
+    portal: &Portal,
+    request: &SignupRequest,
+    fresh: Guest,
+    mut before: Option<(Guest, String)>,
+    now: OffsetDateTime,
+) -> Result<(), StoreError> {
+    for _ in 0..3 {
+        let Some((old, etag)) = before.take() else {
+            if guests::record_new(&portal.store, &fresh).await? {
+                return Ok(());
+            }
+            before = guests::get(&portal.store, &fresh.user_id).await?;
+            continue;
+        };
+        if old.request_id.as_deref() == Some(request.id.as_str()) {
+            return Ok(());
+        }
+        let renewed = Guest {
+            // Who first made it and when: the cleanup's rule of whose guest it is stays.
+            invited_at: old.invited_at,
+            origin: old.origin,
+            invite_decided_at: old.invite_decided_at,
+            last_mail_delivered: old.last_mail_delivered.clone(),
+            reviews: Reviews {
+                // Links of its earlier reviews stay links of an earlier round.
+                round: old.reviews.round,
+                ..fresh.reviews.clone()
+            },
+            ..fresh.clone()
+        };
+        match guests::save(&portal.store, &renewed, &etag).await {
+            Ok(_) => {
+                audit::record(
+                    &portal.store,
+                    AuditEntry::new(now, "portal", "guest.returned")
+                        .request(&request.id)
+                        .user(&fresh.user_id)
+                        .detail(format!(
+                            "admitted again (was {}); its record starts over under this request",
+                            old.state.as_str()
+                        )),
+                )
+                .await?;
+                return Ok(());
+            }
+            Err(StoreError::Changed) => {
+                before = guests::get(&portal.store, &fresh.user_id).await?;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(StoreError::Unavailable(
+        "the guest's record kept changing".into(),
+    ))
 }
 
 async fn fail(

@@ -107,6 +107,7 @@ pub fn summary<'a>(
         first_name: &request.applicant.first_name,
         last_name: &request.applicant.last_name,
         organisation: &request.applicant.organisation,
+        job_title: request.job_title.as_deref(),
         justification: request.applicant.justification.as_deref(),
         policy: policy_key,
         submitted,

@@ -1,4 +1,5 @@
-//! `function-approve`: approvers decide from their inbox, without signing in to a portal.
+//! `function-approve`: approvers decide from their inbox, without signing in to a portal (and
+//! sponsors answer access reviews the same way, under `/api/approve/review`: see `review`).
 //!
 //! `GET /api/approve?token=` shows the request and two buttons and changes nothing (Safe
 //! Links and other scanners fetch it freely; HEAD likewise). The decision is the `POST` from
@@ -27,6 +28,11 @@ pub async fn handle(portal: &Arc<Portal>, req: HttpRequest) -> Response {
         ("/api/approve", Method::GET | Method::HEAD) => show(portal, &req).await,
         ("/api/approve", Method::POST) => submit(portal, &req).await,
         ("/api/approve", _) => request::method_not_allowed("GET, HEAD, POST"),
+        ("/api/approve/review", Method::GET | Method::HEAD) => {
+            super::review::show(portal, &req).await
+        }
+        ("/api/approve/review", Method::POST) => super::review::submit(portal, &req).await,
+        ("/api/approve/review", _) => request::method_not_allowed("GET, HEAD, POST"),
         _ => {
             let lang = web::language(portal, &req, None);
             web::error(portal, &req, lang, views::ErrorKind::NotFound)
@@ -43,13 +49,14 @@ fn lang(portal: &Portal, req: &HttpRequest) -> Language {
     web::language(portal, req, None)
 }
 
-/// Checks the token and, when the hardening option is on, that the signed-in principal is the
-/// approver the token names.
-async fn authorise(
+/// Checks the token (for `purpose`: a decision, or a review) and, when the hardening option is
+/// on, that the signed-in principal is the person the token names.
+pub(super) async fn authorise(
     portal: &Portal,
     req: &HttpRequest,
     l: Language,
     token: Option<String>,
+    purpose: TokenPurpose,
 ) -> Result<(TokenClaims, EmailAddress), Box<Response>> {
     let invalid = |problem| {
         Err(Box::new(page(
@@ -62,7 +69,7 @@ async fn authorise(
     };
     let claims = match portal.settings.portal.signing_keys.verify(
         &token,
-        TokenPurpose::Decide,
+        purpose,
         portal.now().unix_timestamp(),
     ) {
         Ok(c) => c,
@@ -123,7 +130,15 @@ async fn signed_in_as_approver(
 
 async fn show(portal: &Portal, req: &HttpRequest) -> Response {
     let l = lang(portal, req);
-    let (claims, _approver) = match authorise(portal, req, l, req.query_param("token")).await {
+    let (claims, _approver) = match authorise(
+        portal,
+        req,
+        l,
+        req.query_param("token"),
+        TokenPurpose::Decide,
+    )
+    .await
+    {
         Ok(x) => x,
         Err(res) => return *res,
     };
@@ -191,16 +206,31 @@ fn already_page(portal: &Portal, l: Language, r: &crate::core::request::SignupRe
     )
 }
 
-async fn submit(portal: &Portal, req: &HttpRequest) -> Response {
+/// The fields a decision page posts (first value wins), and the page's language: only from
+/// this site (`Origin`), only as a form.
+pub(super) fn posted_form(
+    portal: &Portal,
+    req: &HttpRequest,
+) -> Result<(Language, std::collections::HashMap<String, String>), Box<Response>> {
     let l = lang(portal, req);
     if !web::same_origin(portal, req) {
-        return web::cross_site(portal, req, l);
+        return Err(Box::new(web::cross_site(portal, req, l)));
     }
     if req.content_type().as_deref() != Some("application/x-www-form-urlencoded") {
-        return web::error(portal, req, l, views::ErrorKind::UnsupportedType);
+        return Err(Box::new(web::error(
+            portal,
+            req,
+            l,
+            views::ErrorKind::UnsupportedType,
+        )));
     }
     let Ok(text) = std::str::from_utf8(&req.body) else {
-        return web::error(portal, req, l, views::ErrorKind::BadRequest);
+        return Err(Box::new(web::error(
+            portal,
+            req,
+            l,
+            views::ErrorKind::BadRequest,
+        )));
     };
     let mut fields = std::collections::HashMap::new();
     for (k, v) in url::form_urlencoded::parse(text.as_bytes()) {
@@ -208,9 +238,25 @@ async fn submit(portal: &Portal, req: &HttpRequest) -> Response {
             .entry(k.into_owned())
             .or_insert_with(|| v.into_owned());
     }
-    // The page's own language field keeps the approver's choice across the POST.
+    // The page's own language field keeps the person's choice across the POST.
     let l = web::language(portal, req, fields.get("lang").map(String::as_str));
-    let (claims, approver) = match authorise(portal, req, l, fields.get("token").cloned()).await {
+    Ok((l, fields))
+}
+
+async fn submit(portal: &Portal, req: &HttpRequest) -> Response {
+    let (l, fields) = match posted_form(portal, req) {
+        Ok(posted) => posted,
+        Err(res) => return *res,
+    };
+    let (claims, approver) = match authorise(
+        portal,
+        req,
+        l,
+        fields.get("token").cloned(),
+        TokenPurpose::Decide,
+    )
+    .await
+    {
         Ok(x) => x,
         Err(res) => return *res,
     };

@@ -9,6 +9,8 @@ pub mod approvals;
 pub mod approve;
 pub mod cleanup;
 pub mod outbox;
+pub mod review;
+pub mod reviews;
 pub mod sign_in;
 pub mod signup;
 pub mod web;

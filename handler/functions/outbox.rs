@@ -218,6 +218,7 @@ impl Outbox {
         let path = match recipe.purpose {
             TokenPurpose::Verify => "/api/signup/verify",
             TokenPurpose::Decide => "/api/approve",
+            TokenPurpose::Review => "/api/approve/review",
         };
         let token: String = url::form_urlencoded::byte_serialize(token.as_bytes()).collect();
         Some(format!("{}{path}?token={token}", self.public_url))

@@ -118,13 +118,19 @@ pub async fn start(portal: &Arc<Portal>, req: &HttpRequest) -> Response {
         }
     };
     let lang = web::language(portal, req, submission.lang.as_deref());
-    let applicant = match signup::validate(portal, lang, &submission) {
-        Ok(a) => a,
+    let (applicant, job_title) = match signup::validate(portal, lang, &submission) {
+        Ok(typed) => typed,
         Err(invalid) => {
             let (values, errors): (FormValues, FieldErrors) = *invalid;
             let res = page(
                 StatusCode::BAD_REQUEST,
-                views::signup_form_with(&brand(portal), lang, &values, &errors, true),
+                views::signup_form_with(
+                    &brand(portal),
+                    lang,
+                    &values,
+                    &errors,
+                    signup::form_options(portal),
+                ),
             );
             return allow_sign_in_redirect(portal, res);
         }
@@ -143,6 +149,7 @@ pub async fn start(portal: &Arc<Portal>, req: &HttpRequest) -> Response {
         nonce: new_random_value(),
         code_verifier: new_code_verifier(),
         applicant,
+        job_title,
         expires_at: now + Duration::minutes(SIGN_IN_MINUTES),
     };
     let target = match client
@@ -364,10 +371,11 @@ async fn completed(
         language: lang,
         ..pending.applicant
     };
+    let job_title = pending.job_title;
     if !policy.proof.accepts_sign_in() {
         // The admin asked for the mailbox itself to be proved: the mailed link, as for anyone.
         tracing::info!("signed in under a mailbox policy: the mailed link follows");
-        signup::record_submission(portal, applicant, now).await?;
+        signup::record_submission(portal, applicant, job_title, now).await?;
         return Ok(page(
             StatusCode::OK,
             views::check_inbox(
@@ -395,7 +403,7 @@ async fn completed(
         at: now,
     };
     tracing::info!(tenant = %proof.tenant_id, "signed in; the request goes on");
-    signed_in_request(portal, applicant, proof, lang).await
+    signed_in_request(portal, applicant, job_title, proof, lang).await
 }
 
 /// The signed-in person's request, verified by the sign-in: the address's one open request
@@ -404,6 +412,7 @@ async fn completed(
 async fn signed_in_request(
     portal: &Portal,
     applicant: Applicant,
+    job_title: Option<String>,
     proof: SignInProof,
     lang: Language,
 ) -> Result<Response, StoreError> {
@@ -411,6 +420,7 @@ async fn signed_in_request(
     let email = applicant.email.clone();
     let mut request = SignupRequest::submitted(requests::new_id(), applicant, now);
     request.signed_in = Some(proof);
+    request.job_title = job_title;
     request
         .await_verification(now)
         .expect("a new submission awaits verification");
@@ -435,6 +445,7 @@ async fn signed_in_request(
                     {
                         // Proved by the sign-in, with the signed-in person's details.
                         open.request.applicant = request.applicant.clone();
+                        open.request.job_title = request.job_title.clone();
                         open.request.signed_in = request.signed_in.clone();
                         if open.request.status == RequestStatus::Submitted {
                             let _ = open.request.await_verification(now);

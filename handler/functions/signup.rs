@@ -58,6 +58,14 @@ pub async fn handle(portal: &Arc<Portal>, req: HttpRequest) -> Response {
     }
 }
 
+/// What the form offers besides the mailed link: the sign-in button, the job title field.
+pub(super) fn form_options(portal: &Portal) -> views::FormOptions {
+    views::FormOptions {
+        sign_in: portal.sign_in.is_some(),
+        job_title: portal.settings.portal.ask_job_title,
+    }
+}
+
 fn show_form(portal: &Portal, req: &HttpRequest) -> Response {
     let lang = web::language(portal, req, None);
     let res = page(
@@ -67,7 +75,7 @@ fn show_form(portal: &Portal, req: &HttpRequest) -> Response {
             lang,
             &FormValues::default(),
             &FieldErrors::default(),
-            portal.sign_in.is_some(),
+            form_options(portal),
         ),
     );
     super::sign_in::allow_sign_in_redirect(portal, res)
@@ -82,6 +90,7 @@ pub(super) struct Submission {
     last_name: String,
     organisation: String,
     justification: String,
+    job_title: String,
     #[serde(deserialize_with = "accept_bool_or_text")]
     accept_terms: bool,
     pub(super) lang: Option<String>,
@@ -126,6 +135,7 @@ pub(super) fn parse_submission(req: &HttpRequest) -> Parsed {
                     "last_name" => s.last_name = v,
                     "organisation" => s.organisation = v,
                     "justification" => s.justification = v,
+                    "job_title" => s.job_title = v,
                     "accept_terms" => s.accept_terms = matches!(v.as_str(), "yes" | "on" | "true"),
                     "lang" => s.lang = Some(v),
                     _ => {}
@@ -176,11 +186,13 @@ fn clean(
     v.to_string()
 }
 
+/// What the partner typed, checked: the applicant, and the job title where the form asks for
+/// one (`PORTAL_ASK_JOB_TITLE`; a job title posted to a form that does not ask is ignored).
 pub(super) fn validate(
     portal: &Portal,
     lang: Language,
     s: &Submission,
-) -> Result<Applicant, Box<(FormValues, FieldErrors)>> {
+) -> Result<requests::Typed, Box<(FormValues, FieldErrors)>> {
     let mut errors = FieldErrors::default();
     let email_text = s.email.trim();
     let email = match EmailAddress::parse(email_text) {
@@ -213,6 +225,18 @@ pub(super) fn validate(
         1000,
         false,
     );
+    let job_title = if portal.settings.portal.ask_job_title {
+        clean(
+            lang,
+            &mut errors,
+            "job_title",
+            &s.job_title,
+            views::JOB_TITLE_MAX,
+            false,
+        )
+    } else {
+        String::new()
+    };
     let branding = &portal.settings.portal.branding;
     if (branding.terms_url.is_some() || branding.terms_text.is_some()) && !s.accept_terms {
         errors.push(
@@ -221,14 +245,17 @@ pub(super) fn validate(
         );
     }
     match email {
-        Some(email) if errors.is_empty() => Ok(Applicant {
-            email,
-            first_name,
-            last_name,
-            organisation,
-            justification: (!justification.is_empty()).then_some(justification),
-            language: lang,
-        }),
+        Some(email) if errors.is_empty() => Ok((
+            Applicant {
+                email,
+                first_name,
+                last_name,
+                organisation,
+                justification: (!justification.is_empty()).then_some(justification),
+                language: lang,
+            },
+            (!job_title.is_empty()).then_some(job_title),
+        )),
         _ => Err(Box::new((
             FormValues {
                 email: s.email.clone(),
@@ -236,6 +263,7 @@ pub(super) fn validate(
                 last_name: s.last_name.clone(),
                 organisation: s.organisation.clone(),
                 justification: s.justification.clone(),
+                job_title: s.job_title.clone(),
                 accept_terms: s.accept_terms,
             },
             errors,
@@ -261,8 +289,8 @@ async fn submit(portal: &Arc<Portal>, req: &HttpRequest) -> Response {
         }
     };
     let lang = web::language(portal, req, submission.lang.as_deref());
-    let applicant = match validate(portal, lang, &submission) {
-        Ok(a) => a,
+    let typed = match validate(portal, lang, &submission) {
+        Ok(t) => t,
         Err(invalid) => {
             let (values, errors) = *invalid;
             if wants_json(req) {
@@ -283,13 +311,13 @@ async fn submit(portal: &Arc<Portal>, req: &HttpRequest) -> Response {
                     lang,
                     &values,
                     &errors,
-                    portal.sign_in.is_some(),
+                    form_options(portal),
                 ),
             );
             return super::sign_in::allow_sign_in_redirect(portal, res);
         }
     };
-    match accept(portal, req, &applicant).await {
+    match accept(portal, req, typed).await {
         Ok(Accepted::CheckInbox) => {
             if wants_json(req) {
                 return request::json(
@@ -324,13 +352,13 @@ enum Accepted {
 async fn accept(
     portal: &Arc<Portal>,
     req: &HttpRequest,
-    applicant: &Applicant,
+    (applicant, job_title): requests::Typed,
 ) -> Result<Accepted, StoreError> {
     let now = portal.now();
     if let Some(wait) = over_limit(portal, req, &applicant.email, now).await? {
         return Ok(Accepted::Limited(wait));
     }
-    record_submission(portal, applicant.clone(), now).await?;
+    record_submission(portal, applicant, job_title, now).await?;
     Ok(Accepted::CheckInbox)
 }
 
@@ -383,9 +411,11 @@ pub(super) async fn over_limit(
 pub(super) async fn record_submission(
     portal: &Arc<Portal>,
     applicant: Applicant,
+    job_title: Option<String>,
     now: OffsetDateTime,
 ) -> Result<(), StoreError> {
-    let request = SignupRequest::submitted(requests::new_id(), applicant, now);
+    let mut request = SignupRequest::submitted(requests::new_id(), applicant, now);
+    request.job_title = job_title;
     let etag = requests::insert(&portal.store, &request).await?;
     let portal = portal.clone();
     tokio::spawn(async move {
@@ -547,6 +577,7 @@ async fn later_submission(
             &open.id,
             &submission.request.id,
             applicant,
+            submission.request.job_title.as_deref(),
             now,
         )],
         vec![letter],
@@ -734,7 +765,7 @@ async fn show_confirm(portal: &Portal, req: &HttpRequest) -> Response {
         Ok(found) => found,
         Err(e) => return web::unavailable(portal, req, lang, &e),
     };
-    let Some((stored, Some(applicant))) = found else {
+    let Some((stored, Some((applicant, _)))) = found else {
         return invalid();
     };
     if applicant.email.identity_key() != claims.subject {
@@ -826,11 +857,14 @@ async fn verified(
     let lang = chosen.unwrap_or(request.applicant.language);
     // The token names the address it was sent to; a token for another request's address is
     // a forgery or a bug, never a reason to act.
-    let Some(applicant) = submission.filter(|a| a.email.identity_key() == claims.subject) else {
+    let Some((applicant, job_title)) =
+        submission.filter(|(a, _)| a.email.identity_key() == claims.subject)
+    else {
         return invalid(lang);
     };
     if request.status == RequestStatus::PendingVerification {
         request.applicant = applicant;
+        request.job_title = job_title;
     }
     let stored = requests::Stored {
         request,

@@ -5,6 +5,7 @@ use time::OffsetDateTime;
 
 use super::{Row, StoreError, TableName, TableStore};
 use crate::adapters::tables::{format_time, odata_cmp};
+use crate::core::review::{Decider, Decision, Open, Reviews};
 
 /// Guests are spread over 256 partitions by the first two characters of their Graph user id
 /// (a GUID, so evenly). A partition is Table Storage's unit of throughput (about 2,000
@@ -100,6 +101,10 @@ pub struct Guest {
     pub redeem_url: Option<String>,
     pub language: String,
     pub first_name: String,
+    /// The requester's last name and organisation as typed, for the sponsors' mails and
+    /// pages ("keep Ada Lovelace from Partner AB?"). Empty on records older than these.
+    pub last_name: String,
+    pub organisation: String,
     pub state: GuestState,
     pub state_changed_at: OffsetDateTime,
     /// Why the cleanup warned or disabled it (`unredeemed`, `access_period`, `inactive`).
@@ -116,6 +121,12 @@ pub struct Guest {
     /// The last of the guest's mails the mail server accepted, and when: written by the outbox
     /// when it delivers (its receipt). The stage's clock starts when its notice arrived.
     pub last_mail_delivered: Option<(String, OffsetDateTime)>,
+    /// Who vouches for the guest (canonical addresses): the approvers who admitted it and the
+    /// policy's named sponsors when it was admitted. They review it and hear before it is
+    /// disabled, with whoever the policy names as sponsors now.
+    pub sponsors: Vec<String>,
+    /// Its access reviews (see `core::review`).
+    pub reviews: Reviews,
 }
 
 impl Guest {
@@ -150,12 +161,79 @@ pub fn to_row(g: &Guest) -> Row {
         .set_time("ReminderSentAt", g.reminder_sent_at)
         .set("Origin", g.origin.as_str())
         .set_time("InviteDecidedAt", g.invite_decided_at)
-        .set_opt("NoticeMailId", g.notice_mail_id.clone());
+        .set_opt("NoticeMailId", g.notice_mail_id.clone())
+        .set_opt(
+            "LastName",
+            Some(g.last_name.clone()).filter(|s| !s.is_empty()),
+        )
+        .set_opt(
+            "Organisation",
+            Some(g.organisation.clone()).filter(|s| !s.is_empty()),
+        )
+        .set_opt(
+            "Sponsors",
+            (!g.sponsors.is_empty()).then(|| g.sponsors.join(",")),
+        );
     if let Some((id, at)) = &g.last_mail_delivered {
         row.set(RECEIPT_ID, id.clone())
             .set(RECEIPT_AT, format_time(*at));
     }
+    set_reviews(&mut row, &g.reviews);
     row
+}
+
+/// The review columns: `ReviewRound`, `ReviewDueAt`, the open review's `ReviewOpenedAt`,
+/// `ReviewDeadline` and `ReviewReminded`, and the last answer's `ReviewDecision` (`keep` or
+/// `end`), `ReviewDecidedBy` and `ReviewDecidedAt`.
+fn set_reviews(row: &mut Row, r: &Reviews) {
+    row.set_opt("ReviewRound", (r.round > 0).then_some(r.round))
+        .set_time("ReviewDueAt", r.due_at)
+        .set_time("ReviewOpenedAt", r.open.map(|o| o.opened_at))
+        .set_time("ReviewDeadline", r.open.map(|o| o.deadline))
+        .set_opt("ReviewReminded", r.open.map(|o| o.reminded))
+        .set_opt(
+            "ReviewDecision",
+            r.last.as_ref().map(|d| if d.keep { "keep" } else { "end" }),
+        )
+        .set_opt("ReviewDecidedBy", r.last.as_ref().map(|d| d.by.encode()))
+        .set_time("ReviewDecidedAt", r.last.as_ref().map(|d| d.at));
+}
+
+fn reviews_of(row: &Row) -> Result<Reviews, String> {
+    let open = match (row.time("ReviewOpenedAt")?, row.time("ReviewDeadline")?) {
+        (Some(opened_at), Some(deadline)) => Some(Open {
+            opened_at,
+            deadline,
+            reminded: row.bool("ReviewReminded")?,
+        }),
+        (None, None) => None,
+        _ => return Err("ReviewOpenedAt and ReviewDeadline go together".into()),
+    };
+    let last = match row.opt_str("ReviewDecision")? {
+        None => None,
+        Some(decision) => Some(Decision {
+            keep: match decision {
+                "keep" => true,
+                "end" => false,
+                other => {
+                    return Err(format!(
+                        "property ReviewDecision should be keep or end, found {other:?}"
+                    ))
+                }
+            },
+            by: Decider::decode(row.str("ReviewDecidedBy")?)
+                .ok_or("property ReviewDecidedBy is not sponsor:, operator: or default")?,
+            at: row
+                .time("ReviewDecidedAt")?
+                .ok_or("property ReviewDecidedAt is missing")?,
+        }),
+    };
+    Ok(Reviews {
+        round: row.u32("ReviewRound")?,
+        due_at: row.time("ReviewDueAt")?,
+        open,
+        last,
+    })
 }
 
 pub fn from_row(row: &Row) -> Result<Guest, String> {
@@ -192,7 +270,33 @@ pub fn from_row(row: &Row) -> Result<Guest, String> {
             (Some(id), Some(at)) => Some((id.to_string(), at)),
             _ => None,
         },
+        last_name: row.opt_str("LastName")?.unwrap_or("").to_string(),
+        organisation: row.opt_str("Organisation")?.unwrap_or("").to_string(),
+        sponsors: row
+            .opt_str("Sponsors")?
+            .unwrap_or("")
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect(),
+        reviews: reviews_of(row)?,
     })
+}
+
+impl Guest {
+    /// First and last name, as typed.
+    pub fn full_name(&self) -> String {
+        format!("{} {}", self.first_name, self.last_name)
+            .trim()
+            .to_string()
+    }
+}
+
+/// The compare-and-swap of a whole guest row (what a review writes), for a transaction with
+/// the mails it causes.
+pub fn replace_write(guest: &Guest, etag: &str) -> crate::adapters::tables::Write {
+    crate::adapters::tables::Write::Replace(to_row(guest), etag.to_string())
 }
 
 /// Records (or refreshes) a guest: idempotent, keyed by the directory's user id.
@@ -344,7 +448,46 @@ mod tests {
             invite_decided_at: Some(t),
             notice_mail_id: None,
             last_mail_delivered: None,
+            last_name: "Lovelace".into(),
+            organisation: "Partner AB".into(),
+            sponsors: vec![],
+            reviews: Reviews::default(),
         }
+    }
+
+    #[test]
+    fn sponsors_and_reviews_round_trip() {
+        let t = time::macros::datetime!(2026-11-02 10:00 UTC);
+        let mut g = guest();
+        g.sponsors = vec!["boss@contoso.example".into(), "kim@contoso.example".into()];
+        g.reviews = Reviews {
+            round: 3,
+            due_at: Some(t),
+            open: Some(Open {
+                opened_at: t,
+                deadline: t,
+                reminded: true,
+            }),
+            last: Some(Decision {
+                keep: true,
+                by: Decider::Sponsor("boss@contoso.example".into()),
+                at: t,
+            }),
+        };
+        assert_eq!(from_row(&to_row(&g)).unwrap(), g);
+        g.reviews.open = None;
+        g.reviews.last = Some(Decision {
+            keep: false,
+            by: Decider::Default,
+            at: t,
+        });
+        assert_eq!(from_row(&to_row(&g)).unwrap(), g);
+        let mut row = to_row(&g);
+        row.set("ReviewDecision", "maybe");
+        assert!(from_row(&row).is_err());
+        let mut row = to_row(&g);
+        row.set("ReviewOpenedAt", format_time(t));
+        assert!(from_row(&row).is_err(), "an open review needs its deadline");
     }
 
     #[test]

@@ -393,6 +393,7 @@ fn reason_code(r: Reason) -> char {
         Reason::Unredeemed => 'u',
         Reason::AccessPeriod => 'a',
         Reason::Inactive => 'i',
+        Reason::Review => 'v',
     }
 }
 
@@ -401,11 +402,12 @@ fn reason_of(c: char) -> Option<Reason> {
         'u' => Some(Reason::Unredeemed),
         'a' => Some(Reason::AccessPeriod),
         'i' => Some(Reason::Inactive),
+        'v' => Some(Reason::Review),
         _ => None,
     }
 }
 
-const RESTORES: [(RestoreWhy, char); 7] = [
+const RESTORES: [(RestoreWhy, char); 8] = [
     (RestoreWhy::Redeemed, 'r'),
     (RestoreWhy::SignedInAgain, 's'),
     (RestoreWhy::AccessExtended, 'e'),
@@ -413,6 +415,7 @@ const RESTORES: [(RestoreWhy, char); 7] = [
     (RestoreWhy::ReEnabled, 'b'),
     (RestoreWhy::Undeleted, 'd'),
     (RestoreWhy::NoReason, 'n'),
+    (RestoreWhy::ReviewKept, 'k'),
 ];
 
 const SKIPS: [(SkipWhy, char); 4] = [
@@ -698,7 +701,12 @@ mod tests {
     #[test]
     fn every_action_round_trips_as_two_characters() {
         let mut all = vec![Action::Nothing, Action::RedeemReminder];
-        for r in [Reason::Unredeemed, Reason::AccessPeriod, Reason::Inactive] {
+        for r in [
+            Reason::Unredeemed,
+            Reason::AccessPeriod,
+            Reason::Inactive,
+            Reason::Review,
+        ] {
             all.extend([Action::Warn(r), Action::Disable(r), Action::Delete(r)]);
         }
         all.extend(RESTORES.iter().map(|(w, _)| Action::Restore(*w)));

@@ -43,7 +43,17 @@ pub fn to_row(policy: &Policy) -> Row {
         .set_opt("ApprovalWindowDays", draft.approval_window_days)
         .set_opt("ReminderAfterDays", draft.reminder_after_days)
         .set_opt("EscalateAfterDays", draft.escalate_after_days)
-        .set_opt("Note", draft.note.clone());
+        .set_opt("Note", draft.note.clone())
+        .set_opt(
+            "Sponsors",
+            (!draft.sponsors.is_empty()).then(|| draft.sponsors.join(",")),
+        )
+        .set_opt("ReviewDays", draft.review_days)
+        .set_opt("OnNoAnswer", draft.on_no_answer.clone())
+        .set_opt(
+            "AllowConsumerDomain",
+            draft.allow_consumer_domain.then_some(true),
+        );
     row
 }
 
@@ -98,6 +108,10 @@ pub fn from_row(row: &Row) -> Result<Policy, String> {
         reminder_after_days: opt_u32(row, "ReminderAfterDays")?,
         escalate_after_days: opt_u32(row, "EscalateAfterDays")?,
         note: row.opt_str("Note")?.map(str::to_string),
+        sponsors: list(row, "Sponsors")?,
+        review_days: opt_u32(row, "ReviewDays")?,
+        on_no_answer: row.opt_str("OnNoAnswer")?.map(str::to_string),
+        allow_consumer_domain: row.bool("AllowConsumerDomain")?,
     };
     let policy = draft.validate().map_err(|problems| {
         problems

@@ -72,7 +72,8 @@ pub fn to_row(r: &SignupRequest) -> Row {
         .set_opt(
             "GrantProblems",
             (!r.grant_problems.is_empty()).then(|| r.grant_problems.join("\n")),
-        );
+        )
+        .set_opt("JobTitle", r.job_title.clone());
     if let Some(s) = &r.signed_in {
         row.set("SignInTenantId", s.tenant_id.to_string())
             .set("SignInObjectId", s.object_id.to_string())
@@ -163,6 +164,7 @@ pub fn from_row(row: &Row) -> Result<SignupRequest, String> {
             .map(|s| s.lines().map(str::to_string).collect())
             .unwrap_or_default(),
         signed_in,
+        job_title: row.opt_str("JobTitle")?.map(str::to_string),
     })
 }
 
@@ -215,12 +217,25 @@ pub fn submission_write(
     request_id: &str,
     submission_id: &str,
     a: &Applicant,
+    job_title: Option<&str>,
     now: OffsetDateTime,
 ) -> Write {
     let mut row = Row::new(request_id, format!("{SUBMISSION_PREFIX}{submission_id}"));
     set_applicant(&mut row, a);
-    row.set("CreatedAt", format_time(now));
+    row.set("CreatedAt", format_time(now))
+        .set_opt("JobTitle", job_title);
     Write::Insert(row)
+}
+
+/// What a submission's link confirms: the details typed, and the job title if the form
+/// asked for one.
+pub type Typed = (Applicant, Option<String>);
+
+fn typed(row: &Row) -> Result<Typed, String> {
+    Ok((
+        applicant(row)?,
+        row.opt_str("JobTitle")?.map(str::to_string),
+    ))
 }
 
 /// The request and, when the link names a later submission, that submission's details (one
@@ -230,11 +245,11 @@ pub async fn get_with_submission(
     store: &TableStore,
     id: &str,
     submission_id: &str,
-) -> Result<Option<(Stored, Option<Applicant>)>, StoreError> {
+) -> Result<Option<(Stored, Option<Typed>)>, StoreError> {
     if submission_id == id {
         return Ok(get(store, id).await?.map(|s| {
-            let a = s.request.applicant.clone();
-            (s, Some(a))
+            let typed = (s.request.applicant.clone(), s.request.job_title.clone());
+            (s, Some(typed))
         }));
     }
     if !valid_id(id) || !valid_id(submission_id) {
@@ -254,7 +269,7 @@ pub async fn get_with_submission(
     let submission = rows
         .iter()
         .find(|r| r.row_key != REQUEST_ROW)
-        .map(|r| store.decode(TableName::Requests, r, applicant))
+        .map(|r| store.decode(TableName::Requests, r, typed))
         .transpose()?;
     Ok(Some((
         Stored {

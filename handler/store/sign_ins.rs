@@ -36,12 +36,14 @@ pub struct PendingSignIn {
     pub nonce: String,
     pub code_verifier: String,
     pub applicant: Applicant,
+    /// The job title typed, where the form asks for one.
+    pub job_title: Option<String>,
     pub expires_at: OffsetDateTime,
 }
 
 fn signed_content(p: &PendingSignIn) -> String {
     let a = &p.applicant;
-    serde_json::to_string(&[
+    let mut content = vec![
         p.state.as_str(),
         &p.binding_hash,
         &p.nonce,
@@ -52,9 +54,14 @@ fn signed_content(p: &PendingSignIn) -> String {
         &a.organisation,
         a.justification.as_deref().unwrap_or(""),
         a.language.as_str(),
-        &format_time(p.expires_at),
-    ])
-    .expect("strings serialize")
+    ];
+    let expires = format_time(p.expires_at);
+    content.push(&expires);
+    // Only when there is one: what a seal from before the job title covers is unchanged.
+    if let Some(title) = &p.job_title {
+        content.push(title);
+    }
+    serde_json::to_string(&content).expect("strings serialize")
 }
 
 fn seal(keys: &SigningKeys, p: &PendingSignIn) -> String {
@@ -68,6 +75,7 @@ fn to_row(keys: &SigningKeys, p: &PendingSignIn) -> Row {
         .set("Nonce", p.nonce.clone())
         .set("CodeVerifier", p.code_verifier.clone())
         .set("ExpiresAt", format_time(p.expires_at))
+        .set_opt("JobTitle", p.job_title.clone())
         .set("Seal", seal(keys, p));
     row
 }
@@ -79,6 +87,7 @@ fn from_row(row: &Row) -> Result<PendingSignIn, String> {
         nonce: row.str("Nonce")?.to_string(),
         code_verifier: row.str("CodeVerifier")?.to_string(),
         applicant: applicant(row)?,
+        job_title: row.opt_str("JobTitle")?.map(str::to_string),
         expires_at: row
             .time("ExpiresAt")?
             .ok_or("property ExpiresAt is missing")?,

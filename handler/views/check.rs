@@ -2,7 +2,7 @@
 //! mail must pass. The reader is strict where a browser is lenient (unbalanced tags fail), so a
 //! slip in our markup shows up here first.
 
-use super::{Brand, RequestSummary};
+use super::{Brand, GuestSummary, RequestSummary, ReviewAsk};
 use crate::core::policy::Language;
 use crate::settings::Branding;
 use std::collections::HashSet;
@@ -77,6 +77,7 @@ pub(crate) fn request_from_asa<'a>(
         first_name: "Åsa",
         last_name: "Berg",
         organisation: "Fabrikam",
+        job_title: None,
         justification,
         policy: "fabrikam.example",
         submitted,
@@ -95,12 +96,35 @@ pub(crate) fn summary(v: &str, stage: u8, stages: u8) -> RequestSummary<'_> {
         first_name: v,
         last_name: v,
         organisation: v,
+        job_title: Some(v),
         justification: Some(v),
         policy: v,
         submitted: v,
         stage,
         stages,
         stage_one_approved_by: (stage > 1).then_some(v),
+    }
+}
+
+/// A guest with `v` in every field a requester or the portal filled in.
+pub(crate) fn guest(v: &str) -> GuestSummary<'_> {
+    GuestSummary {
+        first_name: v,
+        last_name: v,
+        email: v,
+        organisation: v,
+        policy: v,
+        invited: v,
+        access_ends: Some(v),
+    }
+}
+
+/// A review asking to keep for 90 days, answered by `v` (a date the portal formats).
+pub(crate) fn ask(v: &str, keep_without_answer: bool) -> ReviewAsk<'_> {
+    ReviewAsk {
+        days: 90,
+        deadline: v,
+        keep_without_answer,
     }
 }
 

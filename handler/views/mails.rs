@@ -16,7 +16,8 @@ use askama::Template;
 use super::layout::{accent, text_on};
 use super::text::{fill, fill_org, hours, text, Text};
 use super::{
-    one_line, render, web_link, ApproverMailKind, Brand, Mail, RemovalReason, RequestSummary,
+    one_line, render, web_link, ApproverMailKind, Brand, GuestSummary, Mail, RemovalReason,
+    RequestSummary, ReviewAsk,
 };
 use crate::core::policy::Language;
 
@@ -111,6 +112,19 @@ mails! {
     RemovalWarning("mails/removal_warning.txt", "mails/removal_warning.html") {
         why: String,
         when: String,
+        contact: String,
+    }
+    ReviewRequest("mails/review.txt", "mails/review.html") {
+        reminder: Option<&'static str>,
+        intro: String,
+        facts: Vec<(&'static str, String)>,
+        without_answer: String,
+        link: Option<&'a str>,
+    }
+    ReviewDefault("mails/review_default.txt", "mails/review_default.html") { outcome: String }
+    SponsorNotice("mails/sponsor_notice.txt", "mails/sponsor_notice.html") {
+        when: String,
+        why: String,
         contact: String,
     }
 }
@@ -260,6 +274,8 @@ pub fn removal_warning_mail(
     let why = match reason {
         RemovalReason::AccessPeriodOver => t.removal_period_over,
         RemovalReason::Inactive => t.removal_inactive,
+        RemovalReason::Review => t.removal_review,
+        RemovalReason::Unredeemed => t.removal_unredeemed,
     };
     let letter = Letter::new(
         brand,
@@ -272,6 +288,106 @@ pub fn removal_warning_mail(
         why: letter.say(why, &[]),
         when: letter.say(t.removal_when, &[("date", remove_on)]),
         contact: letter.say(t.removal_contact, &[]),
+        letter,
+    }
+    .mail()
+}
+
+/// To a sponsor: does the guest still need access? The link opens the review page (keep, or
+/// end now); `reminder` when this is the review's reminder. The guest's details are in the
+/// body only, never in the subject.
+pub fn review_mail(
+    brand: &Brand,
+    lang: Language,
+    guest: &GuestSummary,
+    ask: &ReviewAsk,
+    link: &str,
+    reminder: bool,
+) -> Mail {
+    let t = text(lang);
+    let subject = if reminder {
+        t.review_reminder_subject
+    } else {
+        t.review_subject
+    };
+    let letter = Letter::new(brand, lang, subject, t.review_heading, "");
+    let mut facts = guest.facts(t);
+    facts.push((t.fact_answer_by, ask.deadline.to_string()));
+    ReviewRequest {
+        reminder: reminder.then_some(t.review_reminder_intro),
+        intro: guest.introduced(t, letter.org),
+        facts,
+        without_answer: ask.without_answer(t),
+        link: web_link(link),
+        letter,
+    }
+    .mail()
+}
+
+/// To the sponsors: nobody answered the review by `deadline` (formatted), and what the
+/// policy's default did (`kept` for another `days` days, or ended).
+pub fn review_default_mail(
+    brand: &Brand,
+    lang: Language,
+    guest: &GuestSummary,
+    kept: bool,
+    deadline: &str,
+    days: u32,
+) -> Mail {
+    let t = text(lang);
+    let letter = Letter::new(brand, lang, t.review_default_subject, t.review_heading, "");
+    let name = guest.full_name();
+    let days = days.to_string();
+    let values = [
+        ("name", name.as_str()),
+        ("email", guest.email),
+        ("date", deadline),
+        ("days", days.as_str()),
+    ];
+    ReviewDefault {
+        outcome: letter.say(
+            if kept {
+                t.review_defaulted_keep
+            } else {
+                t.review_defaulted_end
+            },
+            &values,
+        ),
+        letter,
+    }
+    .mail()
+}
+
+/// To the sponsors: a guest they sponsor is disabled on `remove_on` (formatted date), and why.
+pub fn sponsor_notice_mail(
+    brand: &Brand,
+    lang: Language,
+    guest: &GuestSummary,
+    remove_on: &str,
+    reason: RemovalReason,
+) -> Mail {
+    let t = text(lang);
+    let letter = Letter::new(
+        brand,
+        lang,
+        t.sponsor_notice_subject,
+        t.sponsor_notice_subject,
+        "",
+    );
+    let name = guest.full_name();
+    let why = match reason {
+        RemovalReason::AccessPeriodOver => t.sponsor_notice_period,
+        RemovalReason::Inactive => t.sponsor_notice_inactive,
+        RemovalReason::Review => t.sponsor_notice_review,
+        RemovalReason::Unredeemed => t.sponsor_notice_unredeemed,
+    };
+    SponsorNotice {
+        when: letter.say(
+            t.sponsor_notice_body,
+            &[("name", &name), ("email", guest.email), ("date", remove_on)],
+        ),
+        why: letter.say(why, &[]),
+        contact: letter.say(t.sponsor_notice_contact, &[]),
         letter,
     }
     .mail()
@@ -358,8 +474,9 @@ mod tests {
     use super::*;
     use crate::settings::Branding;
     use crate::views::check::{
-        assert_balanced, assert_no_raw_hostile, assert_same_structure, branding, escape, hostile,
-        inner, request_from_asa, summary, tags, with_logo as brand, FORGED_LINK, LANGS,
+        ask, assert_balanced, assert_no_raw_hostile, assert_same_structure, branding, escape,
+        guest, hostile, inner, request_from_asa, summary, tags, with_logo as brand, FORGED_LINK,
+        LANGS,
     };
     use crate::views::text::HOLES;
 
@@ -367,6 +484,7 @@ mod tests {
     const REDEEM_LINK: &str = "https://invitations.example/redeem/?tenant=t&ticket=x";
     const FORM_LINK: &str = "https://portal.example/api/signup?lang=en";
     const DECIDE_LINK: &str = "https://portal.example/api/approve?token=d.4-5_6";
+    const REVIEW_LINK: &str = "https://portal.example/api/approve/review?token=r.7-8_9";
 
     /// Every mail, in every variant, with `v` as every value that is not ours; and the link
     /// each one carries, if any.
@@ -408,10 +526,36 @@ mod tests {
                 Some(REDEEM_LINK),
             ),
         ];
-        for reason in [RemovalReason::AccessPeriodOver, RemovalReason::Inactive] {
+        for reason in [
+            RemovalReason::AccessPeriodOver,
+            RemovalReason::Inactive,
+            RemovalReason::Review,
+            RemovalReason::Unredeemed,
+        ] {
             mails.push((
                 format!("removal {reason:?}"),
                 removal_warning_mail(brand, lang, v, v, reason),
+                None,
+            ));
+            mails.push((
+                format!("sponsor notice {reason:?}"),
+                sponsor_notice_mail(brand, lang, &guest(v), v, reason),
+                None,
+            ));
+        }
+        for reminder in [false, true] {
+            for keep in [false, true] {
+                mails.push((
+                    format!("review reminder={reminder} keep={keep}"),
+                    review_mail(brand, lang, &guest(v), &ask(v, keep), REVIEW_LINK, reminder),
+                    Some(REVIEW_LINK),
+                ));
+            }
+        }
+        for kept in [false, true] {
+            mails.push((
+                format!("review default kept={kept}"),
+                review_default_mail(brand, lang, &guest(v), kept, v, 90),
                 None,
             ));
         }

@@ -40,19 +40,23 @@ pub use escapers::one_line;
 pub use layout::text_on;
 pub use mails::{
     approver_mail, denied_mail, expired_mail, invitation_mail, redeem_reminder_mail,
-    removal_warning_mail, sign_in_needed_mail, verification_mail,
+    removal_warning_mail, review_default_mail, review_mail, sign_in_needed_mail,
+    sponsor_notice_mail, verification_mail,
 };
 pub use pages::{
-    access_being_set_up, access_ready, already_decided, awaiting_approval, cannot_decide_own,
-    check_inbox, confirm_email, decision_form, decision_recorded, error_page, field_message,
-    link_problem, request_closed, sign_in_needed, sign_in_problem, sign_in_required, signup_form,
-    signup_form_with, too_many_requests, unavailable,
+    access_being_set_up, access_ready, already_decided, already_reviewed, awaiting_approval,
+    cannot_decide_own, check_inbox, confirm_email, decision_form, decision_recorded, error_page,
+    field_message, link_problem, request_closed, review_form, review_recorded, sign_in_needed,
+    sign_in_problem, sign_in_required, signup_form, signup_form_with, too_many_requests,
+    unavailable,
 };
 
 /// The longest justification the form accepts.
 pub const JUSTIFICATION_MAX: usize = 1000;
 /// The longest reason an approver can give for a denial.
 pub const REASON_MAX: usize = 500;
+/// The longest job title the form takes (Graph's `jobTitle` holds 128 characters).
+pub const JOB_TITLE_MAX: usize = 128;
 /// The longest email address (RFC 5321 with RFC 3696 erratum 1690).
 pub const EMAIL_MAX: usize = 254;
 
@@ -80,11 +84,22 @@ pub struct FormValues {
     pub last_name: String,
     pub organisation: String,
     pub justification: String,
+    pub job_title: String,
     pub accept_terms: bool,
 }
 
+/// What the sign-up form offers besides the mailed link.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FormOptions {
+    /// A second button, "Continue with your work account" (partner sign-in is set up).
+    pub sign_in: bool,
+    /// An optional job title field (`PORTAL_ASK_JOB_TITLE`).
+    pub job_title: bool,
+}
+
 /// Problems with the sign-up form, per field (`email`, `first_name`, `last_name`,
-/// `organisation`, `justification`, `accept_terms`), each message in the page's language.
+/// `organisation`, `job_title`, `justification`, `accept_terms`), each message in the page's
+/// language.
 #[derive(Default, Clone, Debug)]
 pub struct FieldErrors(pub Vec<(&'static str, String)>);
 
@@ -176,6 +191,8 @@ pub struct RequestSummary<'a> {
     pub first_name: &'a str,
     pub last_name: &'a str,
     pub organisation: &'a str,
+    /// Where the form asks for one, and it was filled in.
+    pub job_title: Option<&'a str>,
     pub justification: Option<&'a str>,
     /// The policy's key or domain.
     pub policy: &'a str,
@@ -200,6 +217,90 @@ pub enum ApproverMailKind {
 pub enum RemovalReason {
     AccessPeriodOver,
     Inactive,
+    /// An access review ended the access.
+    Review,
+    /// The invitation was not accepted (the sponsors' notice; the guest gets its reminder).
+    Unredeemed,
+}
+
+/// A guest as its sponsors see it, on the review page and in their mails. Everything but the
+/// dates is shown escaped as typed.
+#[derive(Clone, Copy, Debug)]
+pub struct GuestSummary<'a> {
+    pub first_name: &'a str,
+    pub last_name: &'a str,
+    pub email: &'a str,
+    /// Empty on records from before organisations were kept.
+    pub organisation: &'a str,
+    /// The policy's key.
+    pub policy: &'a str,
+    /// When the guest was invited, formatted.
+    pub invited: &'a str,
+    /// When the access ends, formatted, if it does.
+    pub access_ends: Option<&'a str>,
+}
+
+impl GuestSummary<'_> {
+    pub(crate) fn full_name(&self) -> String {
+        format!("{} {}", self.first_name, self.last_name)
+            .trim()
+            .to_string()
+    }
+
+    /// "Ada Lovelace from Partner AB has guest access ...", or without the organisation.
+    pub(crate) fn introduced(&self, t: &Text, org: &str) -> String {
+        let name = self.full_name();
+        let name = if name.is_empty() { self.email } else { &name };
+        if self.organisation.trim().is_empty() {
+            text::fill_org(t.review_intro_no_organisation, org, &[("name", name)])
+        } else {
+            text::fill_org(
+                t.review_intro,
+                org,
+                &[("name", name), ("organisation", self.organisation)],
+            )
+        }
+    }
+
+    /// The guest as labelled values.
+    pub(crate) fn facts(&self, t: &Text) -> Vec<(&'static str, String)> {
+        let mut facts = vec![
+            (t.fact_name, self.full_name()),
+            (t.fact_email, self.email.to_string()),
+        ];
+        if !self.organisation.trim().is_empty() {
+            facts.push((t.fact_organisation, self.organisation.to_string()));
+        }
+        facts.push((t.fact_policy, self.policy.to_string()));
+        facts.push((t.fact_guest_since, self.invited.to_string()));
+        if let Some(end) = self.access_ends {
+            facts.push((t.fact_access_ends, end.to_string()));
+        }
+        facts
+    }
+}
+
+/// What a review asks: keep for `days` more days, answered by `deadline` (formatted), and
+/// what happens without an answer.
+#[derive(Clone, Copy, Debug)]
+pub struct ReviewAsk<'a> {
+    pub days: u32,
+    pub deadline: &'a str,
+    pub keep_without_answer: bool,
+}
+
+impl ReviewAsk<'_> {
+    pub(crate) fn without_answer(&self, t: &Text) -> String {
+        let days = self.days.to_string();
+        if self.keep_without_answer {
+            fill(
+                t.review_default_keep,
+                &[("date", self.deadline), ("days", &days)],
+            )
+        } else {
+            fill(t.review_default_end, &[("date", self.deadline)])
+        }
+    }
 }
 
 /// `url` if it is an absolute `http(s)` address, the only kind a page or mail links to: an
@@ -240,18 +341,25 @@ impl RequestSummary<'_> {
             .justification
             .filter(|text| !text.trim().is_empty())
             .unwrap_or(t.fact_no_justification);
-        [
-            (t.fact_name, self.full_name().as_str()),
+        let name = self.full_name();
+        let mut facts = vec![
+            (t.fact_name, name.as_str()),
             (t.fact_email, self.email),
             (t.fact_organisation, self.organisation),
+        ];
+        if let Some(title) = self.job_title.filter(|title| !title.trim().is_empty()) {
+            facts.push((t.fact_job_title, title));
+        }
+        facts.extend([
             (t.fact_justification, justification),
             (t.fact_policy, self.policy),
             (t.fact_submitted, self.submitted),
             (t.fact_request_id, self.request_id),
-        ]
-        .into_iter()
-        .map(|(label, value)| (label, value.to_string()))
-        .collect()
+        ]);
+        facts
+            .into_iter()
+            .map(|(label, value)| (label, value.to_string()))
+            .collect()
     }
 }
 

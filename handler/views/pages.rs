@@ -15,8 +15,9 @@ use askama::Template;
 use super::layout::Frame;
 use super::text::{fill, hours, minutes, number, text};
 use super::{
-    render, web_link, Brand, Confirming, ErrorKind, FieldErrors, FieldProblem, FormValues,
-    LinkProblem, RequestSummary, SignInProblem, JUSTIFICATION_MAX, REASON_MAX,
+    render, web_link, Brand, Confirming, ErrorKind, FieldErrors, FieldProblem, FormOptions,
+    FormValues, GuestSummary, LinkProblem, RequestSummary, ReviewAsk, SignInProblem, JOB_TITLE_MAX,
+    JUSTIFICATION_MAX, REASON_MAX,
 };
 use crate::core::policy::Language;
 
@@ -50,7 +51,7 @@ pages! {
         /// The problems listed at the top of the form.
         problems: Vec<Problem<'a>>,
         intro: String,
-        fields: [Field<'a>; 5],
+        fields: Vec<Field<'a>>,
         terms: Option<Terms<'a>>,
         /// With partner sign-in on: the words before the second button, which sends the same
         /// fields to the sign-in (`formaction`).
@@ -83,6 +84,15 @@ pages! {
     }
     DecisionRecorded("pages/decision_recorded.html") { outcome: String }
     AlreadyDecided("pages/already_decided.html") { outcome: String }
+    ReviewForm("pages/review_form.html") {
+        intro: String,
+        facts: Vec<(&'static str, String)>,
+        /// What no answer does, by when.
+        without_answer: String,
+        keep_outcome: String,
+        keep_button: String,
+        token: &'a str,
+    }
     CannotDecideOwn("pages/cannot_decide_own.html") {}
     SignInRequired("pages/sign_in_required.html") {}
     SignInPage("pages/sign_in.html") { explanation: String }
@@ -97,6 +107,7 @@ pub fn field_message(lang: Language, field: &str, problem: &FieldProblem) -> Str
         "last_name" => t.field_last_name,
         "organisation" => t.field_organisation,
         "justification" => t.field_justification,
+        "job_title" => t.field_job_title,
         "reason" => t.field_reason,
         _ => t.field_other,
     };
@@ -126,18 +137,18 @@ pub fn signup_form(
     values: &FormValues,
     errors: &FieldErrors,
 ) -> String {
-    signup_form_with(brand, lang, values, errors, false)
+    signup_form_with(brand, lang, values, errors, FormOptions::default())
 }
 
-/// The sign-up form; with `sign_in`, a second button sends the same fields to the sign-in
-/// (`formaction`), so the partner proves who they are with their work account instead of a
-/// mailed link.
+/// The sign-up form; with `options.sign_in`, a second button sends the same fields to the
+/// sign-in (`formaction`), so the partner proves who they are with their work account instead
+/// of a mailed link; with `options.job_title`, an optional job title field.
 pub fn signup_form_with(
     brand: &Brand,
     lang: Language,
     values: &FormValues,
     errors: &FieldErrors,
-    sign_in: bool,
+    options: FormOptions,
 ) -> String {
     let t = text(lang);
     let heading = fill(t.signup_heading, &[("org", &brand.branding.org_name)]);
@@ -146,7 +157,7 @@ pub fn signup_form_with(
     let field = |name, label, control, value| {
         Field::new(name, label, control, value).with_error(errors.get(name))
     };
-    let fields = [
+    let mut fields = vec![
         field("email", t.label_email, Control::Email, &values.email)
             .with_hint(t.hint_email.to_string()),
         field(
@@ -167,6 +178,20 @@ pub fn signup_form_with(
             Control::Line("organization"),
             &values.organisation,
         ),
+    ];
+    if options.job_title {
+        fields.push(
+            field(
+                "job_title",
+                t.label_job_title,
+                Control::Line("organization-title"),
+                &values.job_title,
+            )
+            .with_max(JOB_TITLE_MAX)
+            .optional(),
+        );
+    }
+    fields.push(
         field(
             "justification",
             t.label_justification,
@@ -178,7 +203,7 @@ pub fn signup_form_with(
         )
         .with_hint(frame.say(t.hint_justification, &[("max", &justification_max)]))
         .optional(),
-    ];
+    );
     let terms = Terms::configured(brand, values.accept_terms, errors.get("accept_terms"));
     let on_page = |field: &str| {
         fields.iter().any(|f| f.name == field) || (terms.is_some() && field == "accept_terms")
@@ -196,7 +221,7 @@ pub fn signup_form_with(
         intro: frame.say(t.signup_intro, &[]),
         fields,
         terms,
-        sign_in: sign_in.then(|| frame.say(t.sign_in_or, &[])),
+        sign_in: options.sign_in.then(|| frame.say(t.sign_in_or, &[])),
         frame,
     })
 }
@@ -461,6 +486,84 @@ pub fn sign_in_required(brand: &Brand, lang: Language) -> String {
     })
 }
 
+/// What a review link opens: the guest, and two forms (keep for another N days; end access
+/// now). Opening it decides nothing.
+pub fn review_form(
+    brand: &Brand,
+    lang: Language,
+    guest: &GuestSummary,
+    ask: &ReviewAsk,
+    token: &str,
+    self_path: &str,
+) -> String {
+    let t = text(lang);
+    let frame = Frame::new(brand, lang, t.review_heading).reached_at(self_path);
+    let days = ask.days.to_string();
+    let mut facts = guest.facts(t);
+    facts.push((t.fact_answer_by, ask.deadline.to_string()));
+    render(&ReviewForm {
+        intro: guest.introduced(t, frame.org),
+        facts,
+        without_answer: ask.without_answer(t),
+        keep_outcome: fill(t.keep_outcome, &[("days", &days)]),
+        keep_button: fill(t.keep_button, &[("days", &days)]),
+        token,
+        frame,
+    })
+}
+
+/// The sponsor's answer was recorded: kept until `until` (formatted), or ended.
+pub fn review_recorded(
+    brand: &Brand,
+    lang: Language,
+    guest: &GuestSummary,
+    kept_until: Option<&str>,
+) -> String {
+    let t = text(lang);
+    let name = guest.full_name();
+    let (heading, outcome) = match kept_until {
+        Some(until) => (
+            t.reviewed_kept_heading,
+            fill(
+                t.reviewed_kept_body,
+                &[("name", &name), ("email", guest.email), ("date", until)],
+            ),
+        ),
+        None => (
+            t.reviewed_ended_heading,
+            fill(
+                t.reviewed_ended_body,
+                &[("name", &name), ("email", guest.email)],
+            ),
+        ),
+    };
+    render(&DecisionRecorded {
+        frame: Frame::new(brand, lang, heading),
+        outcome,
+    })
+}
+
+/// The review was answered first by someone else (`by`), or by its default (`by` is `None`).
+pub fn already_reviewed(
+    brand: &Brand,
+    lang: Language,
+    kept: bool,
+    by: Option<&str>,
+    at: &str,
+) -> String {
+    let t = text(lang);
+    let outcome = match (kept, by) {
+        (true, Some(by)) => fill(t.already_kept, &[("by", by), ("at", at)]),
+        (false, Some(by)) => fill(t.already_ended, &[("by", by), ("at", at)]),
+        (true, None) => fill(t.already_kept_default, &[("at", at)]),
+        (false, None) => fill(t.already_ended_default, &[("at", at)]),
+    };
+    render(&AlreadyDecided {
+        frame: Frame::new(brand, lang, t.already_reviewed_heading),
+        outcome,
+    })
+}
+
 /// A problem in the summary at the top of the form; it links to its field when the field is
 /// on the page.
 struct Problem<'a> {
@@ -472,8 +575,9 @@ struct Problem<'a> {
 enum Control {
     /// A work email address.
     Email,
-    /// One line, with its `autocomplete` token.
+    /// One line, with its `autocomplete` token and, if it has one, its longest length.
     Line(&'static str),
+    LineUpTo(&'static str, usize),
     Area {
         max: usize,
         rows: u8,
@@ -515,6 +619,15 @@ impl<'a> Field<'a> {
             hint: Some(hint),
             ..self
         }
+    }
+
+    /// A one-line field that takes at most `max` characters.
+    fn with_max(self, max: usize) -> Self {
+        let control = match self.control {
+            Control::Line(autocomplete) => Control::LineUpTo(autocomplete, max),
+            other => other,
+        };
+        Field { control, ..self }
     }
 
     fn optional(self) -> Self {
@@ -583,8 +696,8 @@ mod tests {
     use super::*;
     use crate::settings::Branding;
     use crate::views::check::{
-        assert_no_raw_hostile, assert_page, assert_same_structure, branding, contoso, escape,
-        hostile, inner, request_from_asa, summary, tags, with_logo, without_logo, Tag,
+        ask, assert_no_raw_hostile, assert_page, assert_same_structure, branding, contoso, escape,
+        guest, hostile, inner, request_from_asa, summary, tags, with_logo, without_logo, Tag,
         HOSTILE_MARKUP, LANGS,
     };
     use crate::views::text::HOLES;
@@ -646,13 +759,14 @@ mod tests {
             last_name: v.to_string(),
             organisation: v.to_string(),
             justification: v.to_string(),
+            job_title: v.to_string(),
             accept_terms: true,
         }
     }
 
     fn all_errors(v: &str) -> FieldErrors {
         let mut errors = FieldErrors::default();
-        for field in FIELDS.into_iter().chain(["accept_terms"]) {
+        for field in FIELDS.into_iter().chain(["job_title", "accept_terms"]) {
             errors.push(field, format!("{field}: {v}"));
         }
         errors
@@ -702,7 +816,29 @@ mod tests {
             ("sign_in_required".into(), sign_in_required(brand, lang)),
             (
                 "signup_form with sign-in".into(),
-                signup_form_with(brand, lang, &values(v), &all_errors(v), true),
+                signup_form_with(
+                    brand,
+                    lang,
+                    &values(v),
+                    &all_errors(v),
+                    FormOptions {
+                        sign_in: true,
+                        job_title: false,
+                    },
+                ),
+            ),
+            (
+                "signup_form with a job title".into(),
+                signup_form_with(
+                    brand,
+                    lang,
+                    &values(v),
+                    &all_errors(v),
+                    FormOptions {
+                        sign_in: true,
+                        job_title: true,
+                    },
+                ),
             ),
             ("sign_in_needed".into(), sign_in_needed(brand, lang)),
             (
@@ -763,6 +899,38 @@ mod tests {
                 already_decided(brand, lang, approved, v, v),
             ));
         }
+        for keep in [true, false] {
+            pages.push((
+                format!("review_form keep={keep}"),
+                review_form(
+                    brand,
+                    lang,
+                    &guest(v),
+                    &ask(v, keep),
+                    &i.token,
+                    &i.self_path,
+                ),
+            ));
+            pages.push((
+                format!("review_recorded keep={keep}"),
+                review_recorded(brand, lang, &guest(v), keep.then_some(v)),
+            ));
+            pages.push((
+                format!("already_reviewed keep={keep} by"),
+                already_reviewed(brand, lang, keep, Some(v), v),
+            ));
+            pages.push((
+                format!("already_reviewed keep={keep} by default"),
+                already_reviewed(brand, lang, keep, None, v),
+            ));
+        }
+        let mut plain = guest(v);
+        plain.organisation = "";
+        plain.access_ends = None;
+        pages.push((
+            "review_form without organisation".into(),
+            review_form(brand, lang, &plain, &ask(v, false), &i.token, &i.self_path),
+        ));
         pages
     }
 
@@ -927,6 +1095,7 @@ mod tests {
             last_name: "O'Neil".into(),
             organisation: "Fabrikam & Co".into(),
             justification: "\nProject X\nline two".into(),
+            job_title: String::new(),
             accept_terms: true,
         };
         for lang in LANGS {

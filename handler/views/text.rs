@@ -58,6 +58,7 @@ texts! {
     label_first_name: "First name" / "Förnamn",
     label_last_name: "Last name" / "Efternamn",
     label_organisation: "Company or organisation" / "Företag eller organisation",
+    label_job_title: "Job title" / "Befattning",
     label_justification: "Why do you need access?" / "Varför behöver du åtkomst?",
     hint_justification: "For example the project you work on and your contact person at {org}. At most {max} characters."
         / "Till exempel vilket projekt du arbetar med och vem som är din kontaktperson på {org}. Högst {max} tecken.",
@@ -73,6 +74,7 @@ texts! {
     field_last_name: "Last name" / "Efternamnet",
     field_organisation: "Company or organisation" / "Företagsnamnet",
     field_justification: "Justification" / "Motiveringen",
+    field_job_title: "Job title" / "Befattningen",
     field_reason: "Reason" / "Skälet",
     field_other: "This field" / "Fältet",
     required_email: "Enter your work email address" / "Ange din e-postadress på jobbet",
@@ -163,6 +165,7 @@ texts! {
     fact_policy: "Policy" / "Regel",
     fact_submitted: "Submitted" / "Inskickad",
     fact_request_id: "Request ID" / "Ärende-id",
+    fact_job_title: "Job title" / "Befattning",
     approve_heading: "Approve" / "Godkänn",
     approve_final: "The person gets an invitation by email." / "Personen får en inbjudan via e-post.",
     approve_forward: "The request goes on to the next step." / "Ansökan skickas vidare till nästa steg.",
@@ -253,6 +256,70 @@ texts! {
     removal_when: "Your access will be removed on {date}." / "Din åtkomst tas bort den {date}.",
     removal_contact: "If you still need access, contact your contact person at {org}."
         / "Om du fortfarande behöver åtkomst, kontakta din kontaktperson på {org}.",
+    removal_review: "Your guest access to {org} has been reviewed, and it does not continue."
+        / "Din gäståtkomst till {org} har granskats, och den fortsätter inte.",
+    removal_unredeemed: "Your invitation to {org} has not been accepted."
+        / "Din inbjudan till {org} har inte accepterats.",
+
+    // Sponsors: access reviews, and notice before a guest they sponsor is disabled.
+    review_heading: "Review a guest's access" / "Granska en gästs åtkomst",
+    review_intro: "{name} from {organisation} has guest access to {org}, and you are one of their sponsors. Do they still need it?"
+        / "{name} från {organisation} har gäståtkomst till {org}, och du är en av personens sponsorer. Behövs åtkomsten fortfarande?",
+    review_intro_no_organisation: "{name} has guest access to {org}, and you are one of their sponsors. Do they still need it?"
+        / "{name} har gäståtkomst till {org}, och du är en av personens sponsorer. Behövs åtkomsten fortfarande?",
+    review_default_end: "If no sponsor answers by {date}, the access ends."
+        / "Om ingen sponsor svarar senast {date} upphör åtkomsten.",
+    review_default_keep: "If no sponsor answers by {date}, the access goes on for another {days} days."
+        / "Om ingen sponsor svarar senast {date} fortsätter åtkomsten i {days} dagar till.",
+    keep_heading: "Keep the access" / "Behåll åtkomsten",
+    keep_outcome: "Nothing changes for the guest; you are asked again in {days} days."
+        / "Inget ändras för gästen; du tillfrågas igen om {days} dagar.",
+    keep_button: "Keep for another {days} days" / "Behåll i {days} dagar till",
+    end_heading: "End the access" / "Avsluta åtkomsten",
+    end_outcome: "The guest is told, and the account is disabled within a few hours."
+        / "Gästen får besked, och kontot inaktiveras inom några timmar.",
+    end_button: "End access now" / "Avsluta åtkomsten nu",
+    fact_guest_since: "Guest since" / "Gäst sedan",
+    fact_access_ends: "Access ends" / "Åtkomsten upphör",
+    fact_answer_by: "Answer by" / "Svara senast",
+    reviewed_kept_heading: "Access kept" / "Åtkomsten behålls",
+    reviewed_kept_body: "You kept the access of {name} ({email}) until {date}."
+        / "Du behöll åtkomsten för {name} ({email}) till {date}.",
+    reviewed_ended_heading: "Access ended" / "Åtkomsten avslutas",
+    reviewed_ended_body: "You ended the access of {name} ({email}). They are told, and the account is disabled within a few hours."
+        / "Du avslutade åtkomsten för {name} ({email}). Personen får besked, och kontot inaktiveras inom några timmar.",
+    already_reviewed_heading: "This review has already been answered" / "Granskningen är redan besvarad",
+    already_kept: "{by} kept the access on {at}." / "{by} behöll åtkomsten den {at}.",
+    already_ended: "{by} ended the access on {at}." / "{by} avslutade åtkomsten den {at}.",
+    already_kept_default: "Nobody answered in time, so the access was kept on {at}, as the policy says."
+        / "Ingen svarade i tid, så åtkomsten behölls den {at}, som regeln säger.",
+    already_ended_default: "Nobody answered in time, so the access ended on {at}, as the policy says."
+        / "Ingen svarade i tid, så åtkomsten upphörde den {at}, som regeln säger.",
+    review_subject: "Does a guest still need access to {org}?"
+        / "Behöver en gäst fortfarande åtkomst till {org}?",
+    review_reminder_subject: "Reminder: a guest's access to {org} is waiting for your review"
+        / "Påminnelse: en gästs åtkomst till {org} väntar på din granskning",
+    review_reminder_intro: "This review is still waiting for an answer." / "Granskningen väntar fortfarande på ett svar.",
+    review_action: "Review the access" / "Granska åtkomsten",
+    review_mail_note: "The link opens a page where you keep the access or end it; opening it decides nothing. Please don't forward this email: the link is meant for you."
+        / "Länken öppnar en sida där du behåller eller avslutar åtkomsten; att öppna den avgör ingenting. Vidarebefordra inte mejlet – länken är avsedd för dig.",
+    review_default_subject: "A review of a guest's access to {org} was not answered"
+        / "En granskning av en gästs åtkomst till {org} besvarades inte",
+    review_defaulted_keep: "Nobody answered the review of the access of {name} ({email}) by {date}, so, as the policy says, the access goes on for another {days} days."
+        / "Ingen besvarade granskningen av åtkomsten för {name} ({email}) senast {date}, så enligt regeln fortsätter åtkomsten i {days} dagar till.",
+    review_defaulted_end: "Nobody answered the review of the access of {name} ({email}) by {date}, so, as the policy says, the access ends: they are told, and the account is disabled."
+        / "Ingen besvarade granskningen av åtkomsten för {name} ({email}) senast {date}, så enligt regeln upphör åtkomsten: personen får besked, och kontot inaktiveras.",
+    sponsor_notice_subject: "A guest you sponsor is about to lose access to {org}"
+        / "En gäst du sponsrar håller på att förlora åtkomsten till {org}",
+    sponsor_notice_body: "The guest access of {name} ({email}) will be removed on {date}."
+        / "Gäståtkomsten för {name} ({email}) tas bort den {date}.",
+    sponsor_notice_unredeemed: "They have not accepted their invitation." / "Personen har inte accepterat sin inbjudan.",
+    sponsor_notice_period: "The period the access was given for has ended."
+        / "Perioden som åtkomsten gavs för har tagit slut.",
+    sponsor_notice_inactive: "The account has not been used for a long time." / "Kontot har inte använts på länge.",
+    sponsor_notice_review: "Its review ended the access." / "Granskningen avslutade åtkomsten.",
+    sponsor_notice_contact: "If the access is still needed, contact the people who run partner access at {org}."
+        / "Om åtkomsten fortfarande behövs, kontakta dem som sköter partneråtkomsten på {org}.",
     // Partners who sign in with their work account.
     sign_in_button: "Continue with your work account" / "Fortsätt med ditt jobbkonto",
     sign_in_or: "Or sign in with your organisation's Microsoft work account instead of confirming a link by mail."
@@ -309,6 +376,8 @@ pub(crate) const HOLES: &[&str] = &[
     "date",
     "signed_in",
     "typed",
+    "organisation",
+    "days",
 ];
 
 /// `template` with each `{hole}` replaced by its value, in one pass: a value that itself

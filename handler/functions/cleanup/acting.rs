@@ -199,10 +199,11 @@ async fn advance(
     reason: Reason,
     reminder: Option<OffsetDateTime>,
 ) -> Result<Written, StoreError> {
-    write_step(ctx, p, state, reason, reminder, None).await
+    write_step(ctx, p, state, reason, reminder, None, Vec::new()).await
 }
 
-/// [`advance`], with the mail that tells the guest recorded in the same transaction.
+/// [`advance`], with the mail that tells the guest (and those to its sponsors) recorded in the
+/// same transaction.
 async fn advance_with_mail(
     ctx: Ctx<'_>,
     p: &PlannedAction,
@@ -210,8 +211,9 @@ async fn advance_with_mail(
     reason: Reason,
     reminder: Option<OffsetDateTime>,
     letter: Letter,
+    sponsors: Vec<Letter>,
 ) -> Result<Written, StoreError> {
-    write_step(ctx, p, state, reason, reminder, Some(letter)).await
+    write_step(ctx, p, state, reason, reminder, Some(letter), sponsors).await
 }
 
 async fn write_step(
@@ -221,6 +223,7 @@ async fn write_step(
     reason: Reason,
     reminder: Option<OffsetDateTime>,
     letter: Option<Letter>,
+    sponsors: Vec<Letter>,
 ) -> Result<Written, StoreError> {
     let write = match &p.untracked {
         Some(u) => {
@@ -240,6 +243,8 @@ async fn write_step(
                     .as_str()
                     .to_string(),
                 first_name: String::new(),
+                last_name: String::new(),
+                organisation: String::new(),
                 state,
                 state_changed_at: ctx.now,
                 removal_reason: Some(reason.as_str().to_string()),
@@ -250,6 +255,8 @@ async fn write_step(
                 invite_decided_at: None,
                 notice_mail_id: letter.as_ref().map(|l| l.id.clone()),
                 last_mail_delivered: None,
+                sponsors: Vec::new(),
+                reviews: Default::default(),
             };
             Write::Insert(guests::to_row(&guest))
         }
@@ -267,6 +274,7 @@ async fn write_step(
     let letters = letter
         .map(|l| l.with_receipt(&p.user_id))
         .into_iter()
+        .chain(sponsors)
         .collect();
     let recorded = outbox::record(
         &ctx.portal.outbox,
@@ -569,6 +577,8 @@ struct Recipient {
     language: Language,
     redeem_url: Option<String>,
     etag: Option<String>,
+    /// The portal's record, whose sponsors hear too.
+    record: Option<Guest>,
 }
 
 /// The reminder (`reason` None) or a removal warning. The row moves on only once the mail
@@ -588,6 +598,7 @@ async fn mail_and_advance(
             language: settings.portal.default_language,
             redeem_url: None,
             etag: None,
+            record: None,
         },
         None => match guests::get(&ctx.portal.store, id).await? {
             None => {
@@ -613,10 +624,11 @@ async fn mail_and_advance(
                         .language
                         .parse()
                         .unwrap_or(settings.portal.default_language),
-                    email: g.email,
-                    first_name: g.first_name,
-                    redeem_url: g.redeem_url,
+                    email: g.email.clone(),
+                    first_name: g.first_name.clone(),
+                    redeem_url: g.redeem_url.clone(),
                     etag: Some(etag),
+                    record: Some(g),
                 }
             }
         },
@@ -630,7 +642,7 @@ async fn mail_and_advance(
     }
     let brand = super::super::web::brand(ctx.portal);
     let rules = &settings.cleanup.rules;
-    let (mail, disable_on, audit_action, kind, what) = match reason {
+    let (mail, disable_on, audit_action, kind, what, notice) = match reason {
         None => {
             let on = ctx.now + Duration::days(i64::from(rules.unredeemed_remove_days));
             let url = recipient
@@ -650,12 +662,19 @@ async fn mail_and_advance(
                 "guest.reminded",
                 Kind::Reminded,
                 "reminded to redeem the invitation".to_string(),
+                RemovalReason::Unredeemed,
             )
         }
         Some(r) => {
-            let on = ctx.now + Duration::days(i64::from(rules.warning_days));
+            // An access ended by its review is disabled as soon as the guest has been told.
+            let wait = match r {
+                Reason::Review => 0,
+                _ => rules.warning_days,
+            };
+            let on = ctx.now + Duration::days(i64::from(wait));
             let why = match r {
                 Reason::Inactive => RemovalReason::Inactive,
+                Reason::Review => RemovalReason::Review,
                 _ => RemovalReason::AccessPeriodOver,
             };
             (
@@ -670,6 +689,7 @@ async fn mail_and_advance(
                 "guest.warned",
                 Kind::Warned,
                 format!("warned: {}", r.describe()),
+                why,
             )
         }
     };
@@ -690,11 +710,25 @@ async fn mail_and_advance(
     };
     let reason = reason.unwrap_or(Reason::Unredeemed);
     let reminder = (reason == Reason::Unredeemed).then_some(ctx.now);
-    // The guest's new state and the mail that tells them are one transaction in the guest's
-    // partition: a warning is recorded as sent exactly when its mail is in the outbox.
-    let written = advance_with_mail(ctx, &step, target, reason, reminder, letter).await?;
+    // The sponsors hear it too, before anything is taken from the guest they vouch for.
+    let sponsors = match &recipient.record {
+        Some(g) => {
+            let policies = ctx.portal.policies().await?;
+            let policy = g
+                .policy_key
+                .as_deref()
+                .and_then(|key| policies.iter().find(|p| p.key() == key));
+            crate::functions::reviews::notice_letters(ctx.portal, g, policy, disable_on, notice)
+        }
+        None => Vec::new(),
+    };
+    let told = sponsors.len();
+    // The guest's new state and the mails that tell them and their sponsors are one
+    // transaction in the guest's partition: a warning is recorded as sent exactly when its
+    // mail is in the outbox.
+    let written = advance_with_mail(ctx, &step, target, reason, reminder, letter, sponsors).await?;
     let detail = format!(
-        "{address}; {what}; disabled on {} unless resolved",
+        "{address}; {what}; disabled on {} unless resolved; {told} sponsors told",
         day(disable_on)
     );
     let line = format!(

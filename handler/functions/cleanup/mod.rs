@@ -24,6 +24,11 @@
 //!    and the caps as they are set then. Each guest's row is updated with a compare-and-swap
 //!    on the ETag it had when planned, so a wave repeated after a crash finds its work done.
 //!
+//! 3. Access reviews (`reviews::sweep`): after the guests, on the records the run read, the
+//!    reviews that are due open (their sponsors mailed), unanswered ones are reminded, and those
+//!    nobody answered by their deadline get the policy's default. An ended review only marks
+//!    the record: the next pass warns the guest and disables it as above, with every safeguard.
+//!
 //! A dry run (`CLEANUP_DRY_RUN`, `handler cleanup run --dry-run`) reads and reports, and
 //! writes nothing anywhere: no lease, no checkpoint, no Graph write, no mail. It follows a
 //! stored plan too, re-checked as a real run would, so it tells what the next run would do.
@@ -226,6 +231,7 @@ pub async fn run_as(
         renewed: Instant::now(),
         logs,
         action_lines: 0,
+        last_records: None,
     };
     let result = run.all_jobs(directory).await;
     if let Some(lease) = run.lease.take() {
@@ -244,7 +250,14 @@ pub async fn run_as(
     // What the run itself recorded (reminders, outcomes) is on its way before it answers.
     portal.outbox.idle().await;
     let directory = match directory {
-        Some((purged, guests)) => format!("purged {purged}; {}", guests.summary(dry_run)),
+        Some((purged, guests, reviews)) => format!(
+            "purged {purged}; {}; {}",
+            guests.summary(dry_run),
+            match reviews {
+                Some(r) => r.summary(dry_run),
+                None => "reviews wait for the next pass (time budget)".to_string(),
+            }
+        ),
         None => format!(
             "guests and purges not due (every {} minutes)",
             portal.settings.cleanup.directory_interval.whole_minutes()
@@ -406,6 +419,9 @@ struct Run<'a> {
     renewed: Instant,
     logs: &'a mut Vec<String>,
     action_lines: usize,
+    /// The guests' records the guest job read, for the reviews that follow it (one read of
+    /// the Guests table per pass, not two).
+    last_records: Option<Records>,
 }
 
 /// What the per-entry work needs, shared by the futures of one wave.
@@ -421,7 +437,13 @@ impl<'a> Run<'a> {
     async fn all_jobs(
         &mut self,
         directory: bool,
-    ) -> Result<(super::approvals::RequestSweep, Option<(u32, GuestReport)>), String> {
+    ) -> Result<
+        (
+            super::approvals::RequestSweep,
+            Option<(u32, GuestReport, Option<super::reviews::ReviewPass>)>,
+        ),
+        String,
+    > {
         let requests =
             super::approvals::sweep(self.portal, &self.graph, self.now, self.dry_run, self.logs)
                 .await
@@ -431,6 +453,11 @@ impl<'a> Run<'a> {
         }
         let purged = self.purge().await.map_err(|e| format!("purging: {e}"))?;
         let guests = self.guests().await?;
+        let reviews = if self.over_budget() {
+            None
+        } else {
+            Some(self.reviews().await?)
+        };
         // A pass paused by the time budget resumes at the next tick; one that finished (or
         // stopped at the cap, which only an admin can lift) waits for the interval.
         let store = &self.portal.store;
@@ -442,7 +469,25 @@ impl<'a> Run<'a> {
                 .await
                 .map_err(|e| format!("recording the pass: {e}"))?;
         }
-        Ok((requests, Some((purged, guests))))
+        Ok((requests, Some((purged, guests, reviews))))
+    }
+
+    /// The access reviews that are due, on the records the guest job read (or read now).
+    async fn reviews(&mut self) -> Result<super::reviews::ReviewPass, String> {
+        let records: Vec<(guests::Guest, String)> = match self.last_records.take() {
+            Some(records) => records.into_values().collect(),
+            None => guests::all(&self.portal.store)
+                .await
+                .map_err(|e| format!("reading the guests table: {e}"))?,
+        };
+        let (pass, lines) =
+            super::reviews::sweep(self.portal, &records, self.now, self.dry_run, &self.actor)
+                .await
+                .map_err(|e| format!("reviews: {e}"))?;
+        for line in lines {
+            self.tell(line);
+        }
+        Ok(pass)
     }
 
     /// Everything kept only for a while: closed requests' personal data, sent mail, demand
@@ -653,6 +698,7 @@ impl<'a> Run<'a> {
             self.act(&plan, &tracked, &mut checkpoint, &mut report)
                 .await?;
         }
+        self.last_records = Some(tracked);
         Ok(report)
     }
 
@@ -1013,6 +1059,13 @@ impl<'a> Run<'a> {
                     cleanup.rules.unredeemed_remove_days
                 ),
             ),
+            Action::Warn(Reason::Review) => (
+                Kind::Warned,
+                format!(
+                    "would warn guest {id}: {} (disabled once the warning has reached it)",
+                    Reason::Review.describe()
+                ),
+            ),
             Action::Warn(r) => (
                 Kind::Warned,
                 format!(
@@ -1339,5 +1392,6 @@ fn tracked_of(g: &Guest) -> Tracked {
         access_ends_at: g.access_ends_at,
         reminder_sent_at: g.reminder_sent_at,
         notice: g.notice(),
+        review_ended: g.reviews.ended_at(),
     }
 }
