@@ -1,6 +1,7 @@
-//! axe-core in headless Chromium on every page a partner or approver sees, in both languages:
-//! the form (empty and with errors), "check your inbox", the confirm page, "awaiting
-//! approval", a broken-link page, the decision page and its outcome. Zero violations allowed.
+//! axe-core in headless Chromium on every page a partner, approver or sponsor sees, in both
+//! languages: the form (empty and with errors), "check your inbox", the confirm page, "awaiting
+//! approval", a broken-link page, the decision page and its outcome, the access review page and
+//! its outcome. Zero violations allowed.
 
 mod common;
 
@@ -143,6 +144,49 @@ async fn every_page_passes_axe_in_both_languages() {
             format!("decision-{lang}"),
             format!("decision-recorded-{lang}"),
         ]);
+    }
+    assert_clean(&run_plan(plan).await, &expected);
+
+    // The sponsor's pages: an access review and its outcome. The approver who admitted the
+    // guests is their sponsor; the policy starts reviewing them, and the timer opens a review.
+    let reviewing = platform.add_partner_policy(&[
+        "--action",
+        "approve",
+        "--approver",
+        "boss@contoso.example",
+        "--review-days",
+        "90",
+        "--replace",
+    ]);
+    assert_eq!(reviewing.code, 0, "{}", reviewing.stderr);
+    for invitation in platform.sim.invitations() {
+        assert!(platform.sim.redeem(&invitation.user_id));
+    }
+    let now = time::OffsetDateTime::now_utc();
+    for at in [
+        now + time::Duration::hours(1),
+        now + time::Duration::days(80),
+    ] {
+        let (status, body) = _handler.invoke_cleanup(&rfc3339(at)).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let mut plan = Vec::new();
+    let mut expected = Vec::new();
+    for lang in ["en", "sv"] {
+        let email = platform.address(&format!("a11y-{lang}"));
+        let link = platform
+            .wait_for_mail("boss@contoso.example", |m| {
+                m.text.contains(&email) && m.text.contains("/api/approve/review")
+            })
+            .await
+            .link_containing("/api/approve/review");
+        plan.extend([
+            json!({"goto": format!("{link}&lang={lang}")}),
+            json!({"axe": format!("review-{lang}")}),
+            json!({"click": "form:has(input[name=decision][value=keep]) button[type=submit]"}),
+            json!({"axe": format!("review-recorded-{lang}")}),
+        ]);
+        expected.extend([format!("review-{lang}"), format!("review-recorded-{lang}")]);
     }
     assert_clean(&run_plan(plan).await, &expected);
 }

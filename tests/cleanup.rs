@@ -8,7 +8,7 @@ mod common;
 use b2b_signup::adapters::tables::TableName;
 use b2b_signup::core::request::RequestStatus;
 use b2b_signup::core::token::SigningKeys;
-use b2b_signup::store::audit::{self, AuditEntry};
+use b2b_signup::store::audit;
 use b2b_signup::store::guests::{self, Guest, GuestOrigin, GuestState};
 use b2b_signup::store::jobs;
 use common::*;
@@ -16,47 +16,13 @@ use graph_simulator::{Fault, FaultRoute, SeedGuest, SimulatorConfig};
 use serde_json::Value;
 use time::{Duration, OffsetDateTime};
 
-fn rfc3339(t: OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap()
-}
-
 fn logs(body: &Value) -> Vec<String> {
-    body["Logs"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no Logs in {body}"))
-        .iter()
-        .map(|l| l.as_str().unwrap().to_string())
-        .collect()
+    run_logs(body)
 }
 
 /// The run's summary line (the last one).
 fn summary(body: &Value) -> String {
     logs(body).last().cloned().unwrap_or_default()
-}
-
-/// Invokes the timer at `at` and insists on 200.
-async fn tick(handler: &Handler, at: OffsetDateTime) -> Value {
-    let (status, body) = handler.invoke_cleanup(&rfc3339(at)).await;
-    assert_eq!(status, 200, "{body}");
-    body
-}
-
-async fn guest_row(platform: &Platform, user_id: &str) -> Guest {
-    guests::get(&platform.store(), user_id)
-        .await
-        .unwrap()
-        .unwrap_or_else(|| panic!("no guest row for {user_id}"))
-        .0
-}
-
-async fn audit_of(platform: &Platform, action: &str) -> Vec<AuditEntry> {
-    audit::since(&platform.store(), OffsetDateTime::UNIX_EPOCH)
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|e| e.action == action)
-        .collect()
 }
 
 /// A guest the portal recorded, as `access::set_up` records one.

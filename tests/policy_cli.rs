@@ -208,3 +208,123 @@ async fn a_hand_edited_invalid_policy_is_reported_with_its_table_and_key() {
     assert!(out.stderr.contains("action"), "{}", out.stderr);
     assert!(!out.stderr.contains("panicked"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_auto_policy_for_a_public_mail_provider_needs_the_explicit_flag() {
+    let platform = Platform::start().await;
+    let refused = platform.cli(&["policy", "add", "--domain", "gmail.com", "--action", "auto"]);
+    assert_eq!(refused.code, 2, "{}", refused.stdout);
+    assert!(
+        refused
+            .stderr
+            .contains("gmail.com is a public mail provider")
+            && refused.stderr.contains("allow_consumer_domain"),
+        "{}",
+        refused.stderr
+    );
+    let listed = platform.cli(&["policy", "list"]);
+    assert!(listed.stdout.contains("no policies"), "nothing was stored");
+
+    // A file is refused whole, every problem named, and nothing is imported.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("policies.toml");
+    std::fs::write(
+        &file,
+        "[[policy]]\ndomain = \"partner.example\"\naction = \"auto\"\n\n[[policy]]\ndomain = \"web.de\"\naction = \"auto\"\n\n[[policy]]\ndomain = \"contoso.example\"\naction = \"auto\"\nallow_consumer_domain = true\n",
+    )
+    .unwrap();
+    let import = platform.cli(&["policy", "import", file.to_str().unwrap()]);
+    assert_eq!(import.code, 2, "{}", import.stdout);
+    assert!(
+        import.stderr.contains("policy #2 (web.de)")
+            && import.stderr.contains("policy #3 (contoso.example)")
+            && !import.stderr.contains("policy #1"),
+        "{}",
+        import.stderr
+    );
+    assert!(platform
+        .cli(&["policy", "list"])
+        .stdout
+        .contains("no policies"));
+
+    // The admin who means it says so; it is kept with the policy and exported.
+    let allowed = platform.cli(&[
+        "policy",
+        "add",
+        "--domain",
+        "gmail.com",
+        "--action",
+        "auto",
+        "--allow-consumer-domain",
+    ]);
+    assert_eq!(allowed.code, 0, "{}", allowed.stderr);
+    let approve = platform.cli(&[
+        "policy",
+        "add",
+        "--domain",
+        "outlook.com",
+        "--action",
+        "approve",
+        "--approver",
+        "boss@contoso.example",
+    ]);
+    assert_eq!(approve.code, 0, "a person decides: {}", approve.stderr);
+    let exported = platform.cli(&["policy", "export"]);
+    assert!(
+        exported.stdout.contains("allow_consumer_domain = true"),
+        "{}",
+        exported.stdout
+    );
+    std::fs::write(&file, &exported.stdout).unwrap();
+    let again = platform.cli(&["policy", "import", file.to_str().unwrap(), "--dry-run"]);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert!(again.stdout.contains("2 unchanged"), "{}", again.stdout);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sponsors_and_reviews_round_trip_through_the_command_line_and_the_file() {
+    let platform = Platform::start().await;
+    let add = platform.cli(&[
+        "policy",
+        "add",
+        "--domain",
+        "partner.example",
+        "--action",
+        "auto",
+        "--sponsor",
+        "owner@contoso.example",
+        "--review-days",
+        "90",
+        "--on-no-answer",
+        "keep",
+    ]);
+    assert_eq!(add.code, 0, "{}", add.stderr);
+    let listed = platform.cli(&["policy", "list"]);
+    assert!(listed.stdout.contains("90d/keep"), "{}", listed.stdout);
+    let shown = platform.cli(&["policy", "show", "partner.example"]);
+    for line in [
+        "sponsors = [\"owner@contoso.example\"]",
+        "review_days = 90",
+        "on_no_answer = \"keep\"",
+    ] {
+        assert!(shown.stdout.contains(line), "{line}: {}", shown.stdout);
+    }
+    let no_one = platform.cli(&[
+        "policy",
+        "add",
+        "--domain",
+        "other.example",
+        "--action",
+        "auto",
+        "--review-days",
+        "90",
+    ]);
+    assert_eq!(no_one.code, 2);
+    assert!(
+        no_one
+            .stderr
+            .contains("review_days: Reviews need someone to answer them"),
+        "{}",
+        no_one.stderr
+    );
+}

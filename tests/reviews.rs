@@ -7,43 +7,17 @@ mod common;
 
 use b2b_signup::core::review::Decider;
 use b2b_signup::core::token::{new_nonce, TokenClaims, TokenPurpose};
-use b2b_signup::store::audit::{self, AuditEntry};
-use b2b_signup::store::guests::{self, Guest, GuestState};
+use b2b_signup::store::guests::{Guest, GuestState};
 use common::*;
 use serde_json::Value;
 use time::{Duration, OffsetDateTime};
 
-/// Invokes the timer at `at` and insists on 200.
-async fn tick(handler: &Handler, at: OffsetDateTime) -> Value {
-    let (status, body) = handler.invoke_cleanup(&rfc3339(at)).await;
-    assert_eq!(status, 200, "{body}");
-    body
-}
-
 fn logs(body: &Value) -> String {
-    body["Logs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l.as_str().unwrap())
-        .collect::<Vec<_>>()
-        .join("\n")
+    run_logs(body).join("\n")
 }
 
 async fn guest_row(platform: &Platform, user_id: &str) -> (Guest, String) {
-    guests::get(&platform.store(), user_id)
-        .await
-        .unwrap()
-        .unwrap_or_else(|| panic!("no guest row for {user_id}"))
-}
-
-async fn audit_of(platform: &Platform, action: &str) -> Vec<AuditEntry> {
-    audit::since(&platform.store(), OffsetDateTime::UNIX_EPOCH)
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|e| e.action == action)
-        .collect()
+    guest_record(platform, user_id).await
 }
 
 /// A guest admitted by an `auto` policy that names two sponsors and reviews every 90 days

@@ -303,11 +303,20 @@ fn default_letters(
         &day(deadline),
         policy.review_days,
     );
-    sponsors_now(guest, Some(policy))
+    to_each(
+        MailKind::ReviewDefault,
+        &sponsors_now(guest, Some(policy)),
+        &mail,
+    )
+}
+
+/// The same mail to each of `sponsors`.
+fn to_each(kind: MailKind, sponsors: &[EmailAddress], mail: &views::Mail) -> Vec<Letter> {
+    sponsors
         .iter()
         .map(|s| {
             Letter::new(
-                MailKind::ReviewDefault,
+                kind,
                 s.as_str(),
                 mail.subject.clone(),
                 mail.text.clone(),
@@ -638,18 +647,7 @@ pub fn notice_letters(
     let shown = Shown::of(guest);
     let mail =
         views::sponsor_notice_mail(&brand, lang, &shown.summary(guest), &day(remove_on), reason);
-    sponsors
-        .iter()
-        .map(|s| {
-            Letter::new(
-                MailKind::SponsorNotice,
-                s.as_str(),
-                mail.subject.clone(),
-                mail.text.clone(),
-                mail.html.clone(),
-            )
-        })
-        .collect()
+    to_each(MailKind::SponsorNotice, &sponsors, &mail)
 }
 
 /// When a guest's next review is due, for `handler guests list`: the open review's deadline,

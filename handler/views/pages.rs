@@ -1363,6 +1363,125 @@ mod tests {
     }
 
     #[test]
+    fn the_job_title_field_is_there_only_when_asked_for_optional_and_bounded() {
+        let brand = contoso();
+        let without = empty_form(&brand, Language::En);
+        assert!(!without.contains("job_title"));
+        let html = signup_form_with(
+            &brand,
+            Language::Sv,
+            &FormValues::default(),
+            &FieldErrors::default(),
+            FormOptions {
+                sign_in: false,
+                job_title: true,
+            },
+        );
+        assert_page(&html, Language::Sv);
+        let field = tag_with_id(&html, "job_title");
+        assert_eq!(field.attr("name"), Some("job_title"));
+        assert_eq!(field.attr("maxlength"), Some("128"));
+        assert_eq!(field.attr("autocomplete"), Some("organization-title"));
+        assert!(field.attr("required").is_none(), "optional");
+        assert!(html.contains(
+            "<label for=\"job_title\">Befattning <span class=\"req\">(valfritt)</span></label>"
+        ));
+        // On the page after the organisation, before the justification.
+        let at = |id: &str| html.find(&format!("id=\"{id}\"")).unwrap();
+        assert!(at("organisation") < at("job_title") && at("job_title") < at("justification"));
+        assert_eq!(
+            field_message(
+                Language::En,
+                "job_title",
+                &FieldProblem::TooLong { max: 128 }
+            ),
+            "Job title must be 128 characters or fewer"
+        );
+    }
+
+    #[test]
+    fn the_approver_sees_the_job_title_when_there_is_one() {
+        let brand = contoso();
+        let s = RequestSummary {
+            job_title: Some("Engineer"),
+            ..request_from_asa(None, "2025-05-01 10:00")
+        };
+        let html = decision_form(&brand, Language::En, &s, "t", "/api/approve?token=t");
+        assert!(
+            html.contains("<dt>Job title</dt>\n<dd dir=\"auto\">Engineer</dd>"),
+            "{html}"
+        );
+        let without = request_from_asa(None, "2025-05-01 10:00");
+        let html = decision_form(&brand, Language::En, &without, "t", "/api/approve?token=t");
+        assert!(!html.contains("Job title"));
+    }
+
+    #[test]
+    fn the_review_page_has_a_keep_and_an_end_form_and_says_what_no_answer_does() {
+        let brand = contoso();
+        let guest = GuestSummary {
+            first_name: "Ada",
+            last_name: "Lovelace",
+            email: "ada@partner.example",
+            organisation: "Partner AB",
+            policy: "partner.example",
+            invited: "2026-01-05",
+            access_ends: None,
+        };
+        let ask = ReviewAsk {
+            days: 90,
+            deadline: "2026-04-05",
+            keep_without_answer: false,
+        };
+        let html = review_form(
+            &brand,
+            Language::En,
+            &guest,
+            &ask,
+            "r0k",
+            "/api/approve/review?token=r0k",
+        );
+        assert_page(&html, Language::En);
+        assert!(html.contains("Ada Lovelace from Partner AB has guest access to Contoso"));
+        assert!(html.contains("If no sponsor answers by 2026-04-05, the access ends."));
+        let forms = inner(&html, "form");
+        assert_eq!(forms.len(), 2);
+        assert_eq!(html.matches("action=\"/api/approve/review\"").count(), 2);
+        for (form, decision) in forms.iter().zip(["keep", "end"]) {
+            assert!(form.contains("<input type=\"hidden\" name=\"token\" value=\"r0k\">"));
+            assert!(form.contains(&format!(
+                "<input type=\"hidden\" name=\"decision\" value=\"{decision}\">"
+            )));
+        }
+        assert!(forms[0].contains(">Keep for another 90 days</button>"));
+        assert!(forms[1].contains(">End access now</button>"));
+        for shown in [
+            "ada@partner.example",
+            "2026-01-05",
+            "2026-04-05",
+            "partner.example",
+        ] {
+            assert!(
+                html.contains(&format!("<dd dir=\"auto\">{shown}</dd>")),
+                "{shown}"
+            );
+        }
+        let sv = review_form(
+            &brand,
+            Language::Sv,
+            &guest,
+            &ReviewAsk {
+                keep_without_answer: true,
+                ..ask
+            },
+            "r0k",
+            "/api/approve/review?token=r0k",
+        );
+        assert!(sv.contains("fortsätter åtkomsten i 90 dagar till"));
+        assert_eq!(inner(&sv, "h1").remove(0), "Granska en gästs åtkomst");
+    }
+
+    #[test]
     fn the_recorded_decision_says_what_happens_next() {
         let brand = contoso();
         let mut s = summary("x", 1, 1);

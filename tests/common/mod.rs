@@ -682,18 +682,22 @@ pub async fn post_form(
         .unwrap()
 }
 
-/// Signs up and proves the mailbox; returns the page shown after confirming.
+/// Signs up and proves the mailbox with the link of this sign-up's mail (an address may have
+/// had mail before); returns the page shown after confirming.
 pub async fn sign_up_and_verify(
     platform: &Platform,
     handler: &Handler,
     email: &str,
     first: &str,
 ) -> (u16, String) {
+    let before = platform.mails_to(email).len();
     let resp = submit_form(handler, &partner_fields(email, first)).await;
     assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
-    let mails = platform.wait_for_mails(email, 1).await;
+    let mails = platform.wait_for_mails(email, before + 1).await;
     let mail = mails
-        .last()
+        .iter()
+        .skip(before)
+        .next_back()
         .unwrap_or_else(|| panic!("no verification mail to {email}"));
     let token = token_of(&mail.link_containing("/api/signup/verify"));
     let resp = post_form(handler, "/api/signup/verify", &[("token", &token)]).await;
@@ -885,6 +889,54 @@ impl Platform {
 pub fn rfc3339(t: time::OffsetDateTime) -> String {
     t.format(&time::format_description::well_known::Rfc3339)
         .unwrap()
+}
+
+// --- the timer's verbs and what it leaves ------------------------------------------------
+
+/// Invokes the timer at `at` (the host's UtcNow) and insists on 200.
+pub async fn tick(handler: &Handler, at: time::OffsetDateTime) -> serde_json::Value {
+    let (status, body) = handler.invoke_cleanup(&rfc3339(at)).await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+/// The lines a timer run logged (its answer's `Logs`), the summary last.
+pub fn run_logs(body: &serde_json::Value) -> Vec<String> {
+    body["Logs"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no Logs in {body}"))
+        .iter()
+        .map(|l| l.as_str().unwrap().to_string())
+        .collect()
+}
+
+/// The portal's record of a guest, with its ETag.
+pub async fn guest_record(
+    platform: &Platform,
+    user_id: &str,
+) -> (b2b_signup::store::guests::Guest, String) {
+    b2b_signup::store::guests::get(&platform.store(), user_id)
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("no guest row for {user_id}"))
+}
+
+/// The portal's record of a guest.
+pub async fn guest_row(platform: &Platform, user_id: &str) -> b2b_signup::store::guests::Guest {
+    guest_record(platform, user_id).await.0
+}
+
+/// The audit entries of one kind, oldest first.
+pub async fn audit_of(
+    platform: &Platform,
+    action: &str,
+) -> Vec<b2b_signup::store::audit::AuditEntry> {
+    b2b_signup::store::audit::since(&platform.store(), time::OffsetDateTime::UNIX_EPOCH)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.action == action)
+        .collect()
 }
 
 // --- the approver's verbs ----------------------------------------------------------------

@@ -4,10 +4,10 @@ use std::ops::Bound;
 
 use serde_json::{json, Map, Value};
 
-use super::users::select_or_403;
+use super::users::{select_or_403, user_filter};
 use super::ApiRequest;
 use crate::errors::{ApiResponse, GraphError, GraphResult};
-use crate::odata::{decode_skiptoken, encode_skiptoken, parse_top, UserFilter};
+use crate::odata::{decode_skiptoken, encode_skiptoken, parse_top, wants_count};
 use crate::shared::Shared;
 use crate::state::User;
 
@@ -24,19 +24,7 @@ fn render_deleted(u: &User, select: &[&'static str]) -> Value {
 pub(super) fn list_deleted(shared: &Shared, req: &ApiRequest) -> GraphResult<ApiResponse> {
     let top = parse_top(&req.query)?;
     let select = select_or_403(shared, req)?;
-    let filter = req
-        .query
-        .get("$filter")
-        .map(UserFilter::parse)
-        .transpose()?;
-    if let Some(f) = &filter {
-        if f.needs_advanced && !req.eventual() {
-            let prop = f.props.iter().next().copied().unwrap_or("mail");
-            return Err(GraphError::unsupported_query(format!(
-                "Unsupported or invalid query filter clause specified for property '{prop}' of resource 'User'."
-            )));
-        }
-    }
+    let filter = user_filter(req, wants_count(&req.query) && req.eventual())?;
     let after = req
         .query
         .get("$skiptoken")

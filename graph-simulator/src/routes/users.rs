@@ -58,18 +58,8 @@ pub(super) fn list(shared: &Shared, req: &ApiRequest) -> GraphResult<ApiResponse
             "$count is not currently supported.",
         ));
     }
-    let filter = req
-        .query
-        .get("$filter")
-        .map(UserFilter::parse)
-        .transpose()?;
+    let filter = user_filter(req, advanced)?;
     if let Some(f) = &filter {
-        if f.needs_advanced && !advanced {
-            let prop = f.props.iter().next().copied().unwrap_or("userType");
-            return Err(GraphError::unsupported_query(format!(
-                "Unsupported or invalid query filter clause specified for property '{prop}' of resource 'User'."
-            )));
-        }
         if f.mixes_sign_in() {
             return Err(GraphError::unsupported_query(
                 "Filtering on signInActivity can't be combined with filtering on other properties of resource 'User'.",
@@ -175,6 +165,25 @@ pub(super) fn list(shared: &Shared, req: &ApiRequest) -> GraphResult<ApiResponse
         .collect();
     body.insert("value".into(), Value::Array(value));
     Ok(ApiResponse::json(200, Value::Object(body)))
+}
+
+/// The request's `$filter` on users, if any: one that needs an advanced query (`ne`, `not`,
+/// `endsWith`) only as one (`advanced`: `$count=true` with `ConsistencyLevel: eventual`).
+pub(super) fn user_filter(req: &ApiRequest, advanced: bool) -> GraphResult<Option<UserFilter>> {
+    let filter = req
+        .query
+        .get("$filter")
+        .map(UserFilter::parse)
+        .transpose()?;
+    if let Some(f) = &filter {
+        if f.needs_advanced && !advanced {
+            let prop = f.props.iter().next().copied().unwrap_or("userType");
+            return Err(GraphError::unsupported_query(format!(
+                "Unsupported or invalid query filter clause specified for property '{prop}' of resource 'User'."
+            )));
+        }
+    }
+    Ok(filter)
 }
 
 pub(super) fn get(shared: &Shared, req: &ApiRequest, id: &str) -> GraphResult<ApiResponse> {
@@ -298,21 +307,29 @@ pub(super) fn member_of(shared: &Shared, req: &ApiRequest, id: &str) -> GraphRes
     let value: Vec<Value> = dir
         .groups_of(&user.id)
         .into_iter()
-        .map(|g| {
-            json!({
-                "@odata.type": "#microsoft.graph.group",
-                "id": g.id,
-                "displayName": g.display_name,
-            })
-        })
+        .map(group_object)
         .collect();
-    Ok(ApiResponse::json(
+    Ok(directory_objects(req, value))
+}
+
+/// A group as a directory object in a collection.
+fn group_object(g: &crate::state::Group) -> Value {
+    json!({
+        "@odata.type": "#microsoft.graph.group",
+        "id": g.id,
+        "displayName": g.display_name,
+    })
+}
+
+/// A collection of directory objects (`memberOf`, `sponsors`).
+fn directory_objects(req: &ApiRequest, value: Vec<Value>) -> ApiResponse {
+    ApiResponse::json(
         200,
         json!({
             "@odata.context": format!("{}/$metadata#directoryObjects", req.graph_base()),
             "value": value,
         }),
-    ))
+    )
 }
 
 /// Graph keeps at most this many sponsors for a user.
@@ -337,22 +354,10 @@ pub(super) fn list_sponsors(
                 "mail": u.mail,
                 "userPrincipalName": u.upn,
             })),
-            None => dir.groups.get(s).map(|g| {
-                json!({
-                    "@odata.type": "#microsoft.graph.group",
-                    "id": g.id,
-                    "displayName": g.display_name,
-                })
-            }),
+            None => dir.groups.get(s).map(group_object),
         })
         .collect();
-    Ok(ApiResponse::json(
-        200,
-        json!({
-            "@odata.context": format!("{}/$metadata#directoryObjects", req.graph_base()),
-            "value": value,
-        }),
-    ))
+    Ok(directory_objects(req, value))
 }
 
 /// `POST /users/{id}/sponsors/$ref` with the `@odata.id` of a user or group: 204.
