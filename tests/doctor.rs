@@ -123,6 +123,8 @@ async fn ready() -> Ready {
     platform.sim.set_app_permissions(&granted);
     let approver = format!("{}@contoso.example", unique("approver"));
     platform.sim.add_member(&approver, "Ada Approver");
+    let sponsor = format!("{}@contoso.example", unique("sponsor"));
+    platform.sim.add_member(&sponsor, "Sam Sponsor");
     let group = platform.sim.add_group("Partners");
     let role = uuid::Uuid::new_v4();
     let app = platform
@@ -137,6 +139,10 @@ async fn ready() -> Ready {
         &group,
         "--app-role",
         &format!("{app}:{role}"),
+        "--sponsor",
+        &sponsor,
+        "--review-days",
+        "180",
     ]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     let exclusion = platform.sim.add_group("Never clean up");
@@ -170,6 +176,7 @@ async fn a_portal_with_everything_in_place_passes_every_check_and_sends_no_mail(
         "policy-groups",
         "policy-app-roles",
         "approvers",
+        "sponsors",
         "exclusion-group",
         "smtp",
     ] {
@@ -182,6 +189,7 @@ async fn a_portal_with_everything_in_place_passes_every_check_and_sends_no_mail(
     );
     list.has("ok", "guest-invitations", &["allowInvitesFrom = everyone"]);
     list.has("ok", "approvers", &["1 approver(s)"]);
+    list.has("ok", "sponsors", &["1 sponsor(s)"]);
     list.has("ok", "smtp", &[&ready.sender, "without signing in"]);
     assert!(
         list.out.stdout.contains("0 warn, 0 fail"),
@@ -435,6 +443,8 @@ async fn groups_app_roles_approvers_and_the_exclusion_group_the_settings_name_mu
     assert!(sim.set_account_enabled(&disabled_id, false));
     let guest = format!("{}@partner.example", unique("guest"));
     sim.add_guest(graph_simulator::SeedGuest::new(&guest));
+    // Sponsors answer from their mail wherever they are: one outside the tenant is a warning.
+    let sponsor_elsewhere = format!("{}@vendor.example", unique("sponsor"));
     let out = platform.cli(&[
         "policy",
         "add",
@@ -450,6 +460,8 @@ async fn groups_app_roles_approvers_and_the_exclusion_group_the_settings_name_mu
         &guest,
         "--escalate-after-days",
         "3",
+        "--sponsor",
+        &sponsor_elsewhere,
         "--group",
         &synced,
         "--group",
@@ -491,6 +503,12 @@ async fn groups_app_roles_approvers_and_the_exclusion_group_the_settings_name_mu
     list.has("fail", "approvers", &[&disabled, "disabled"]);
     list.has("fail", "approvers", &[&guest, "Guest", "not a member"]);
     list.has("ok", "approvers", &["1 approver(s)"]);
+    list.has(
+        "warn",
+        "sponsors",
+        &[&sponsor_elsewhere, "not a user of this tenant"],
+    );
+    list.has("ok", "sponsors", &["1 sponsor(s)"]);
     list.has("fail", "exclusion-group", &["names no group"]);
 }
 

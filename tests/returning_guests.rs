@@ -139,8 +139,12 @@ async fn disabled_by_the_cleanup(
     disabled
 }
 
+/// An `auto` policy with a group, a 30-day access period and a sponsor in the directory.
 async fn policy_with_group(platform: &Platform) -> String {
     let group = platform.sim.add_group("Partners");
+    let sponsor = format!("{}@contoso.example", unique("sponsor"));
+    personal(&sponsor);
+    platform.sim.add_member(&sponsor, "Sponsor");
     let out = platform.add_partner_policy(&[
         "--action",
         "auto",
@@ -148,6 +152,8 @@ async fn policy_with_group(platform: &Platform) -> String {
         &group,
         "--access-days",
         "30",
+        "--sponsor",
+        &sponsor,
     ]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     group
@@ -191,6 +197,11 @@ async fn a_guest_the_cleanup_deleted_is_restored_with_its_object_id_when_it_retu
         .count();
     assert_eq!(guests_in_directory, 1, "one identity for one person");
     assert_eq!(platform.sim.group_members(&group), vec![user_id.clone()]);
+    assert_eq!(
+        user.sponsors.len(),
+        1,
+        "its sponsor again, once (already a sponsor counts as done)"
+    );
 
     let row = guest_row(&platform, &user_id).await;
     assert_eq!(row.state, GuestState::Active);
@@ -199,6 +210,11 @@ async fn a_guest_the_cleanup_deleted_is_restored_with_its_object_id_when_it_retu
     let mut requests = requests_for(&platform, &email).await;
     requests.sort_by_key(|r| r.created_at);
     assert_eq!(requests.len(), 2);
+    assert!(
+        requests[1].grant_problems.is_empty(),
+        "{:?}",
+        requests[1].grant_problems
+    );
     assert_eq!(
         row.request_id.as_deref(),
         Some(requests[1].id.as_str()),

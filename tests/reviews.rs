@@ -61,6 +61,8 @@ impl Admitted {
         args.extend_from_slice(extra);
         let out = platform.add_partner_policy(&args);
         assert_eq!(out.code, 0, "{}", out.stderr);
+        // One sponsor is a member of the tenant, so the directory can record them.
+        platform.sim.add_member(&sponsors[0], "Sponsor A");
         let handler = platform.start_handler().await;
         let email = platform.address(&unique("ada"));
         let (status, page) = sign_up_and_verify(&platform, &handler, &email, "Ada").await;
@@ -135,9 +137,33 @@ async fn a_kept_review_keeps_the_guest_another_interval_and_opening_its_links_de
         a.sponsors.to_vec(),
         "the policy's sponsors, recorded"
     );
+    let member = a.platform.sim.user_by_mail(&a.sponsors[0]).unwrap().id;
+    assert_eq!(
+        a.platform.sim.user(&a.user_id).unwrap().sponsors,
+        vec![member],
+        "the directory knows who sponsors the guest (the one it knows)"
+    );
 
     // Not yet: a day before the review opens, nobody is asked.
     tick(&a.handler, a.opens() - Duration::days(1)).await;
+    assert!(a.platform.mails_to(&a.sponsors[0]).is_empty());
+
+    // A dry run says what the timer would do, and does none of it.
+    let (_, etag) = guest_row(&a.platform, &a.user_id).await;
+    let dry = a
+        .platform
+        .with(&[("CLEANUP_DRY_RUN", "true")])
+        .start_handler()
+        .await;
+    let body = tick(&dry, a.opens()).await;
+    assert!(
+        logs(&body).contains(&format!("would ask 2 sponsors of guest {}", a.user_id))
+            && logs(&body).contains("reviews would be opened 1"),
+        "{}",
+        logs(&body)
+    );
+    assert_eq!(guest_row(&a.platform, &a.user_id).await.1, etag);
+    assert!(audit_of(&a.platform, "review.opened").await.is_empty());
     assert!(a.platform.mails_to(&a.sponsors[0]).is_empty());
 
     let body = a.open_review().await;

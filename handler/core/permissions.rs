@@ -84,7 +84,7 @@ pub fn needed(features: Features) -> Vec<PermissionNeed> {
         PermissionNeed {
             permission: "User.ReadWrite.All",
             satisfied_by: USERS,
-            purpose: "read guests and approvers, and disable and delete guests in the cleanup",
+            purpose: "read guests, approvers and sponsors; set a new guest's profile and sponsors, restore and re-enable a returning one; disable and delete guests in the cleanup",
             in_use: true,
         },
         PermissionNeed {

@@ -1,6 +1,6 @@
 //! Microsoft Graph and the tenant: a token, the permissions the enabled features need, whether
 //! the tenant lets applications invite guests and what guests may see, and whether every group,
-//! application, app role and approver the policies name exists as the portal needs it.
+//! application, app role, approver and sponsor the policies name exists as the portal needs it.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -489,58 +489,101 @@ pub async fn policy_app_roles(d: &mut Doctor) -> Vec<Finding> {
 }
 
 pub async fn approvers(d: &mut Doctor) -> Vec<Finding> {
-    const CHECK: &str = "approvers";
-    let (policies, graph) = match policies_and_graph(d) {
-        Ok(both) => both,
-        Err(why) => return vec![Finding::not_checked(CHECK, why)],
-    };
-    let people = named_by(policies, |p| {
+    people(d, &APPROVERS, |p| {
         p.approvers
             .iter()
             .chain(&p.second_stage_approvers)
             .chain(&p.fallback_approvers)
             .map(|a| a.as_str().to_string())
             .collect()
-    });
+    })
+    .await
+}
+
+/// Sponsors answer access reviews from their mail wherever they are; one who is not an
+/// enabled member of the tenant is a warning, not a failure: Graph cannot record them as the
+/// guest's sponsor, and with PORTAL_APPROVERS_MUST_SIGN_IN they cannot answer.
+pub async fn sponsors(d: &mut Doctor) -> Vec<Finding> {
+    people(d, &SPONSORS, |p| {
+        p.sponsors.iter().map(|a| a.as_str().to_string()).collect()
+    })
+    .await
+}
+
+/// A kind of person the policies name, as its check reports it.
+struct People {
+    check: &'static str,
+    noun: &'static str,
+    none: &'static str,
+    /// Whether one who is not an enabled member blocks the portal.
+    must_be_member: bool,
+}
+
+const APPROVERS: People = People {
+    check: "approvers",
+    noun: "approver",
+    none: "no policy asks approvers",
+    must_be_member: true,
+};
+
+const SPONSORS: People = People {
+    check: "sponsors",
+    noun: "sponsor",
+    none: "no policy names sponsors",
+    must_be_member: false,
+};
+
+/// Each person the policies name (`pick`) looked up in the directory: an enabled member.
+async fn people(
+    d: &mut Doctor,
+    kind: &People,
+    pick: impl Fn(&Policy) -> Vec<String>,
+) -> Vec<Finding> {
+    let check = kind.check;
+    let noun = kind.noun;
+    let (policies, graph) = match policies_and_graph(d) {
+        Ok(both) => both,
+        Err(why) => return vec![Finding::not_checked(check, why)],
+    };
+    let people = named_by(policies, pick);
     if people.is_empty() {
-        return vec![Finding::ok(CHECK, "no policy asks approvers")];
+        return vec![Finding::ok(check, kind.none)];
     }
     let fix = "name an enabled member of the tenant by their mail or user principal name (handler policy export, edit, handler policy import)";
+    let problem = |message: String| {
+        if kind.must_be_member {
+            Finding::fail(check, message, fix)
+        } else {
+            Finding::warn(check, message, fix)
+        }
+    };
     let mut findings = Vec::new();
     let mut fine = 0;
     for (address, keys) in &people {
         let by = policy_words(keys);
         match graph.find_person(address).await {
-            Ok(None) => findings.push(Finding::fail(
-                CHECK,
-                format!("approver {address} ({by}) is not a user of this tenant"),
-                fix,
-            )),
+            Ok(None) => findings.push(problem(format!(
+                "{noun} {address} ({by}) is not a user of this tenant"
+            ))),
             Ok(Some(u)) if u.user_type.as_deref() != Some("Member") => {
-                findings.push(Finding::fail(
-                    CHECK,
-                    format!(
-                        "approver {address} ({by}) is a {}, not a member of the tenant",
-                        u.user_type.as_deref().unwrap_or("user of unknown type")
-                    ),
-                    fix,
-                ))
+                findings.push(problem(format!(
+                    "{noun} {address} ({by}) is a {}, not a member of the tenant",
+                    u.user_type.as_deref().unwrap_or("user of unknown type")
+                )))
             }
-            Ok(Some(u)) if u.account_enabled == Some(false) => findings.push(Finding::fail(
-                CHECK,
-                format!("approver {address} ({by}) has a disabled account"),
-                fix,
-            )),
+            Ok(Some(u)) if u.account_enabled == Some(false) => findings.push(problem(format!(
+                "{noun} {address} ({by}) has a disabled account"
+            ))),
             Ok(Some(_)) => fine += 1,
             Err(e) => findings.push(Finding::fail(
-                CHECK,
-                format!("approver {address} ({by}) cannot be looked up: {e}"),
+                check,
+                format!("{noun} {address} ({by}) cannot be looked up: {e}"),
                 "grant User.ReadWrite.All (see graph-permissions)",
             )),
         }
     }
-    with_count(findings, fine, CHECK, |n| {
-        format!("{n} approver(s) are enabled members of the tenant")
+    with_count(findings, fine, check, |n| {
+        format!("{n} {noun}(s) are enabled members of the tenant")
     })
 }
 

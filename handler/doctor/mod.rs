@@ -252,6 +252,10 @@ pub fn checks() -> Vec<Check> {
             run: |d| Box::pin(directory::approvers(d)),
         },
         Check {
+            name: "sponsors",
+            run: |d| Box::pin(directory::sponsors(d)),
+        },
+        Check {
             name: "exclusion-group",
             run: |d| Box::pin(directory::exclusion_group(d)),
         },
