@@ -397,6 +397,17 @@ async fn a_signed_in_approver_is_matched_by_object_id_not_by_name() {
         }
         rb
     };
+    let page = post(None, None).send().await.unwrap().text().await.unwrap();
+    assert!(
+        page.contains(
+            "href=\"/.auth/login/aad?post_login_redirect_uri=%2Fapi%2Fapprove%3Ftoken%3D"
+        ),
+        "the page offers the platform's sign-in, back to this link: {page}"
+    );
+    assert!(
+        page.contains("href=\"/.auth/logout?post_logout_redirect_uri="),
+        "{page}"
+    );
     for (id, name, why) in [
         (None, None, "not signed in"),
         (

@@ -86,9 +86,14 @@ pub(super) async fn authorise(
                 tracing::info!(
                     "approval refused: the signed-in principal is not the approver the link names"
                 );
+                // Back to this link's page once signed in (a POST's token goes back into the
+                // query of the page it came from).
+                let token_param: String =
+                    url::form_urlencoded::byte_serialize(token.as_bytes()).collect();
+                let return_to = format!("/api/approve?token={token_param}&lang={}", l.as_str());
                 return Err(Box::new(page(
                     StatusCode::FORBIDDEN,
-                    views::sign_in_required(&brand(portal), l),
+                    views::sign_in_required(&brand(portal), l, &return_to),
                 )));
             }
             Err(e) => {

@@ -94,7 +94,7 @@ pages! {
         token: &'a str,
     }
     CannotDecideOwn("pages/cannot_decide_own.html") {}
-    SignInRequired("pages/sign_in_required.html") {}
+    SignInRequired("pages/sign_in_required.html") { sign_in: String, sign_out: String }
     SignInPage("pages/sign_in.html") { explanation: String }
 }
 
@@ -480,9 +480,23 @@ pub fn cannot_decide_own(brand: &Brand, lang: Language) -> String {
 }
 
 /// The signed-in principal is missing or is not the approver the link was sent to.
-pub fn sign_in_required(brand: &Brand, lang: Language) -> String {
+/// `return_to` is the path (on this site) to come back to once signed in: App Service
+/// Authentication's own login and logout routes take the approver there.
+pub fn sign_in_required(brand: &Brand, lang: Language, return_to: &str) -> String {
+    let encode =
+        |s: &str| -> String { url::form_urlencoded::byte_serialize(s.as_bytes()).collect() };
+    let sign_in = format!(
+        "/.auth/login/aad?post_login_redirect_uri={}",
+        encode(return_to)
+    );
+    let sign_out = format!(
+        "/.auth/logout?post_logout_redirect_uri={}",
+        encode(&sign_in)
+    );
     render(&SignInRequired {
         frame: Frame::new(brand, lang, text(lang).sign_in_heading),
+        sign_in,
+        sign_out,
     })
 }
 
@@ -813,7 +827,10 @@ mod tests {
             ),
             ("unavailable".into(), unavailable(brand, lang)),
             ("cannot_decide_own".into(), cannot_decide_own(brand, lang)),
-            ("sign_in_required".into(), sign_in_required(brand, lang)),
+            (
+                "sign_in_required".into(),
+                sign_in_required(brand, lang, &i.self_path),
+            ),
             (
                 "signup_form with sign-in".into(),
                 signup_form_with(

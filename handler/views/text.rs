@@ -195,8 +195,10 @@ texts! {
     own_heading: "You can't decide on your own request" / "Du kan inte besluta om din egen ansökan",
     own_body: "Another approver has to decide on it." / "En annan godkännare måste fatta beslutet.",
     sign_in_heading: "Sign in as the approver" / "Logga in som godkännare",
-    sign_in_body: "This link was sent to a particular approver, and only that person can use it. Sign in with that account and open the link from the email again. If you are signed in with another account, sign out first."
-        / "Länken skickades till en viss godkännare och kan bara användas av den personen. Logga in med det kontot och öppna länken i mejlet igen. Om du är inloggad med ett annat konto, logga ut först.",
+    sign_in_body: "This link was sent to a particular approver, and only that person can use it. Sign in with that account to continue. If you are signed in with another account, sign out first."
+        / "Länken skickades till en viss godkännare och kan bara användas av den personen. Logga in med det kontot för att fortsätta. Om du är inloggad med ett annat konto, logga ut först.",
+    sign_in_as_approver: "Sign in" / "Logga in",
+    sign_out_first: "Sign out of another account first" / "Logga först ut från ett annat konto",
 
     // Mails.
     greeting: "Hi {name}," / "Hej {name}!",
