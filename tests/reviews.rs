@@ -38,7 +38,18 @@ impl Admitted {
     }
 
     async fn with(on_no_answer: &str, extra: &[&str]) -> Admitted {
-        let platform = Platform::start().await;
+        Self::with_settings(on_no_answer, extra, &[]).await
+    }
+
+    async fn with_settings(
+        on_no_answer: &str,
+        extra: &[&str],
+        settings: &[(&str, &str)],
+    ) -> Admitted {
+        let mut platform = Platform::start().await;
+        for (name, value) in settings {
+            platform.set(name, value);
+        }
         let sponsors = [
             format!("{}@contoso.example", unique("sponsor-a")),
             format!("{}@contoso.example", unique("sponsor-b")),
@@ -634,5 +645,60 @@ async fn sponsors_hear_before_a_guest_is_disabled_for_its_access_period() {
         warned[0].detail.contains("2 sponsors told"),
         "{}",
         warned[0].detail
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_signed_in_approvers_a_sponsor_must_be_signed_in_as_the_sponsor_the_link_names() {
+    let a = Admitted::with_settings(
+        "end",
+        &[],
+        &[
+            ("PORTAL_APPROVERS_MUST_SIGN_IN", "true"),
+            ("WEBSITE_AUTH_ENABLED", "True"),
+        ],
+    )
+    .await;
+    a.open_review().await;
+    let link = a.link(0).await;
+    let sponsor = a.platform.sim.user_by_mail(&a.sponsors[0]).unwrap().id;
+    let post = |principal: Option<&str>| {
+        let mut rb = a
+            .handler
+            .forward(reqwest::Method::POST, "/api/approve/review")
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(format!("token={}&decision=keep", token_of(&link)));
+        if let Some(id) = principal {
+            rb = rb.header("X-MS-CLIENT-PRINCIPAL-ID", id);
+        }
+        rb
+    };
+    let resp = post(None).send().await.unwrap();
+    assert_eq!(resp.status(), 403);
+    let page = resp.text().await.unwrap();
+    assert!(
+        page.contains("post_login_redirect_uri=%2Fapi%2Fapprove%2Freview%3Ftoken%3D"),
+        "the sign-in comes back to the review page: {page}"
+    );
+    let someone = a
+        .platform
+        .sim
+        .add_member("mallory@contoso.example", "Mallory");
+    assert_eq!(post(Some(&someone)).send().await.unwrap().status(), 403);
+    assert!(guest_row(&a.platform, &a.user_id)
+        .await
+        .0
+        .reviews
+        .last
+        .is_none());
+    assert_eq!(post(Some(&sponsor)).send().await.unwrap().status(), 200);
+    assert!(
+        guest_row(&a.platform, &a.user_id)
+            .await
+            .0
+            .reviews
+            .last
+            .unwrap()
+            .keep
     );
 }

@@ -87,10 +87,14 @@ pub(super) async fn authorise(
                     "approval refused: the signed-in principal is not the approver the link names"
                 );
                 // Back to this link's page once signed in (a POST's token goes back into the
-                // query of the page it came from).
+                // query of the page it came from): a decision's, or a review's.
                 let token_param: String =
                     url::form_urlencoded::byte_serialize(token.as_bytes()).collect();
-                let return_to = format!("/api/approve?token={token_param}&lang={}", l.as_str());
+                let page_path = match purpose {
+                    TokenPurpose::Review => "/api/approve/review",
+                    _ => "/api/approve",
+                };
+                let return_to = format!("{page_path}?token={token_param}&lang={}", l.as_str());
                 return Err(Box::new(page(
                     StatusCode::FORBIDDEN,
                     views::sign_in_required(&brand(portal), l, &return_to),
