@@ -143,9 +143,17 @@ pub async fn set_up_stored(
     let sponsors = sponsors_of(&policy, &request);
     // 0. A guest the cleanup soft-deleted signs up again: restored from deleted items, so the
     //    invitation below resolves to it (its object id, its memberships) instead of making a
-    //    new user. Idempotent: once restored it is not in deleted items any more.
+    //    new user. Idempotent: once restored it is not in deleted items any more. The sponsors'
+    //    object ids are looked up meanwhile: both before the invitation, neither waits for
+    //    the other.
+    // 1. The invitation. Graph resolves an address that already has a guest to that guest,
+    //    so even a repeat after a lost write cannot create a second identity.
     if request.invited_user_id.is_none() {
-        if let Err(e) = restore_returning(portal, graph, &request, now).await? {
+        let (restored, sponsors) = futures::join!(
+            restore_returning(portal, graph, &request, now),
+            sponsor_ids(graph, &sponsors)
+        );
+        if let Err(e) = restored? {
             return fail(
                 portal,
                 request,
@@ -156,12 +164,6 @@ pub async fn set_up_stored(
             )
             .await;
         }
-    }
-
-    // 1. The invitation. Graph resolves an address that already has a guest to that guest,
-    //    so even a repeat after a lost write cannot create a second identity.
-    if request.invited_user_id.is_none() {
-        let sponsors = sponsor_ids(graph, &sponsors).await;
         let invitation = InvitationRequest::new(
             request.applicant.email.as_str(),
             &request.applicant.display_name(),
@@ -421,9 +423,15 @@ pub fn sponsors_of(policy: &Policy, request: &SignupRequest) -> Vec<EmailAddress
 /// sponsor would be the app). A sponsor is a courtesy there: one that cannot be resolved does
 /// not block the invitation.
 async fn sponsor_ids(graph: &GraphClient, sponsors: &[EmailAddress]) -> Vec<String> {
+    let found = futures::future::join_all(
+        sponsors
+            .iter()
+            .map(|who| graph.find_user_by_mail(who.as_str())),
+    )
+    .await;
     let mut ids = Vec::new();
-    for who in sponsors {
-        match graph.find_user_by_mail(who.as_str()).await {
+    for result in found {
+        match result {
             Ok(Some(id)) if !ids.contains(&id) => ids.push(id),
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "could not resolve a sponsor in the directory"),
