@@ -84,7 +84,7 @@ pub(super) async fn authorise(
             Ok(true) => {}
             Ok(false) => {
                 tracing::info!(
-                    "approval refused: the signed-in principal is not the approver the link names"
+                    "link refused: the signed-in principal is not the person the link names"
                 );
                 // Back to this link's page once signed in (a POST's token goes back into the
                 // query of the page it came from): a decision's, or a review's.
