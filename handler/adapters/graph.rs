@@ -579,22 +579,6 @@ impl GraphClient {
         Ok(outcomes)
     }
 
-    /// Soft-deleted users whose mail is `address` (`GET /directory/deletedItems/microsoft.graph.user`
-    /// with a `mail eq` filter): the guests that can still be restored.
-    pub async fn deleted_users_by_mail(
-        &self,
-        address: &str,
-    ) -> Result<Vec<DirectoryUser>, GraphError> {
-        let quoted = address.replace('\'', "''");
-        let url = format!(
-            "/directory/deletedItems/microsoft.graph.user?$filter={}&$select=id,mail,userType,accountEnabled,createdDateTime",
-            urlencode(&format!("mail eq '{quoted}'"))
-        );
-        let (_, value) = self.call(Method::GET, &url, None, &[]).await?;
-        serde_json::from_value(value["value"].clone())
-            .map_err(|e| GraphError::Unavailable(format!("unexpected deleted users: {e}")))
-    }
-
     /// Restores a soft-deleted user (`POST /directory/deletedItems/{id}/restore`): the same
     /// object, with its group memberships and app roles. [`GraphError::NotFound`] when it is
     /// not in deleted items (restored already, or purged).

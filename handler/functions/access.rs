@@ -339,6 +339,7 @@ pub async fn set_up_stored(
         },
     };
     record_guest(portal, &request, fresh, before, now).await?;
+    guests::remember_address(&portal.store, &request.applicant.email, &user_id).await?;
 
     // 4. Our own invitation mail (Graph drops custom text for app-sent invitations), written
     //    with the request's completion in one transaction: completed means mailed.
@@ -440,65 +441,60 @@ async fn sponsor_ids(graph: &GraphClient, sponsors: &[EmailAddress]) -> Vec<Stri
     ids
 }
 
-/// Restores the guest of this address that the cleanup soft-deleted, if there is one in
-/// deleted items. Only a user the portal's own record says the cleanup deleted is restored: a
+/// Restores the guest of this address that the cleanup soft-deleted, if there is one. The
+/// portal remembers which user each address became (one point read; no directory search on
+/// every invitation), and only a user its own record says the cleanup deleted is restored: a
 /// user someone else deleted stays deleted, and the invitation makes a new one as before.
-/// `Ok(Err(_))`: Graph failed in a way worth retrying (or refused the search).
+/// `Ok(Err(_))`: Graph failed in a way worth retrying.
 async fn restore_returning(
     portal: &Portal,
     graph: &GraphClient,
     request: &SignupRequest,
     now: OffsetDateTime,
 ) -> Result<Result<(), GraphError>, StoreError> {
-    let deleted = match graph
-        .deleted_users_by_mail(request.applicant.email.as_str())
-        .await
-    {
-        Ok(users) => users,
-        Err(e) if e.is_retryable() => return Ok(Err(e)),
-        Err(e) => {
-            tracing::warn!(error = %e, "deleted items could not be searched; a returning guest would be invited as a new user");
-            return Ok(Ok(()));
-        }
+    let Some(user_id) = guests::user_of_address(&portal.store, &request.applicant.email).await?
+    else {
+        return Ok(Ok(()));
     };
-    for user in deleted {
-        let Some((g, _)) = guests::get(&portal.store, &user.id).await? else {
-            continue;
-        };
-        if g.state != GuestState::Deleted || g.origin != GuestOrigin::Invited {
-            continue;
+    let Some((g, _)) = guests::get(&portal.store, &user_id).await? else {
+        return Ok(Ok(()));
+    };
+    if g.state != GuestState::Deleted || g.origin != GuestOrigin::Invited {
+        return Ok(Ok(()));
+    }
+    match graph.restore_deleted(&user_id).await {
+        Ok(()) => {
+            audit::record(
+                &portal.store,
+                AuditEntry::new(now, "portal", "guest.restored")
+                    .request(&request.id)
+                    .user(&user_id)
+                    .detail(format!(
+                        "{} signed up again: restored from deleted items",
+                        request.applicant.email.masked()
+                    )),
+            )
+            .await?;
+            Ok(Ok(()))
         }
-        match graph.restore_deleted(&user.id).await {
-            Ok(()) | Err(GraphError::NotFound(_)) => {
-                audit::record(
-                    &portal.store,
-                    AuditEntry::new(now, "portal", "guest.restored")
-                        .request(&request.id)
-                        .user(&user.id)
-                        .detail(format!(
-                            "{} signed up again: restored from deleted items",
-                            request.applicant.email.masked()
-                        )),
-                )
-                .await?;
-                return Ok(Ok(()));
-            }
-            Err(e) if e.is_retryable() => return Ok(Err(e)),
-            Err(e) => {
-                // Another object took its name meanwhile, say: it stays deleted.
-                tracing::warn!(error = %e, "a returning guest could not be restored; a new user is invited");
-                audit::record(
-                    &portal.store,
-                    AuditEntry::new(now, "portal", "guest.not_restored")
-                        .request(&request.id)
-                        .user(&user.id)
-                        .detail(e.to_string()),
-                )
-                .await?;
-            }
+        // Gone for good (past the 30 days of deleted items, or restored already): the
+        // invitation resolves or makes the user as it does for anyone.
+        Err(GraphError::NotFound(_)) => Ok(Ok(())),
+        Err(e) if e.is_retryable() => Ok(Err(e)),
+        Err(e) => {
+            // Another object took its name meanwhile, say: it stays deleted.
+            tracing::warn!(error = %e, "a returning guest could not be restored; a new user is invited");
+            audit::record(
+                &portal.store,
+                AuditEntry::new(now, "portal", "guest.not_restored")
+                    .request(&request.id)
+                    .user(&user_id)
+                    .detail(e.to_string()),
+            )
+            .await?;
+            Ok(Ok(()))
         }
     }
-    Ok(Ok(()))
 }
 
 /// Records the guest: a new record, or a returning guest's record renewed for this request

@@ -384,6 +384,43 @@ pub async fn record_pre_existing(
     store.merge(TableName::Guests, &row, etag).await
 }
 
+// --- which guest an address became -------------------------------------------------------
+
+/// The directory user the portal's invitation of an address resolved to, kept beside the
+/// requests (Requests table, `guest-of-<address hash>` / `guest`) so a returning partner's
+/// old guest is found with one point read, not a search of the directory's deleted items on
+/// every invitation. Keyed by the identity key's hash: no address in the key.
+fn address_key(email: &crate::core::email::EmailAddress) -> String {
+    format!("guest-of-{}", super::key_hash(&email.identity_key()))
+}
+
+pub async fn remember_address(
+    store: &TableStore,
+    email: &crate::core::email::EmailAddress,
+    user_id: &str,
+) -> Result<(), StoreError> {
+    let mut row = Row::new(address_key(email), "guest");
+    row.set("UserId", user_id);
+    store.upsert(TableName::Requests, &row).await.map(|_| ())
+}
+
+pub async fn user_of_address(
+    store: &TableStore,
+    email: &crate::core::email::EmailAddress,
+) -> Result<Option<String>, StoreError> {
+    let Some(row) = store
+        .get(TableName::Requests, &address_key(email), "guest")
+        .await?
+    else {
+        return Ok(None);
+    };
+    store
+        .decode(TableName::Requests, &row, |r| {
+            r.str("UserId").map(str::to_string)
+        })
+        .map(Some)
+}
+
 /// Every guest row. The table is read as 16 key ranges at once (the partitions' first hex
 /// digit spreads them evenly): a scan of one range after another would cost one
 /// round trip per 1,000 rows in sequence, and these pages do not depend on each other.

@@ -113,6 +113,27 @@ pub fn from_row(row: &Row) -> Result<Policy, String> {
         on_no_answer: row.opt_str("OnNoAnswer")?.map(str::to_string),
         allow_consumer_domain: row.bool("AllowConsumerDomain")?,
     };
+    // A policy stored before public mail providers needed the explicit flag: an admin made an
+    // `auto` policy for one then, and it stays as they made it (and says so when exported)
+    // rather than making every policy unreadable, which would stop all sign-ups.
+    let draft = if row.props.contains_key("AllowConsumerDomain") {
+        draft
+    } else {
+        let needs = draft.action == "auto"
+            && crate::core::email::Domain::parse(&draft.domain)
+                .ok()
+                .and_then(|d| {
+                    crate::core::consumer_domains::covered_consumer_domain(
+                        &d,
+                        draft.include_subdomains,
+                    )
+                })
+                .is_some();
+        PolicyDraft {
+            allow_consumer_domain: needs,
+            ..draft
+        }
+    };
     let policy = draft.validate().map_err(|problems| {
         problems
             .iter()
@@ -177,4 +198,27 @@ pub async fn remove(store: &TableStore, key: &str) -> Result<bool, StoreError> {
 /// Ids in a policy that Graph will need, for display.
 pub fn group_ids(policy: &Policy) -> Vec<String> {
     policy.groups.iter().map(Uuid::to_string).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stored(domain: &str, action: &str) -> Row {
+        let mut row = Row::new(PARTITION, domain);
+        row.set("Domain", domain).set("Action", action);
+        row
+    }
+
+    #[test]
+    fn an_auto_policy_for_a_public_provider_stored_before_the_rule_still_reads() {
+        let legacy = from_row(&stored("gmail.com", "auto")).expect("readable");
+        assert!(legacy.allow_consumer_domain, "grandfathered, and says so");
+        let ordinary = from_row(&stored("partner.example", "auto")).unwrap();
+        assert!(!ordinary.allow_consumer_domain);
+        // Written since the rule: the flag is what it says.
+        let mut row = stored("gmail.com", "auto");
+        row.set("AllowConsumerDomain", false);
+        assert!(from_row(&row).is_err());
+    }
 }
