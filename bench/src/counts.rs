@@ -1,13 +1,14 @@
 //! Round trips per operation: the handler runs against a counting proxy in front of Azurite
-//! and the Graph simulator counts its own calls. Three operations are counted: a sign-up
-//! (submission), a verification under an `auto` policy (verify + invite + grants), and an
-//! approval (verify under an `approve` policy, then the approver's decision). The links a mail
-//! would carry are minted with the portal's signing key; the mails themselves really go to
-//! aiosmtpd and are counted.
+//! and the Graph simulator counts its own calls. Counted: a sign-up of each kind (admitted,
+//! denied, unknown domain, open request), its calls split by whether they reached the proxy
+//! before or after the answer reached the client; a verification under an `auto` policy
+//! (verify + invite + grants); and an approval (verify under an `approve` policy, then the
+//! approver's decision). The links a mail would carry are minted with the portal's signing
+//! key; the mails themselves really go to aiosmtpd and are counted.
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use graph_simulator::CallCounts;
 use time::OffsetDateTime;
@@ -19,7 +20,7 @@ use b2b_signup::core::token::{new_nonce, SigningKeys, TokenClaims, TokenPurpose}
 use crate::load;
 use crate::platform::{self, Stack, SIGNING_KEYS};
 use crate::proxy::{CountingProxy, Tally};
-use crate::signup::{self, APPROVER};
+use crate::signup::{self, Submission, APPROVER};
 
 pub const AUTO_DOMAIN: &str = "auto.bench.example";
 pub const APPROVE_DOMAIN: &str = "approve.bench.example";
@@ -36,11 +37,43 @@ pub struct PerOp {
 
 impl PerOp {
     pub fn storage_total(&self) -> u64 {
-        self.storage
-            .iter()
-            .filter(|(k, _)| !k.contains("->"))
-            .map(|(_, v)| v)
-            .sum()
+        crate::proxy::calls_in(&self.storage)
+    }
+}
+
+/// The Table Storage calls of sign-ups of one kind, split at the answer.
+#[derive(Debug, Clone)]
+pub struct SignupCount {
+    pub kind: Submission,
+    pub n: usize,
+    /// Calls that reached the proxy before the answer reached the client.
+    pub answer: Tally,
+    /// Calls after that, until the sign-up's work was done.
+    pub after: Tally,
+    /// Per sign-up, the calls before and after the answer.
+    pub answer_each: Vec<u64>,
+    pub after_each: Vec<u64>,
+    pub mails: usize,
+    pub latencies: Vec<Duration>,
+    /// Sign-ups whose submission insert was not seen before the answer (split by time).
+    pub split_by_time: usize,
+}
+
+impl SignupCount {
+    /// The median over the sign-ups of the calls before the answer, and after it.
+    pub fn medians(&self) -> (u64, u64) {
+        let median = |v: &[u64]| {
+            let mut v = v.to_vec();
+            v.sort_unstable();
+            v.get(v.len() / 2).copied().unwrap_or(0)
+        };
+        (median(&self.answer_each), median(&self.after_each))
+    }
+
+    /// The mean calls before the answer and after it, per sign-up.
+    pub fn means(&self) -> (f64, f64) {
+        let mean = |v: &[u64]| v.iter().sum::<u64>() as f64 / v.len().max(1) as f64;
+        (mean(&self.answer_each), mean(&self.after_each))
     }
 }
 
@@ -49,7 +82,8 @@ pub struct Counts {
     /// Storage and Graph calls the handler made between exec and its first answer.
     pub before_ready_storage: u64,
     pub before_ready_graph: u64,
-    pub signup: PerOp,
+    /// Sign-ups of each kind, in [`Submission::ALL`]'s order.
+    pub signups: Vec<SignupCount>,
     pub verify_invite: PerOp,
     pub verify_ask: PerOp,
     pub approval: PerOp,
@@ -117,7 +151,14 @@ fn token(
             request.stage
         },
         expires_at: OffsetDateTime::now_utc().unix_timestamp() + 3600,
-        nonce: new_nonce(),
+        // A verification link names the submission whose details it confirms: the first
+        // submission is the request itself.
+        nonce: match purpose {
+            TokenPurpose::Verify => {
+                b2b_signup::store::requests::submission_nonce(&request.id).unwrap_or_else(new_nonce)
+            }
+            TokenPurpose::Decide => new_nonce(),
+        },
     })
 }
 
@@ -133,6 +174,7 @@ pub async fn run(stack: &Stack, handler_bin: &Path, n: usize, k: usize) -> Resul
     let sp = sim.add_service_principal("Bench app", &[role]);
     let approver_id = sim.add_member(APPROVER, "Bench Approver");
     signup::add_signup_policy(stack, handler_bin, &env)?;
+    signup::add_deny_policy(stack, handler_bin, &env)?;
     stack.cli(
         handler_bin,
         &env,
@@ -210,6 +252,16 @@ pub async fn run(stack: &Stack, handler_bin: &Path, n: usize, k: usize) -> Resul
         )
         .await?;
     }
+    // One of each other kind: the Demand table made, the open-request path taken once.
+    for kind in [
+        Submission::Denied,
+        Submission::Unknown,
+        Submission::OpenRequest,
+    ] {
+        let mut input = signup::input(&format!("w{run}"), 1, kind.domain());
+        input.client_ip = "172.31.0.1".into();
+        signup::post_signup(&http, &base, &input).await?;
+    }
     let warm = signup::input(&format!("w{run}"), 0, AUTO_DOMAIN);
     signup::post_signup(&http, &base, &warm).await?;
     for r in pending(&store, AUTO_DOMAIN).await? {
@@ -227,20 +279,48 @@ pub async fn run(stack: &Stack, handler_bin: &Path, n: usize, k: usize) -> Resul
         .await?;
     }
 
-    // 1. Sign-ups (submissions), one at a time.
+    // 1. Sign-ups (submissions) of each kind, one at a time; the open requests are those of
+    // the admitted sign-ups just made.
+    settle(&proxy).await;
     let rows_before = stack_rows(stack, &prefix).await?;
-    counts.signup = measure(stack, &proxy, n, |i| {
-        let http = http.clone();
-        let base = base.clone();
-        let input = signup::input(&run, i, signup::SIGNUP_POLICY_DOMAIN);
-        async move { signup::post_signup(&http, &base, &input).await }
-    })
-    .await?;
-    let rows = stack_rows(stack, &prefix).await?;
+    for kind in Submission::ALL {
+        let inputs: Vec<_> = (0..n)
+            .map(|i| {
+                let mut input = signup::input(&run, i, kind.domain());
+                if kind == Submission::OpenRequest {
+                    // Another client, the same address.
+                    input.client_ip = format!("172.16.{}.{}", (i >> 8) & 255, i & 255);
+                }
+                input
+            })
+            .collect();
+        let count = count_signups(stack, &proxy, &http, &base, kind, &inputs).await?;
+        if kind == Submission::Admitted {
+            let rows = stack_rows(stack, &prefix).await?;
+            counts.checks.push(format!(
+                "sign-ups: {} new request rows in the table and {} verification mails delivered for {n} admitted sign-ups answered",
+                rows - rows_before,
+                count.mails
+            ));
+        }
+        counts.signups.push(count);
+    }
+    let mails: Vec<String> = counts
+        .signups
+        .iter()
+        .map(|c| {
+            format!(
+                "{} {} for {} {}",
+                c.mails,
+                if c.mails == 1 { "mail" } else { "mails" },
+                c.n,
+                c.kind.name()
+            )
+        })
+        .collect();
     counts.checks.push(format!(
-        "sign-ups: {} new request rows in the table and {} verification mails delivered for {n} sign-ups answered",
-        rows - rows_before,
-        counts.signup.mails
+        "mails accepted by aiosmtpd for the sign-ups of each kind: {}",
+        mails.join(", ")
     ));
 
     // Submissions for the two Graph flows (not counted: they are the sign-ups above again).
@@ -344,6 +424,106 @@ pub async fn run(stack: &Stack, handler_bin: &Path, n: usize, k: usize) -> Resul
     ));
     drop(server);
     Ok(counts)
+}
+
+/// Waits until the handler's work in the background (mail after a warm-up) is over: no call
+/// for 200 ms (at most 10 s).
+async fn settle(proxy: &CountingProxy) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    proxy.take_calls();
+    let mut quiet_since = Instant::now();
+    while Instant::now() < deadline && quiet_since.elapsed() < Duration::from_millis(200) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        if !proxy.take_calls().is_empty() {
+            quiet_since = Instant::now();
+        }
+    }
+}
+
+/// Posts each input, one at a time, and sorts the Table Storage calls each caused by whether
+/// they reached the proxy before or after the answer reached the client. A sign-up's work is
+/// over when its last write has come (the delivery record of its mail, or the deletion of
+/// the submission that no policy admits) and the proxy has then been quiet for a moment.
+async fn count_signups(
+    stack: &Stack,
+    proxy: &CountingProxy,
+    http: &reqwest::Client,
+    base: &str,
+    kind: Submission,
+    inputs: &[crate::floor::SignupInput],
+) -> Result<SignupCount, String> {
+    let last_write = if kind.mails() {
+        "merge Requests"
+    } else {
+        "delete Requests"
+    };
+    let mut count = SignupCount {
+        kind,
+        n: inputs.len(),
+        answer: Tally::new(),
+        after: Tally::new(),
+        answer_each: Vec::new(),
+        after_each: Vec::new(),
+        mails: 0,
+        latencies: Vec::new(),
+        split_by_time: 0,
+    };
+    let mails_before = stack.mails_delivered();
+    for input in inputs {
+        proxy.take_calls();
+        let sent = Instant::now();
+        signup::post_signup(http, base, input).await?;
+        let answered = Instant::now();
+        count.latencies.push(answered - sent);
+        let deadline = answered + Duration::from_secs(5);
+        loop {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            let calls = proxy.calls();
+            let done = calls
+                .iter()
+                .any(|c| c.at > answered && c.what == last_write)
+                && calls
+                    .last()
+                    .is_some_and(|c| c.at.elapsed() > Duration::from_millis(30));
+            if done || Instant::now() > deadline {
+                break;
+            }
+        }
+        // The answer goes out when the submission's insert returns, and the work after it
+        // starts at once: its first calls may reach the proxy before the answer reaches the
+        // client. So the answer's calls are those up to the submission's insert (the first
+        // insert of a `request` row), which must itself precede the answer.
+        let calls = proxy.take_calls();
+        let submission = calls
+            .iter()
+            .position(|c| c.what == "insert Requests" && c.inserted.as_deref() == Some("request"));
+        let split = match submission {
+            Some(i) if calls[i].at < answered => i + 1,
+            _ => {
+                count.split_by_time += 1;
+                calls.iter().take_while(|c| c.at < answered).count()
+            }
+        };
+        let (mut before, mut after) = (0, 0);
+        for (i, call) in calls.into_iter().enumerate() {
+            let (tally, n) = if i < split {
+                (&mut count.answer, &mut before)
+            } else {
+                (&mut count.after, &mut after)
+            };
+            if matches!(call.status, 404 | 409 | 412) {
+                *tally
+                    .entry(format!("{} -> {}", call.what, call.status))
+                    .or_default() += 1;
+            }
+            *tally.entry(call.what).or_default() += 1;
+            *n += 1;
+        }
+        count.answer_each.push(before);
+        count.after_each.push(after);
+    }
+    count.mails = stack.mails_delivered() - mails_before;
+    Ok(count)
 }
 
 /// Runs `op(0..n)` one at a time and divides what the proxy, the simulator and the mail

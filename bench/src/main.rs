@@ -3,16 +3,25 @@
 //!
 //! ```sh
 //! ./dev bench            # builds in release, runs everything (minutes), writes BENCHMARKS.md
-//! ./dev bench --quick    # small sizes, a sanity check in under a minute
+//! ./dev bench --quick    # small sizes, a sanity check in a few minutes
 //! ```
 //!
 //! 1. Cold start of the release `handler` vs `hello-floor` (a warp hello-world).
-//! 2. Sign-up under load vs the minimum Table Storage round trips done directly (see
-//!    `floor.rs`), plus round trips per sign-up, per verification and per approval, counted
-//!    by a proxy in front of Azurite and by the Graph simulator.
-//! 3. Peak RSS idle and under load.
-//! 4. Cleanup at scale: the figures of the cleanup benchmark (`cargo bench --bench cleanup`).
-//! 5. The release binary's size.
+//! 2. Sign-up under load vs the minimum Table Storage round trips and the mail, done directly
+//!    (see `floor.rs`), plus round trips per sign-up (before and after the answer, for each
+//!    kind of submission), per verification and per approval, counted by a proxy in front of
+//!    Azurite and by the Graph simulator.
+//! 3. The answer's clock (`answers.rs`): its time with an SMTP server that takes 150 ms per
+//!    message against one that accepts at once, for admitted, denied, unknown-domain and
+//!    open-request submissions interleaved; and the time from the answer to the mail's
+//!    acceptance.
+//! 4. The timer's sweep of a backlog of pending mail (`sweep.rs`), against its floor.
+//! 5. Peak RSS idle and under load.
+//! 6. Cleanup at scale: the figures of the cleanup benchmark (`cargo bench --bench cleanup`).
+//! 7. The release binary's size.
+//!
+//! `--signup-only` measures 2 to 4 alone and prints their sections (or writes them to
+//! `--out`), leaving BENCHMARKS.md as it is.
 //!
 //! For comparing two versions or configurations with the same bench: `BENCH_HANDLER=path`
 //! runs another build of the handler, `BENCH_HANDLER_ENV="NAME=value,..."` adds settings.
@@ -25,6 +34,7 @@
 //! (the two sides alternate); CPU time of every process involved, and of everything else on
 //! the machine, is recorded so a reader can tell a slow portal from a busy machine.
 
+mod answers;
 mod coldstart;
 mod compare;
 mod counts;
@@ -36,6 +46,7 @@ mod platform;
 mod proxy;
 mod report;
 mod signup;
+mod sweep;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -44,6 +55,10 @@ use std::time::Duration;
 pub struct Options {
     pub quick: bool,
     pub out: PathBuf,
+    /// `--out` was given.
+    pub out_given: bool,
+    /// Only the sign-up parts (load, round trips, the answer's clock, the sweep), printed.
+    pub signup_only: bool,
     pub skip_cleanup: bool,
     pub cleanup_args: Option<Vec<String>>,
     pub cleanup_timeout: Duration,
@@ -86,6 +101,8 @@ fn main() -> ExitCode {
     let mut opts = Options {
         quick: false,
         out: PathBuf::from("BENCHMARKS.md"),
+        out_given: false,
+        signup_only: false,
         skip_cleanup: false,
         cleanup_args: None,
         cleanup_timeout: Duration::from_secs(20 * 60),
@@ -102,6 +119,7 @@ fn main() -> ExitCode {
             "--skip-cleanup" => opts.skip_cleanup = true,
             "--cold-start-only" => opts.cold_start_only = true,
             "--compare-only" => opts.compare_only = true,
+            "--signup-only" => opts.signup_only = true,
             "--baseline-handler" => match args.next() {
                 Some(v) => opts.baseline = Some(PathBuf::from(v)),
                 None => return usage(),
@@ -115,7 +133,10 @@ fn main() -> ExitCode {
                 None => return usage(),
             },
             "--out" => match args.next() {
-                Some(v) => opts.out = PathBuf::from(v),
+                Some(v) => {
+                    opts.out = PathBuf::from(v);
+                    opts.out_given = true;
+                }
                 None => return usage(),
             },
             "--cleanup-timeout" => match args.next().and_then(|v| v.parse().ok()) {
@@ -153,12 +174,45 @@ fn main() -> ExitCode {
     }
 }
 
+/// The sign-up parts of a run: round trips, load against the floor, the answer's clock and
+/// the sweep.
+pub struct SignupMeasures {
+    pub counts: counts::Counts,
+    pub load: signup::LoadOutcome,
+    pub answers: answers::Answers,
+    pub sweep: sweep::Sweep,
+}
+
+async fn signup_parts(
+    stack: &platform::Stack,
+    handler: &std::path::Path,
+    baseline: Option<&std::path::Path>,
+    plan: &Plan,
+) -> Result<SignupMeasures, String> {
+    eprintln!("bench: counting round trips");
+    let counts = counts::run(stack, handler, plan.count_signups, plan.count_flows).await?;
+    let builds = signup::Builds { handler, baseline };
+    let load = signup::run(stack, builds, &plan.load).await?;
+    let answers = answers::run(stack, handler, plan.answers_per_kind).await?;
+    let sweep = sweep::run(stack, handler, plan.sweep_mails).await?;
+    Ok(SignupMeasures {
+        counts,
+        load,
+        answers,
+        sweep,
+    })
+}
+
 /// Sizes of one run.
 pub struct Plan {
     pub cold_starts: usize,
     pub load: signup::LoadPlan,
     pub count_signups: usize,
     pub count_flows: usize,
+    /// Sign-ups of each kind to each of the two handlers in the answer's clock.
+    pub answers_per_kind: usize,
+    /// Pending mails in the sweep's backlog.
+    pub sweep_mails: usize,
 }
 
 fn plan(quick: bool) -> Plan {
@@ -173,6 +227,8 @@ fn plan(quick: bool) -> Plan {
             },
             count_signups: 10,
             count_flows: 3,
+            answers_per_kind: 30,
+            sweep_mails: 100,
         }
     } else {
         Plan {
@@ -189,6 +245,8 @@ fn plan(quick: bool) -> Plan {
             },
             count_signups: 50,
             count_flows: 20,
+            answers_per_kind: 250,
+            sweep_mails: 1000,
         }
     }
 }
@@ -234,6 +292,27 @@ async fn run(opts: Options) -> Result<PathBuf, String> {
     // Azurite (Node.js) and aiosmtpd keep a core busy for a while after their ports open
     // (compiling, loading); cold starts measured then would measure them.
     machine::settle(Duration::from_secs(15));
+
+    if opts.signup_only {
+        let measured = signup_parts(&stack, &handler, None, &plan).await?;
+        let text = report::signup_sections(&report::SignupInputs {
+            machine: &machine,
+            load_after: machine::load_average(),
+            plan: &plan,
+            measured: &measured,
+        });
+        if opts.out_given {
+            let out = if opts.out.is_absolute() {
+                opts.out.clone()
+            } else {
+                repo.join(&opts.out)
+            };
+            std::fs::write(&out, text).map_err(|e| format!("{}: {e}", out.display()))?;
+            return Ok(out);
+        }
+        println!("{text}");
+        return Ok(PathBuf::new());
+    }
 
     eprintln!("bench: cold start, {} starts each", plan.cold_starts);
     let env = stack.handler_env(stack.table_port, "coldstart");
@@ -301,14 +380,8 @@ async fn run(opts: Options) -> Result<PathBuf, String> {
         return Ok(out);
     }
 
-    eprintln!("bench: counting round trips");
-    let counts = counts::run(&stack, &handler, plan.count_signups, plan.count_flows).await?;
-
-    let builds = signup::Builds {
-        handler: &handler,
-        baseline: opts.baseline.as_deref(),
-    };
-    let load = signup::run(&stack, builds, &plan.load).await?;
+    let measured = signup_parts(&stack, &handler, opts.baseline.as_deref(), &plan).await?;
+    let load = &measured.load;
 
     let artifact = report::Artifact::measure(&handler, &hello);
     let before_after = opts.baseline.as_deref().and_then(|baseline| {
@@ -325,14 +398,13 @@ async fn run(opts: Options) -> Result<PathBuf, String> {
             machine: &machine,
             load_after: machine::load_average(),
             cold: &cold,
-            counts: &counts,
-            load: &load,
+            measured: &measured,
             plan: &plan,
             cleanup,
             cleanup_timeout: opts.cleanup_timeout,
             artifact: &artifact,
             before_after: before_after.as_ref(),
-            smtp_sink: "smtp_counter.Counter",
+            smtp_sink: "smtp_sink.Recorder",
         });
         std::fs::write(&out, text).map_err(|e| format!("{}: {e}", out.display()))
     };

@@ -1,5 +1,6 @@
 //! The stand-ins and the processes under test, started the way `tests/common` starts them:
-//! Azurite (in memory), aiosmtpd (a real SMTP server on loopback, counting what it accepts), the Graph
+//! Azurite (in memory), two aiosmtpd servers (real SMTP on loopback, recording what they accept
+//! and when: one accepts at once, one takes 150 ms per message like a cloud relay), the Graph
 //! simulator in-process, and the release `handler` started as the Functions host starts it
 //! (`FUNCTIONS_CUSTOMHANDLER_PORT`, readiness on `GET /`).
 
@@ -7,6 +8,7 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use graph_simulator::{Simulator, SimulatorConfig};
@@ -19,6 +21,9 @@ pub const SIGNING_KEYS: &str =
 /// High enough that no rate limit refuses a benchmark sign-up (the counters are still read
 /// and written on every sign-up, exactly as in production).
 pub const RATE_LIMIT: &str = "100000000";
+
+/// How long the slow SMTP server takes to accept a message: what cloud relays take.
+pub const SLOW_SMTP_MS: u64 = 150;
 
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -79,16 +84,129 @@ fn wait_for_port(port: u16, proc: &mut Proc) -> Result<(), String> {
     ))
 }
 
+/// One aiosmtpd server and what it has accepted.
+pub struct Sink {
+    pub port: u16,
+    pub proc: Proc,
+    pub accepted: MailLog,
+}
+
+impl Sink {
+    /// `bench/smtp_sink.py`'s `Recorder`, accepting after `delay_ms`.
+    fn start(repo: &Path, work: &Path, name: &str, delay_ms: u64) -> Result<Sink, String> {
+        let port = free_port();
+        let record = work.join(format!("accepted-{name}"));
+        let mut cmd = Command::new("python3");
+        cmd.args(["-m", "aiosmtpd", "-n", "-l"])
+            .arg(format!("127.0.0.1:{port}"))
+            .args(["-c", "smtp_sink.Recorder"])
+            .arg(&record)
+            .arg(delay_ms.to_string())
+            .env("PYTHONPATH", repo.join("bench"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        die_with_parent(&mut cmd);
+        let mut proc = Proc {
+            child: cmd
+                .spawn()
+                .map_err(|e| format!("python3 -m aiosmtpd: {e}"))?,
+            what: "aiosmtpd (pip install aiosmtpd)",
+        };
+        wait_for_port(port, &mut proc)?;
+        Ok(Sink {
+            port,
+            proc,
+            accepted: MailLog::new(record),
+        })
+    }
+
+    pub fn url(&self) -> String {
+        format!("smtp://127.0.0.1:{}", self.port)
+    }
+}
+
+/// A message the SMTP server accepted: to whom, and when (Unix time, ns).
+#[derive(Clone, Debug)]
+pub struct Accepted {
+    pub to: String,
+    pub at_ns: i128,
+}
+
+/// The record file of a sink, read as it grows.
+pub struct MailLog {
+    path: PathBuf,
+    read: Mutex<(u64, Vec<Accepted>)>,
+}
+
+impl MailLog {
+    fn new(path: PathBuf) -> MailLog {
+        MailLog {
+            path,
+            read: Mutex::new((0, Vec::new())),
+        }
+    }
+
+    /// Reads the lines added since the last call (only whole lines).
+    fn refresh(&self) -> std::sync::MutexGuard<'_, (u64, Vec<Accepted>)> {
+        use std::io::{Seek, SeekFrom};
+        let mut read = self.read.lock().expect("the mail log lock");
+        let Ok(mut file) = std::fs::File::open(&self.path) else {
+            return read;
+        };
+        let mut text = String::new();
+        if file.seek(SeekFrom::Start(read.0)).is_err() || file.read_to_string(&mut text).is_err() {
+            return read;
+        }
+        let whole = text.rfind('\n').map_or(0, |i| i + 1);
+        read.0 += whole as u64;
+        for line in text[..whole].lines() {
+            if let Some((to, at)) = line.split_once('\t') {
+                if let Ok(at_ns) = at.trim().parse() {
+                    read.1.push(Accepted {
+                        to: to.to_string(),
+                        at_ns,
+                    });
+                }
+            }
+        }
+        read
+    }
+
+    /// Messages accepted so far.
+    pub fn count(&self) -> usize {
+        self.refresh().1.len()
+    }
+
+    /// Messages accepted after the first `from`.
+    pub fn since(&self, from: usize) -> Vec<Accepted> {
+        self.refresh().1.get(from..).unwrap_or_default().to_vec()
+    }
+
+    /// Waits until `want` messages have been accepted in all, at most `patience`; returns the
+    /// count reached.
+    pub async fn wait_for(&self, want: usize, patience: Duration) -> usize {
+        let deadline = Instant::now() + patience;
+        loop {
+            let n = self.count();
+            if n >= want || Instant::now() >= deadline {
+                return n;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+}
+
 /// The shared stand-ins of one bench run.
 pub struct Stack {
     pub work: PathBuf,
     pub table_port: u16,
     pub smtp_port: u16,
-    /// One byte per message aiosmtpd accepted (see `bench/smtp_counter.py`).
-    pub mail_count: PathBuf,
     pub sim: Simulator,
     pub azurite: Proc,
-    pub smtp: Proc,
+    /// Accepts at once.
+    pub smtp: Sink,
+    /// Takes [`SLOW_SMTP_MS`] per message.
+    pub slow_smtp: Sink,
 }
 
 impl Stack {
@@ -126,24 +244,8 @@ impl Stack {
         };
         wait_for_port(table_port, &mut azurite)?;
 
-        let smtp_port = free_port();
-        let mail_count = work.join("mails");
-        let mut cmd = Command::new("python3");
-        cmd.args(["-m", "aiosmtpd", "-n", "-l"])
-            .arg(format!("127.0.0.1:{smtp_port}"))
-            .args(["-c", "smtp_counter.Counter"])
-            .arg(&mail_count)
-            .env("PYTHONPATH", repo.join("bench"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        die_with_parent(&mut cmd);
-        let mut smtp = Proc {
-            child: cmd
-                .spawn()
-                .map_err(|e| format!("python3 -m aiosmtpd: {e}"))?,
-            what: "aiosmtpd (pip install aiosmtpd)",
-        };
-        wait_for_port(smtp_port, &mut smtp)?;
+        let smtp = Sink::start(repo, &work, "instant", 0)?;
+        let slow_smtp = Sink::start(repo, &work, "slow", SLOW_SMTP_MS)?;
 
         // Throttles on (the documented defaults), no added latency: the sign-up figures are
         // about the portal, the Graph counts do not depend on latency.
@@ -152,11 +254,11 @@ impl Stack {
         Ok(Stack {
             work,
             table_port,
-            smtp_port,
-            mail_count,
+            smtp_port: smtp.port,
             sim,
             azurite,
             smtp,
+            slow_smtp,
         })
     }
 
@@ -219,9 +321,9 @@ impl Stack {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
-    /// Mails aiosmtpd has accepted so far.
+    /// Mails the instant SMTP server has accepted so far.
     pub fn mails_delivered(&self) -> usize {
-        std::fs::metadata(&self.mail_count).map_or(0, |m| m.len() as usize)
+        self.smtp.accepted.count()
     }
 }
 
@@ -236,6 +338,12 @@ pub fn storage_connection_string(table_port: u16) -> String {
         "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={};TableEndpoint=http://127.0.0.1:{table_port}/devstoreaccount1",
         b2b_signup::settings::DEV_ACCOUNT_KEY
     )
+}
+
+/// Sets `name` in `env`, replacing what was there.
+pub fn set_env(env: &mut Vec<(String, String)>, name: &str, value: impl Into<String>) {
+    env.retain(|(k, _)| k != name);
+    env.push((name.to_string(), value.into()));
 }
 
 /// A started handler (or hello-floor): the process and where it answers.
@@ -381,4 +489,29 @@ pub fn machine_cpu() -> Option<(Duration, Duration)> {
         Duration::from_secs_f64((total - idle) as f64 / ticks),
         Duration::from_secs_f64(total as f64 / ticks),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    #[test]
+    fn the_mail_log_reads_whole_lines_as_they_come() {
+        let dir = std::env::temp_dir().join(format!("mail-log-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("accepted");
+        let log = super::MailLog::new(path.clone());
+        assert_eq!(log.count(), 0, "no file yet");
+        let mut f = std::fs::File::create(&path).unwrap();
+        write!(f, "a@x.example\t100\nb@x.example\t2").unwrap();
+        f.flush().unwrap();
+        assert_eq!(log.count(), 1, "the second line is not whole yet");
+        writeln!(f, "00").unwrap();
+        f.flush().unwrap();
+        let all = log.since(0);
+        assert_eq!(all.len(), 2);
+        assert_eq!((all[1].to.as_str(), all[1].at_ns), ("b@x.example", 200));
+        assert_eq!(log.since(1).len(), 1);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

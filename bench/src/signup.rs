@@ -1,21 +1,90 @@
 //! Sign-up under load: the portal (release `handler` against Azurite and aiosmtpd) and the
-//! floor (the minimum Table Storage round trips, straight to the same Azurite), with the same
-//! inputs, at the same concurrency, alternating which goes first, each on fresh tables. When
-//! builds are compared, the baseline build of the handler is one more side of each round.
+//! floor (the minimum Table Storage round trips and the mail, straight to the same Azurite and
+//! aiosmtpd, the part after the answer not waited for), with the same inputs, at the same
+//! concurrency, alternating which goes first, each on fresh tables. When builds are compared,
+//! the baseline build of the handler is one more side of each round.
+//!
+//! Throughput counts answers; each side then waits until every sign-up's mail has been
+//! accepted, so the work after the answers is finished (and its CPU counted) before the next
+//! side starts, and the time until the last mail tells how fast the sign-ups are *completed*.
 
 use std::path::Path;
-use std::time::Duration;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::floor::{self, FloorTables, RawTables, SignupInput};
+use crate::floor::{Floor, FloorTables, MailRecord, RawTables, SignupInput};
 use crate::load::{self, RunResult};
 use crate::mailfloor::MailFloor;
 use crate::platform::{self, Stack};
+
+/// How long a side may take to deliver its mails after its last answer.
+const MAIL_PATIENCE: Duration = Duration::from_secs(120);
+
+/// Now, as Unix time in ns: the clock the SMTP sink stamps acceptances with.
+pub fn unix_ns() -> i128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i128)
+}
 
 /// The domains sign-ups come from: subdomains of one policy, so the per-domain counter is
 /// exercised on 64 keys instead of one hot row.
 pub const SIGNUP_POLICY_DOMAIN: &str = "signup.bench.example";
 pub const DOMAINS: usize = 64;
 pub const APPROVER: &str = "approver@contoso.example";
+
+/// A domain with a `deny` policy (and its subdomains).
+pub const DENY_DOMAIN: &str = "deny.bench.example";
+/// A domain no policy names.
+pub const UNKNOWN_DOMAIN: &str = "unknown.bench.example";
+
+/// What a valid submission is to the policies, which decides what happens after the answer
+/// (and which the answer must not tell).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Submission {
+    /// A policy admits the address and it has no open request: a verification mail.
+    Admitted,
+    /// A `deny` policy names the domain: counted as demand, no mail.
+    Denied,
+    /// No policy names the domain: counted as demand, no mail.
+    Unknown,
+    /// The address has a request waiting for its proof: another verification mail, for
+    /// these details.
+    OpenRequest,
+}
+
+impl Submission {
+    pub const ALL: [Submission; 4] = [
+        Submission::Admitted,
+        Submission::Denied,
+        Submission::Unknown,
+        Submission::OpenRequest,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Submission::Admitted => "admitted",
+            Submission::Denied => "denied",
+            Submission::Unknown => "unknown domain",
+            Submission::OpenRequest => "open request",
+        }
+    }
+
+    /// Whether the portal mails the address after the answer.
+    pub fn mails(self) -> bool {
+        matches!(self, Submission::Admitted | Submission::OpenRequest)
+    }
+
+    /// The domain its fresh addresses are on (an open request's address was admitted).
+    pub fn domain(self) -> &'static str {
+        match self {
+            Submission::Admitted | Submission::OpenRequest => SIGNUP_POLICY_DOMAIN,
+            Submission::Denied => DENY_DOMAIN,
+            Submission::Unknown => UNKNOWN_DOMAIN,
+        }
+    }
+}
 
 /// Input `i` of run `run`: a unique address on one of 64 domains, a unique client IP.
 pub fn input(run: &str, i: usize, domain: &str) -> SignupInput {
@@ -79,22 +148,42 @@ pub fn add_signup_policy(
     handler: &Path,
     env: &[(String, String)],
 ) -> Result<(), String> {
-    stack.cli(
+    add_policy(
+        stack,
         handler,
         env,
-        &[
-            "policy",
-            "add",
-            "--domain",
-            SIGNUP_POLICY_DOMAIN,
-            "--include-subdomains",
-            "--action",
-            "approve",
-            "--approver",
-            APPROVER,
-        ],
-    )?;
-    Ok(())
+        SIGNUP_POLICY_DOMAIN,
+        &["approve", "--approver", APPROVER],
+    )
+}
+
+/// Adds a `deny` policy for [`DENY_DOMAIN`] and its subdomains.
+pub fn add_deny_policy(
+    stack: &Stack,
+    handler: &Path,
+    env: &[(String, String)],
+) -> Result<(), String> {
+    add_policy(stack, handler, env, DENY_DOMAIN, &["deny"])
+}
+
+/// `handler policy add --domain DOMAIN --include-subdomains --action ACTION...`.
+fn add_policy(
+    stack: &Stack,
+    handler: &Path,
+    env: &[(String, String)],
+    domain: &str,
+    action: &[&str],
+) -> Result<(), String> {
+    let mut args = vec![
+        "policy",
+        "add",
+        "--domain",
+        domain,
+        "--include-subdomains",
+        "--action",
+    ];
+    args.extend_from_slice(action);
+    stack.cli(handler, env, &args).map(|_| ())
 }
 
 /// CPU used by each process during a run, and by the whole machine.
@@ -109,20 +198,20 @@ pub struct Cpu {
 }
 
 impl Cpu {
-    fn snapshot(stack: &Stack, handler_pid: Option<u32>) -> Cpu {
+    pub fn snapshot(stack: &Stack, handler_pid: Option<u32>) -> Cpu {
         let cpu = |pid: u32| platform::cpu_time(pid).unwrap_or_default();
         let (busy, total) = platform::machine_cpu().unwrap_or_default();
         Cpu {
             handler: handler_pid.map(cpu).unwrap_or_default(),
             azurite: cpu(stack.azurite.pid()),
-            smtp: cpu(stack.smtp.pid()),
+            smtp: cpu(stack.smtp.proc.pid()) + cpu(stack.slow_smtp.proc.pid()),
             bench: cpu(std::process::id()),
             machine_busy: busy,
             machine_total: total,
         }
     }
 
-    fn since(&self, before: &Cpu) -> Cpu {
+    pub fn since(&self, before: &Cpu) -> Cpu {
         Cpu {
             handler: self.handler.saturating_sub(before.handler),
             azurite: self.azurite.saturating_sub(before.azurite),
@@ -151,16 +240,24 @@ pub struct SideRun {
     pub mails: Option<(usize, usize)>,
     /// Peak RSS of the handler after the run, KiB (portal only).
     pub peak_rss_kib: Option<u64>,
+    /// From the start of the timed run to the acceptance of its last mail.
+    pub completed: Option<Duration>,
+}
+
+impl SideRun {
+    /// Sign-ups completed (answered and their mail accepted) per second.
+    pub fn completed_throughput(&self) -> f64 {
+        self.completed
+            .map_or(0.0, |d| self.result.ok as f64 / d.as_secs_f64().max(1e-9))
+    }
 }
 
 #[derive(Debug, Clone)]
 pub struct Round {
     pub concurrency: usize,
     pub portal: SideRun,
-    /// The storage floor: the minimum Table Storage round trips.
+    /// The floor: the minimum Table Storage round trips and the mail's SMTP transaction.
     pub floor: SideRun,
-    /// The storage floor plus the verification mail's minimal SMTP transaction.
-    pub floor_mail: SideRun,
     /// The baseline build of the handler (`--baseline-handler`), when one is compared.
     pub baseline: Option<SideRun>,
 }
@@ -222,18 +319,20 @@ pub async fn run(
         stack.smtp_port,
         &stack.handler_env(stack.table_port, "mailfloor"),
     )?;
-    let sides = 3 + usize::from(builds.baseline.is_some());
+    let record = Arc::new(MailRecord::new(
+        &stack.handler_env(stack.table_port, "mailrecord"),
+    )?);
+    let sides = 2 + usize::from(builds.baseline.is_some());
     let mut rounds = Vec::new();
     let mut idle_rss_kib = 0;
     for (c, r) in plan.each_round() {
         let round = Side::new(stack, &raw, &http, plan, c, r);
-        let (mut portal, mut floor, mut floor_mail, mut baseline) = (None, None, None, None);
+        let (mut portal, mut floor, mut baseline) = (None, None, None);
         // The sides take turns going first.
         for side in 0..sides {
             match (side + r) % sides {
                 0 => portal = Some(round.portal("p", builds.handler, &mut idle_rss_kib).await?),
-                1 => floor = Some(round.floor(None).await?),
-                2 => floor_mail = Some(round.floor(Some(&mail)).await?),
+                1 => floor = Some(round.floor(&mail, &record).await?),
                 _ => {
                     if let Some(bin) = builds.baseline {
                         baseline = Some(round.portal("b", bin, &mut 0).await?);
@@ -245,7 +344,6 @@ pub async fn run(
             concurrency: c,
             portal: portal.expect("each side ran"),
             floor: floor.expect("each side ran"),
-            floor_mail: floor_mail.expect("each side ran"),
             baseline,
         });
     }
@@ -340,9 +438,18 @@ impl Side<'_> {
                 w.first_error.unwrap_or_default()
             ));
         }
+        let run_from = stack
+            .smtp
+            .accepted
+            .wait_for(mails_before + w.ok, MAIL_PATIENCE)
+            .await;
         let before = Cpu::snapshot(stack, Some(pid));
         let run_id = tag.to_string();
+        let started = unix_ns();
         let result = load::run(c, 0, total, max_time, signups(http, &base, run_id)).await;
+        let completed = completion(stack, run_from, result.ok, started).await;
+        // The delivery records follow each mail's acceptance.
+        tokio::time::sleep(Duration::from_millis(100)).await;
         let cpu = Cpu::snapshot(stack, Some(pid)).since(&before);
         let peak = platform::memory_kib(pid).map(|(hwm, _)| hwm);
         drop(server);
@@ -358,6 +465,7 @@ impl Side<'_> {
             rows: (rows, expected),
             mails: Some((mails, expected)),
             peak_rss_kib: peak,
+            completed,
         })
     }
 }
@@ -406,26 +514,29 @@ impl<'a> Side<'a> {
         }
     }
 
-    /// The storage floor, and with `mail` the verification mail after it.
-    async fn floor(&self, mail: Option<&MailFloor>) -> Result<SideRun, String> {
+    /// The floor: each sign-up's answer part, then its part after the answer spawned and not
+    /// waited for.
+    async fn floor(&self, mail: &MailFloor, record: &Arc<MailRecord>) -> Result<SideRun, String> {
         let (stack, raw, c) = (self.stack, self.raw, self.c);
-        let prefix = format!("{}{}", if mail.is_some() { "m" } else { "f" }, self.tag);
-        let tables = FloorTables::create(raw, &prefix).await?;
+        let prefix = format!("f{}", self.tag);
+        let floor = Floor {
+            raw: raw.clone(),
+            tables: FloorTables::create(raw, &prefix).await?,
+            record: record.clone(),
+            mail: mail.clone(),
+        };
+        let after = Arc::new(Background::default());
         let op = |run_id: String| {
-            let raw = raw.clone();
-            let tables = tables.clone();
-            let mail = mail.cloned();
+            let floor = floor.clone();
+            let after = after.clone();
             move |i| {
-                let raw = raw.clone();
-                let tables = tables.clone();
-                let mail = mail.clone();
+                let floor = floor.clone();
+                let after = after.clone();
                 let input = input(&run_id, i, SIGNUP_POLICY_DOMAIN);
                 async move {
-                    floor::sign_up(&raw, &tables, &input).await?;
-                    match mail {
-                        Some(m) => m.send(&input.email).await,
-                        None => Ok(()),
-                    }
+                    let (submitted, _) = floor.answer(&input).await?;
+                    after.spawn(async move { floor.after_answer(submitted).await.map(|_| ()) });
+                    Ok(())
                 }
             }
         };
@@ -444,17 +555,88 @@ impl<'a> Side<'a> {
                 w.first_error.unwrap_or_default()
             ));
         }
+        after.idle().await;
+        let run_from = stack.mails_delivered();
         let before = Cpu::snapshot(stack, None);
-        let result = load::run(c, 0, self.total, self.max_time, op(self.tag.to_string())).await;
+        let started = unix_ns();
+        let mut result = load::run(c, 0, self.total, self.max_time, op(self.tag.to_string())).await;
+        let completed = completion(stack, run_from, result.ok, started).await;
+        after.idle().await;
         let cpu = Cpu::snapshot(stack, None).since(&before);
-        let rows = raw.count(&tables.requests, "RowKey eq 'request'").await?;
+        if let Some(e) = after.first_error() {
+            result.errors += 1;
+            result
+                .first_error
+                .get_or_insert(format!("after the answer: {e}"));
+        }
+        let rows = raw
+            .count(&floor.tables.requests, "RowKey eq 'request'")
+            .await?;
         let expected = w.ok + result.ok;
         Ok(SideRun {
             rows: (rows, expected),
-            mails: mail.map(|_| (stack.mails_delivered() - mails_before, expected)),
+            mails: Some((stack.mails_delivered() - mails_before, expected)),
             result,
             cpu,
             peak_rss_kib: None,
+            completed,
         })
+    }
+}
+
+/// Waits for the `n` mails of a run that began at `started` (Unix ns), the sink's count being
+/// `from` then; the time from the start to the last one's acceptance, if all arrived.
+pub async fn completion(stack: &Stack, from: usize, n: usize, started: i128) -> Option<Duration> {
+    let log = &stack.smtp.accepted;
+    if log.wait_for(from + n, MAIL_PATIENCE).await < from + n {
+        return None;
+    }
+    let last = log.since(from).iter().map(|a| a.at_ns).max()?;
+    Some(Duration::from_nanos((last - started).max(0) as u64))
+}
+
+/// The floor's work after its answers: spawned, not waited for by the answer, but counted so
+/// a side can finish it before the next one starts.
+#[derive(Default)]
+pub struct Background {
+    in_flight: AtomicUsize,
+    first_error: Mutex<Option<String>>,
+    idle: tokio::sync::Notify,
+}
+
+impl Background {
+    pub fn spawn(
+        self: &Arc<Self>,
+        work: impl std::future::Future<Output = Result<(), String>> + Send + 'static,
+    ) {
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        let me = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = work.await {
+                me.first_error
+                    .lock()
+                    .expect("the error lock")
+                    .get_or_insert(e);
+            }
+            if me.in_flight.fetch_sub(1, Ordering::SeqCst) == 1 {
+                me.idle.notify_waiters();
+            }
+        });
+    }
+
+    pub async fn idle(&self) {
+        loop {
+            let notified = self.idle.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.in_flight.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    pub fn first_error(&self) -> Option<String> {
+        self.first_error.lock().expect("the error lock").clone()
     }
 }
