@@ -157,7 +157,8 @@ fn token(
             TokenPurpose::Verify => {
                 b2b_signup::store::requests::submission_nonce(&request.id).unwrap_or_else(new_nonce)
             }
-            TokenPurpose::Decide => new_nonce(),
+            // The bench mints no review links; a fresh nonce is what the portal gives them too.
+            TokenPurpose::Decide | TokenPurpose::Review => new_nonce(),
         },
     })
 }
