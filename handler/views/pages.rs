@@ -283,31 +283,45 @@ pub fn access_being_set_up(brand: &Brand, lang: Language) -> String {
 /// The address is confirmed and the request waits for an approver.
 pub fn awaiting_approval(brand: &Brand, lang: Language) -> String {
     let t = text(lang);
-    let frame = Frame::new(brand, lang, t.awaiting_heading);
-    render(&AwaitingApproval {
-        intro: frame.say(t.awaiting_body, &[]),
-        frame,
-    })
+    let page = |frame, intro| AwaitingApproval { intro, frame };
+    one_sentence(
+        brand,
+        lang,
+        (t.awaiting_heading, t.awaiting_body),
+        &[],
+        page,
+    )
 }
 
 /// Denied or not admitted; says no more than that.
 pub fn request_closed(brand: &Brand, lang: Language) -> String {
     let t = text(lang);
-    let frame = Frame::new(brand, lang, t.closed_heading);
-    render(&RequestClosed {
-        contact: frame.say(t.contact_person, &[]),
-        frame,
-    })
+    let page = |frame, contact| RequestClosed { contact, frame };
+    one_sentence(brand, lang, (t.closed_heading, t.contact_person), &[], page)
 }
 
 /// A mailed link is not proof enough for the policy that admits the address: sign in instead.
 pub fn sign_in_needed(brand: &Brand, lang: Language) -> String {
     let t = text(lang);
-    let frame = Frame::new(brand, lang, t.sign_in_needed_heading);
-    render(&SignInPage {
-        explanation: frame.say(t.sign_in_needed_body, &[]),
+    let words = (t.sign_in_needed_heading, t.sign_in_needed_body);
+    one_sentence(brand, lang, words, &[], |frame, explanation| SignInPage {
+        explanation,
         frame,
     })
+}
+
+/// A page that says one sentence of its own under its heading (`words`: the heading, then the
+/// sentence, filled with `values`): the frame and that sentence, handed to the page's template.
+fn one_sentence<'a, P: Template>(
+    brand: &Brand<'a>,
+    lang: Language,
+    words: (&str, &str),
+    values: &[(&str, &str)],
+    page: impl FnOnce(Frame<'a>, String) -> P,
+) -> String {
+    let frame = Frame::new(brand, lang, words.0);
+    let sentence = frame.say(words.1, values);
+    render(&page(frame, sentence))
 }
 
 /// A sign-in that ended without a request; nothing was recorded, and the page says why.
@@ -333,11 +347,13 @@ pub fn sign_in_problem(brand: &Brand, lang: Language, problem: &SignInProblem) -
         ),
         SignInProblem::MfaRequired => (t.sign_in_mfa_heading, t.sign_in_mfa_body, vec![]),
     };
-    let frame = Frame::new(brand, lang, heading);
-    render(&SignInPage {
-        explanation: frame.say(body, &values),
-        frame,
-    })
+    one_sentence(
+        brand,
+        lang,
+        (heading, body),
+        &values,
+        |frame, explanation| SignInPage { explanation, frame },
+    )
 }
 
 /// A link from a mail that can't be used.
@@ -831,32 +847,6 @@ mod tests {
                 "sign_in_required".into(),
                 sign_in_required(brand, lang, &i.self_path),
             ),
-            (
-                "signup_form with sign-in".into(),
-                signup_form_with(
-                    brand,
-                    lang,
-                    &values(v),
-                    &all_errors(v),
-                    FormOptions {
-                        sign_in: true,
-                        job_title: false,
-                    },
-                ),
-            ),
-            (
-                "signup_form with a job title".into(),
-                signup_form_with(
-                    brand,
-                    lang,
-                    &values(v),
-                    &all_errors(v),
-                    FormOptions {
-                        sign_in: true,
-                        job_title: true,
-                    },
-                ),
-            ),
             ("sign_in_needed".into(), sign_in_needed(brand, lang)),
             (
                 "sign_in_problem wrong address".into(),
@@ -870,6 +860,17 @@ mod tests {
                 ),
             ),
         ];
+        // The form with partner sign-in on, without and with the job title field.
+        for job_title in [false, true] {
+            let options = FormOptions {
+                sign_in: true,
+                job_title,
+            };
+            pages.push((
+                format!("signup_form with sign-in, job title {job_title}"),
+                signup_form_with(brand, lang, &values(v), &all_errors(v), options),
+            ));
+        }
         for problem in [
             SignInProblem::Cancelled,
             SignInProblem::Expired,
