@@ -170,7 +170,7 @@ fn show_progress(n: usize, total: usize) {
             "#".repeat(filled),
             ".".repeat(width - filled)
         );
-    } else if total > 0 && (n == total || n % (total / 10).max(1) == 0) {
+    } else if total > 0 && (n == total || n.is_multiple_of((total / 10).max(1))) {
         eprintln!("{n}/{total}");
     }
 }
