@@ -26,6 +26,23 @@ async fn platform_with_sign_in() -> Platform {
     platform
 }
 
+/// The portal with one policy: anyone who signs in from the partner tenant is invited.
+async fn portal_for_partner_tenant() -> (Platform, Handler) {
+    let platform = platform_with_sign_in().await;
+    add_policy(
+        &platform,
+        &["--tenant", PARTNER_TENANT, "--proof", "sign_in"],
+    );
+    let handler = platform.start_handler().await;
+    (platform, handler)
+}
+
+/// `policy add --action auto` with `args`, which must succeed.
+fn add_policy(platform: &Platform, args: &[&str]) {
+    let out = platform.cli(&[&["policy", "add", "--action", "auto"], args].concat());
+    assert_eq!(out.code, 0, "{}", out.stderr);
+}
+
 /// A person in `tenant` whose account's address is `address`.
 fn person(platform: &Platform, tenant: &str, address: &str, mfa: bool) {
     personal("Ada Lovelace");
@@ -148,19 +165,11 @@ async fn nothing_recorded(platform: &Platform, email: &str) {
 async fn a_partner_signs_in_and_is_invited_without_a_mail_round_trip() {
     let platform = platform_with_sign_in().await;
     let group = platform.sim.add_group("Partners");
-    let out = platform.cli(&[
-        "policy",
-        "add",
-        "--tenant",
-        PARTNER_TENANT,
-        "--proof",
-        "sign_in",
-        "--action",
-        "auto",
-        "--group",
-        &group,
-    ]);
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    let tenant_policy = ["--tenant", PARTNER_TENANT, "--proof", "sign_in"];
+    add_policy(
+        &platform,
+        &[&tenant_policy[..], &["--group", &group]].concat(),
+    );
     let handler = platform.start_handler().await;
     let email = platform.address("ada");
     person(&platform, PARTNER_TENANT, &email, true);
@@ -281,19 +290,7 @@ async fn a_partner_signs_in_and_is_invited_without_a_mail_round_trip() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn forged_unsigned_and_foreign_tokens_are_refused_and_nothing_is_recorded() {
-    let platform = platform_with_sign_in().await;
-    let out = platform.cli(&[
-        "policy",
-        "add",
-        "--tenant",
-        PARTNER_TENANT,
-        "--proof",
-        "sign_in",
-        "--action",
-        "auto",
-    ]);
-    assert_eq!(out.code, 0, "{}", out.stderr);
-    let handler = platform.start_handler().await;
+    let (platform, handler) = portal_for_partner_tenant().await;
     let email = platform.address("mallory");
     person(&platform, PARTNER_TENANT, &email, true);
     let forgeries = [
@@ -329,19 +326,7 @@ async fn forged_unsigned_and_foreign_tokens_are_refused_and_nothing_is_recorded(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn keys_roll_over_and_a_withdrawn_key_no_longer_verifies() {
-    let platform = platform_with_sign_in().await;
-    let out = platform.cli(&[
-        "policy",
-        "add",
-        "--tenant",
-        PARTNER_TENANT,
-        "--proof",
-        "sign_in",
-        "--action",
-        "auto",
-    ]);
-    assert_eq!(out.code, 0, "{}", out.stderr);
-    let handler = platform.start_handler().await;
+    let (platform, handler) = portal_for_partner_tenant().await;
     let first = platform.address("first");
     let second = platform.address("second");
     let third = platform.address("third");
@@ -379,20 +364,18 @@ async fn keys_roll_over_and_a_withdrawn_key_no_longer_verifies() {
 async fn wrong_tenant_wrong_address_missing_mfa_and_unverified_domains_are_refused() {
     let platform = platform_with_sign_in().await;
     // Both: the address in the domain AND the token from the named tenant, with MFA.
-    let out = platform.cli(&[
-        "policy",
-        "add",
-        "--domain",
-        &platform.partner_domain,
-        "--tenant",
-        PARTNER_TENANT,
-        "--proof",
-        "sign_in",
-        "--require-mfa",
-        "--action",
-        "auto",
-    ]);
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    add_policy(
+        &platform,
+        &[
+            "--domain",
+            &platform.partner_domain,
+            "--tenant",
+            PARTNER_TENANT,
+            "--proof",
+            "sign_in",
+            "--require-mfa",
+        ],
+    );
     let handler = platform.start_handler().await;
 
     // The domain, from another tenant: no policy admits this person.
@@ -477,17 +460,10 @@ async fn either_falls_back_to_the_mailbox_link_and_sign_in_policies_ask_for_a_si
     let out = platform.add_partner_policy(&["--proof", "either", "--action", "auto"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     let strict_domain = format!("strict-{}", platform.partner_domain);
-    let out = platform.cli(&[
-        "policy",
-        "add",
-        "--domain",
-        &strict_domain,
-        "--proof",
-        "sign_in",
-        "--action",
-        "auto",
-    ]);
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    add_policy(
+        &platform,
+        &["--domain", &strict_domain, "--proof", "sign_in"],
+    );
     let handler = platform.start_handler().await;
 
     // `either`: the mailed link still works for whoever does not sign in.
@@ -525,19 +501,7 @@ async fn either_falls_back_to_the_mailbox_link_and_sign_in_policies_ask_for_a_si
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sign_ins_nobody_finished_are_purged_once_expired() {
-    let platform = platform_with_sign_in().await;
-    let out = platform.cli(&[
-        "policy",
-        "add",
-        "--tenant",
-        PARTNER_TENANT,
-        "--proof",
-        "sign_in",
-        "--action",
-        "auto",
-    ]);
-    assert_eq!(out.code, 0, "{}", out.stderr);
-    let handler = platform.start_handler().await;
+    let (platform, handler) = portal_for_partner_tenant().await;
     let email = platform.address("abandoned");
     person(&platform, PARTNER_TENANT, &email, false);
     let started = start(&handler, &email).await;
